@@ -1,0 +1,1 @@
+//! Procedural macros of parfor: `#[parfor]` and `parmap!`. Depend on `parfor` instead.

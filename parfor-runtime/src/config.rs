@@ -1,0 +1,237 @@
+//! Engine and worker selection: the call's option, then [`set_default_engine`], then the
+//! `PARFOR_ENGINE` / `PARFOR_WORKERS` environment variables, then the built-in defaults.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// Where the items of a call run.
+///
+/// Choose one per call (`engine = "fork"` or any expression of this type), for the whole
+/// program with [`set_default_engine`], or from outside with `PARFOR_ENGINE=fork`.
+///
+/// ```
+/// use parfor::Engine;
+///
+/// let e: Engine = "threads".parse().unwrap();
+/// assert_eq!(e, Engine::Threads);
+/// assert_eq!(e.to_string(), "threads");
+/// assert!("gpu".parse::<Engine>().is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Engine {
+    /// A plain loop in the caller's thread.
+    Serial,
+    /// Rayon worker threads (the default).
+    Threads,
+    /// Copy-on-write child processes (Unix): inputs are shared without a copy and a crashing
+    /// item cannot take the caller down.
+    Fork,
+}
+
+impl Engine {
+    /// Every engine, in the order they are documented.
+    pub const ALL: [Engine; 3] = [Engine::Serial, Engine::Threads, Engine::Fork];
+
+    /// The engine's name, as accepted by `engine = "..."` and `PARFOR_ENGINE`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Engine::Serial => "serial",
+            Engine::Threads => "threads",
+            Engine::Fork => "fork",
+        }
+    }
+
+    const fn code(self) -> u8 {
+        match self {
+            Engine::Serial => 1,
+            Engine::Threads => 2,
+            Engine::Fork => 3,
+        }
+    }
+
+    fn from_code(c: u8) -> Option<Engine> {
+        Engine::ALL.into_iter().find(|e| e.code() == c)
+    }
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The names of every engine, for error messages: "`serial`, `threads`, `fork`".
+pub(crate) fn engine_names() -> String {
+    Engine::ALL.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")
+}
+
+impl FromStr for Engine {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Engine, ConfigError> {
+        Engine::ALL.into_iter().find(|e| e.name() == s).ok_or_else(|| ConfigError {
+            message: format!("unknown engine `{s}`; expected one of {}", engine_names()),
+        })
+    }
+}
+
+/// An invalid engine or worker setting (an unknown engine name, or a bad `PARFOR_ENGINE` or
+/// `PARFOR_WORKERS` value).
+///
+/// ```
+/// let err = "gpu".parse::<parfor::Engine>().unwrap_err();
+/// assert!(err.to_string().contains("`threads`"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// 0: no default set by the program.
+static DEFAULT_ENGINE: AtomicU8 = AtomicU8::new(0);
+
+/// Sets the engine of every call that does not choose one itself, for the whole program.
+///
+/// It takes precedence over `PARFOR_ENGINE`; a call's own `engine = ...` option takes
+/// precedence over it.
+///
+/// ```
+/// use parfor::{Engine, parmap, set_default_engine};
+///
+/// set_default_engine(Engine::Serial);
+/// assert_eq!(parfor::default_engine().unwrap(), Engine::Serial);
+/// let squares = parmap!(|x: u64| x * x, 1..=4u64);
+/// assert_eq!(squares, [1, 4, 9, 16]);
+/// ```
+pub fn set_default_engine(engine: Engine) {
+    DEFAULT_ENGINE.store(engine.code(), Ordering::Relaxed);
+}
+
+/// Forgets the engine set with [`set_default_engine`], so `PARFOR_ENGINE` and then the
+/// built-in default (`threads`) apply again.
+///
+/// ```
+/// parfor::set_default_engine(parfor::Engine::Serial);
+/// parfor::clear_default_engine();
+/// # if std::env::var_os("PARFOR_ENGINE").is_none() {
+/// assert_eq!(parfor::default_engine().unwrap(), parfor::Engine::Threads);
+/// # }
+/// ```
+pub fn clear_default_engine() {
+    DEFAULT_ENGINE.store(0, Ordering::Relaxed);
+}
+
+/// The engine a call without an `engine` option uses: the one set with
+/// [`set_default_engine`], else `PARFOR_ENGINE`, else `threads`.
+///
+/// # Errors
+/// A `PARFOR_ENGINE` value that names no engine.
+///
+/// ```
+/// # if std::env::var_os("PARFOR_ENGINE").is_none() {
+/// parfor::clear_default_engine();
+/// assert_eq!(parfor::default_engine().unwrap(), parfor::Engine::Threads);
+/// # }
+/// ```
+pub fn default_engine() -> Result<Engine, ConfigError> {
+    if let Some(e) = Engine::from_code(DEFAULT_ENGINE.load(Ordering::Relaxed)) {
+        return Ok(e);
+    }
+    match std::env::var("PARFOR_ENGINE") {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| ConfigError {
+            message: format!(
+                "invalid PARFOR_ENGINE value `{v}`; expected one of {}",
+                engine_names()
+            ),
+        }),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(Engine::Threads),
+        Err(std::env::VarError::NotUnicode(v)) => Err(ConfigError {
+            message: format!(
+                "invalid PARFOR_ENGINE value {v:?}; expected one of {}",
+                engine_names()
+            ),
+        }),
+    }
+}
+
+fn env_count(var: &str) -> Result<Option<usize>, ConfigError> {
+    match std::env::var(var) {
+        Ok(v) if v.trim().is_empty() => Ok(None),
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(ConfigError {
+                message: format!("invalid {var} value `{v}`; expected a whole number of at least 1"),
+            }),
+        },
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(v)) => Err(ConfigError {
+            message: format!("invalid {var} value {v:?}; expected a whole number of at least 1"),
+        }),
+    }
+}
+
+/// The number of workers a call without a `workers` option uses: `PARFOR_WORKERS`, else
+/// `RAYON_NUM_THREADS`, else the number of cores.
+///
+/// # Errors
+/// A `PARFOR_WORKERS` value that is not a whole number of at least 1.
+///
+/// ```
+/// # if std::env::var_os("PARFOR_WORKERS").is_none() {
+/// assert!(parfor::default_workers().unwrap() >= 1);
+/// # }
+/// ```
+pub fn default_workers() -> Result<usize, ConfigError> {
+    if let Some(n) = env_count("PARFOR_WORKERS")? {
+        return Ok(n);
+    }
+    // rayon ignores a bad RAYON_NUM_THREADS value; so do we.
+    if let Ok(Some(n)) = env_count("RAYON_NUM_THREADS") {
+        return Ok(n);
+    }
+    Ok(std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Whether the workers count came from the call or the environment (then the threads engine
+/// uses a dedicated pool of exactly that many threads) or is the machine default (then it
+/// uses rayon's global pool).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Workers {
+    pub(crate) count: usize,
+    pub(crate) explicit: bool,
+}
+
+pub(crate) fn resolve_workers(option: Option<usize>) -> Result<Workers, ConfigError> {
+    if let Some(n) = option {
+        return Ok(Workers { count: n.max(1), explicit: true });
+    }
+    if let Some(n) = env_count("PARFOR_WORKERS")? {
+        return Ok(Workers { count: n, explicit: true });
+    }
+    Ok(Workers { count: default_workers()?, explicit: false })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for e in Engine::ALL {
+            assert_eq!(e.name().parse::<Engine>().unwrap(), e);
+            assert_eq!(Engine::from_code(e.code()), Some(e));
+        }
+        let err = "gpu".parse::<Engine>().unwrap_err().to_string();
+        assert!(err.contains("`gpu`") && err.contains("`serial`, `threads`, `fork`"), "{err}");
+    }
+}

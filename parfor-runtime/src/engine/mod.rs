@@ -1,0 +1,57 @@
+//! The engines, one module each, behind one interface: [`Backend::execute`] runs every block
+//! of a [`Plan`] through a [`Job`]. Engines decide only where and when blocks run; what a
+//! block computes and how its results are stored and combined is the job's business, which is
+//! what makes every engine return the same values.
+
+mod fork;
+mod serial;
+mod threads;
+
+use crate::config::{self, Engine, Workers};
+use crate::job::{Job, Run};
+use crate::options::Options;
+use crate::plan::Plan;
+
+/// One engine.
+pub(crate) trait Backend: Sync {
+    /// Runs the blocks of `plan` through `job` until all have run or the job's failures say
+    /// stop. Returns when no worker touches `job` any more.
+    fn execute(&self, job: &dyn Job, plan: &Plan, run: &Run);
+}
+
+fn backend(engine: Engine) -> &'static dyn Backend {
+    match engine {
+        Engine::Serial => &serial::Serial,
+        Engine::Threads => &threads::Threads,
+        Engine::Fork => &fork::Fork,
+    }
+}
+
+/// Resolves a call's options into the engine and workers it runs on.
+///
+/// Panics with a message naming the variable and the valid values when `PARFOR_ENGINE` or
+/// `PARFOR_WORKERS` is invalid: a silent fallback would run a user's program on an engine
+/// they did not ask for.
+pub(crate) fn resolve(opts: &Options) -> Run {
+    let fail = |e: config::ConfigError| -> ! { panic!("parfor: {e}") };
+    let mut engine = match opts.engine {
+        Some(e) => e,
+        None => config::default_engine().unwrap_or_else(|e| fail(e)),
+    };
+    let mut workers = config::resolve_workers(opts.workers).unwrap_or_else(|e| fail(e));
+    if fork::in_worker_process() {
+        // Inside a fork worker everything runs serially: never start threads or processes
+        // there (a rayon pool inherited through fork() would hang).
+        engine = Engine::Serial;
+        workers = Workers { count: 1, explicit: true };
+    }
+    Run { engine, workers, timeout: opts.timeout, progress: opts.progress }
+}
+
+/// Runs `job` over `plan` on the engine chosen in `run`.
+pub(crate) fn execute(job: &dyn Job, plan: &Plan, run: &Run) {
+    if plan.is_empty() {
+        return;
+    }
+    backend(run.engine).execute(job, plan, run);
+}

@@ -1,0 +1,55 @@
+//! The threads engine: blocks run on rayon worker threads, handed out dynamically by rayon's
+//! work stealing. The default worker count uses rayon's global pool; an explicit count uses a
+//! pool of exactly that many threads, built on first use and kept for the program's life.
+
+use super::Backend;
+use crate::job::{Job, Run};
+use crate::plan::Plan;
+use crate::worker::as_worker;
+use rayon::prelude::*;
+use std::sync::{Arc, Mutex};
+
+pub(crate) struct Threads;
+
+impl Backend for Threads {
+    fn execute(&self, job: &dyn Job, plan: &Plan, run: &Run) {
+        if run.workers.count == 1 {
+            return super::serial::run_in_caller(job, plan);
+        }
+        let body = || {
+            (0..plan.blocks()).into_par_iter().for_each(|b| {
+                if job.failures().stopped() {
+                    return;
+                }
+                let id = rayon::current_thread_index().unwrap_or(0);
+                as_worker(id, || job.run(b, plan.range(b)));
+            });
+        };
+        match pool(run.workers.explicit.then_some(run.workers.count)) {
+            Some(pool) => pool.install(body),
+            None => body(),
+        }
+    }
+}
+
+/// The dedicated pool for `count` threads (`None`: use the global pool, also when `count`
+/// equals its size).
+fn pool(count: Option<usize>) -> Option<Arc<rayon::ThreadPool>> {
+    static POOLS: Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>> = Mutex::new(Vec::new());
+    let count = count?;
+    if count == rayon::current_num_threads() && rayon::current_thread_index().is_none() {
+        return None;
+    }
+    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = pools.iter().find(|(n, _)| *n == count) {
+        return Some(Arc::clone(p));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(count)
+        .thread_name(move |i| format!("parfor-{count}-{i}"))
+        .build()
+        .unwrap_or_else(|e| panic!("parfor: cannot start {count} worker threads: {e}"));
+    let pool = Arc::new(pool);
+    pools.push((count, Arc::clone(&pool)));
+    Some(pool)
+}

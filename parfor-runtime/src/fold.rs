@@ -1,0 +1,179 @@
+//! `#[parfor]`'s runtime: run a loop body over `n` iterations, each block of the plan folding
+//! its iterations into a fresh state; the states come back in block order for the caller to
+//! combine (reductions) or concatenate (`push`), so the result does not depend on the engine
+//! or the worker count.
+
+use crate::engine;
+use crate::error::{Cause, OnError};
+use crate::job::{Failures, Job, decode_cause, encode_cause, guarded};
+use crate::options::Options;
+use crate::plan::Plan;
+use crate::slice_out::Sliced;
+use crate::wire::Wire;
+use std::ops::Range;
+use std::sync::Mutex;
+
+struct FoldJob<'a, S, I, B> {
+    init: &'a I,
+    body: &'a B,
+    /// Per block, the states of the ranges that ran, keyed by their first item.
+    slots: Vec<Mutex<Vec<(usize, S)>>>,
+    failures: Failures,
+    wire: Option<Wire<S>>,
+    outputs: &'a [&'a dyn Sliced],
+}
+
+impl<S, I, B> FoldJob<'_, S, I, B>
+where
+    S: Send,
+    I: Fn() -> S + Sync,
+    B: Fn(&mut S, usize) + Sync,
+{
+    fn store(&self, block: usize, start: usize, state: S) {
+        let mut slot = self.slots[block].lock().unwrap_or_else(|e| e.into_inner());
+        slot.push((start, state));
+    }
+}
+
+impl<S, I, B> Job for FoldJob<'_, S, I, B>
+where
+    S: Send,
+    I: Fn() -> S + Sync,
+    B: Fn(&mut S, usize) + Sync,
+{
+    fn run(&self, block: usize, range: Range<usize>) {
+        let mut state = (self.init)();
+        let mut ok = true;
+        guarded(
+            range.clone(),
+            self.failures.catch(),
+            |sub, cur| {
+                for i in sub {
+                    *cur = i;
+                    (self.body)(&mut state, i);
+                }
+            },
+            |i, cause| {
+                self.failures.record(i, cause);
+                ok = false;
+                false
+            },
+        );
+        if ok {
+            self.store(block, range.start, state);
+        }
+    }
+
+    fn run_encoded(&self, _block: usize, range: Range<usize>, out: &mut Vec<u8>) -> Result<(), Cause> {
+        let wire = self.wire.ok_or_else(|| {
+            Cause::Engine(format!(
+                "the fork engine needs loop state (reduction variables, pushed values) that \
+                 implements serde's Serialize and DeserializeOwned; `{}` does not",
+                std::any::type_name::<S>()
+            ))
+        })?;
+        let mut state = (self.init)();
+        let mut failed = None;
+        guarded(
+            range.clone(),
+            true,
+            |sub, cur| {
+                for i in sub {
+                    *cur = i;
+                    (self.body)(&mut state, i);
+                }
+            },
+            |i, cause| {
+                failed = Some((i, cause));
+                false
+            },
+        );
+        match failed {
+            None => {
+                out.push(0);
+                wire.encode(&state, out).map_err(Cause::Engine)?;
+                for o in self.outputs {
+                    o.encode(range.clone(), out)?;
+                }
+                Ok(())
+            }
+            Some((i, cause)) => {
+                out.push(1);
+                out.extend_from_slice(&(i as u64).to_le_bytes());
+                encode_cause(&cause, out);
+                Ok(())
+            }
+        }
+    }
+
+    fn store_encoded(&self, block: usize, range: Range<usize>, bytes: &[u8]) -> Result<(), Cause> {
+        let wire = self.wire.ok_or_else(|| Cause::Engine("no wire for loop state".into()))?;
+        let corrupt = || Cause::Engine("corrupt loop state from a worker".into());
+        let (&tag, mut input) = bytes.split_first().ok_or_else(corrupt)?;
+        if tag == 0 {
+            let state = wire.decode(&mut input).map_err(Cause::Engine)?;
+            for o in self.outputs {
+                o.decode(range.clone(), &mut input)?;
+            }
+            self.store(block, range.start, state);
+        } else {
+            let (i, mut rest) = input.split_first_chunk::<8>().ok_or_else(corrupt)?;
+            let i = usize::try_from(u64::from_le_bytes(*i)).map_err(|_| corrupt())?;
+            let cause = decode_cause(&mut rest)?;
+            self.failures.record(i, cause);
+        }
+        Ok(())
+    }
+
+    fn failures(&self) -> &Failures {
+        &self.failures
+    }
+
+    fn fail(&self, index: usize, cause: Cause) {
+        self.failures.record(index, cause);
+    }
+}
+
+/// Runs `body(&mut state, i)` for every `i` in `0..n`, each range of iterations folding into
+/// a fresh `init()` state; returns the states in iteration order.
+///
+/// `outputs` are the loop's sliced outputs, which the fork engine ships back from its worker
+/// processes. On a failed iteration the call stops and panics with a message naming it
+/// through `describe(i)` (for example `i = 13`) and carrying the cause.
+pub fn fold<S, I, B>(
+    n: usize,
+    opts: &Options,
+    wire: Option<Wire<S>>,
+    outputs: &[&dyn Sliced],
+    describe: &dyn Fn(usize) -> String,
+    init: I,
+    body: B,
+) -> Vec<S>
+where
+    S: Send,
+    I: Fn() -> S + Sync,
+    B: Fn(&mut S, usize) + Sync,
+{
+    let plan = Plan::new(n, opts.chunk);
+    let run = engine::resolve(opts);
+    let job = FoldJob {
+        init: &init,
+        body: &body,
+        slots: (0..plan.blocks()).map(|_| Mutex::new(Vec::new())).collect(),
+        failures: Failures::new(run.engine, OnError::Fail),
+        wire,
+        outputs,
+    };
+    engine::execute(&job, &plan, &run);
+    if let Some((i, cause)) = job.failures.take_first() {
+        panic!("parfor: iteration {} failed: {cause}", describe(i));
+    }
+    let mut states = Vec::with_capacity(plan.blocks());
+    for slot in job.slots {
+        let mut parts = slot.into_inner().unwrap_or_else(|e| e.into_inner());
+        assert!(!parts.is_empty(), "parfor: internal error: an engine skipped a block");
+        parts.sort_by_key(|p| p.0);
+        states.extend(parts.into_iter().map(|p| p.1));
+    }
+    states
+}

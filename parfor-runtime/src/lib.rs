@@ -1,0 +1,29 @@
+//! Runtime of [parfor](https://docs.rs/parfor): the block plan, engine selection, and the
+//! serial, threads and fork engines behind one interface.
+//!
+//! This crate is an implementation detail; depend on `parfor`, which re-exports its public
+//! items.
+
+mod config;
+mod engine;
+mod error;
+mod fold;
+mod job;
+mod map;
+mod options;
+mod plan;
+mod slice_out;
+pub mod wire;
+mod worker;
+
+pub use config::{
+    ConfigError, Engine, clear_default_engine, default_engine, default_workers,
+    set_default_engine,
+};
+pub use error::{Cause, OnError, TaskError};
+pub use fold::fold;
+pub use map::{Shape, map, try_map};
+pub use options::Options;
+pub use plan::Plan;
+pub use slice_out::{SliceOut, Sliced};
+pub use worker::worker_id;

@@ -1,0 +1,15 @@
+//! parfor: MATLAB-style `parfor` loops and `parmap!` parameter sweeps.
+#![doc = "See the README."]
+
+pub use parfor_runtime::{
+    Cause, ConfigError, Engine, OnError, TaskError, clear_default_engine, default_engine,
+    default_workers, set_default_engine, worker_id,
+};
+
+/// Implementation details of the macros. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use parfor_runtime::wire::{self, Probe, Wire, probe_elem, probe_ret, probe_val};
+    pub use parfor_runtime::{Options, Shape, SliceOut, Sliced, fold, map, try_map};
+    pub use parfor_runtime::__wire_of as wire_of;
+}
