@@ -1,6 +1,7 @@
 //! parfor: MATLAB-style `parfor` loops and `parmap!` parameter sweeps.
 #![doc = "See the README."]
 
+pub use parfor_macros::{parfor, parmap};
 pub use parfor_runtime::{
     Cause, ConfigError, Engine, OnError, TaskError, clear_default_engine, default_engine,
     default_workers, set_default_engine, worker_id,

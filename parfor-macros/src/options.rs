@@ -1,0 +1,388 @@
+//! The options shared by `parmap!` and `#[parfor]`: `engine`, `workers`, `chunk`, `on_error`,
+//! `timeout`, `progress` and `crate`, parsed from `name = value` pairs, checked where they are
+//! literals, and turned into a `parfor::__private::Options` builder expression.
+
+use crate::ctxt::Ctxt;
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::ext::IdentExt;
+use syn::parse::{Parse, ParseStream};
+use syn::spanned::Spanned;
+use syn::{Expr, ExprLit, Ident, Lit, Token};
+
+/// The engines a literal `engine = "..."` accepts. Keep in sync with `parfor_runtime::Engine`.
+pub(crate) const ENGINES: &[(&str, &str)] =
+    &[("serial", "Serial"), ("threads", "Threads"), ("fork", "Fork")];
+
+/// One `name = value` or `name(...)` option.
+///
+/// ```text
+/// option := name '=' expr | name '(' tokens ')'
+/// name   := identifier | 'crate'
+/// ```
+pub(crate) struct RawOption {
+    pub(crate) name: Ident,
+    pub(crate) value: RawValue,
+}
+
+/// The value of a [`RawOption`].
+pub(crate) enum RawValue {
+    /// `name = expr`
+    Expr(Expr),
+    /// `name(tokens)`, for options with their own grammar such as `reduce(acc = merge)`.
+    List(TokenStream),
+}
+
+impl Parse for RawOption {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let name = Ident::parse_any(input)?;
+        if input.peek(syn::token::Paren) {
+            let content;
+            syn::parenthesized!(content in input);
+            return Ok(RawOption { name, value: RawValue::List(content.parse()?) });
+        }
+        let eq: Option<Token![=]> = input.parse()?;
+        if eq.is_none() {
+            return Err(syn::Error::new(
+                name.span(),
+                format!("expected `{name} = value` for the parfor option `{name}`"),
+            ));
+        }
+        Ok(RawOption { name, value: RawValue::Expr(input.parse()?) })
+    }
+}
+
+impl RawOption {
+    /// The option's expression, or an error for the `name(...)` form.
+    pub(crate) fn expr(&self, cx: &Ctxt) -> Option<&Expr> {
+        match &self.value {
+            RawValue::Expr(e) => Some(e),
+            RawValue::List(_) => {
+                cx.error_at(self.name.span(), format!("expected `{} = value`", self.name));
+                None
+            }
+        }
+    }
+}
+
+/// Parses comma-separated options (a trailing comma is fine).
+pub(crate) fn parse_options(input: ParseStream<'_>) -> syn::Result<Vec<RawOption>> {
+    Ok(input.parse_terminated(RawOption::parse, Token![,])?.into_iter().collect())
+}
+
+/// How an option's value is given.
+#[derive(Clone)]
+pub(crate) enum Value<T> {
+    /// A literal checked at compile time, with its span.
+    Lit(T, Span),
+    /// Any expression, evaluated at run time.
+    Expr(Expr),
+}
+
+/// What `on_error` asks for; only a literal, since it changes the result type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OnError {
+    Fail,
+    Collect,
+}
+
+/// The common options of one call.
+#[derive(Default)]
+pub(crate) struct Common {
+    pub(crate) engine: Option<Value<&'static str>>,
+    pub(crate) workers: Option<Value<u64>>,
+    pub(crate) chunk: Option<Value<u64>>,
+    pub(crate) on_error: Option<(OnError, Span)>,
+    pub(crate) timeout: Option<Value<std::time::Duration>>,
+    pub(crate) progress: Option<Expr>,
+    pub(crate) krate: Option<syn::Path>,
+}
+
+/// The names [`Common::accept`] handles, for "expected one of" messages.
+pub(crate) const COMMON_NAMES: &[&str] =
+    &["engine", "workers", "chunk", "on_error", "timeout", "progress", "crate"];
+
+fn str_lit(e: &Expr) -> Option<&syn::LitStr> {
+    match e {
+        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Some(s),
+        _ => None,
+    }
+}
+
+fn int_lit(e: &Expr) -> Option<&syn::LitInt> {
+    match e {
+        Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) => Some(i),
+        _ => None,
+    }
+}
+
+/// A list such as "`a`, `b` or `c`".
+pub(crate) fn one_of(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match quoted.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+/// Parses a duration literal such as `"10s"`, `"250ms"`, `"2m"`, `"1.5h"`.
+pub(crate) fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (num, unit) = s.split_at(split);
+    let num: f64 = num.parse().ok()?;
+    let secs = match unit.trim() {
+        "ms" => num / 1000.0,
+        "s" => num,
+        "m" | "min" => num * 60.0,
+        "h" => num * 3600.0,
+        _ => return None,
+    };
+    (secs.is_finite() && secs > 0.0).then(|| std::time::Duration::from_secs_f64(secs))
+}
+
+impl Common {
+    /// Takes `opt` if it is a common option; returns `false` for a name it does not know.
+    pub(crate) fn accept(&mut self, cx: &Ctxt, opt: &RawOption) -> bool {
+        let name = opt.name.to_string();
+        if !COMMON_NAMES.contains(&name.as_str()) {
+            return false;
+        }
+        let Some(e) = opt.expr(cx) else { return true };
+        let dup = |cx: &Ctxt| cx.error_at(opt.name.span(), format!("duplicate option `{name}`"));
+        match name.as_str() {
+            "engine" => {
+                if self.engine.is_some() {
+                    return {
+                        dup(cx);
+                        true
+                    };
+                }
+                self.engine = Some(match str_lit(e) {
+                    Some(s) => match ENGINES.iter().find(|(n, _)| *n == s.value()) {
+                        Some((n, _)) => Value::Lit(*n, s.span()),
+                        None => {
+                            let names: Vec<&str> = ENGINES.iter().map(|e| e.0).collect();
+                            cx.error_spanned_by(
+                                s,
+                                format!(
+                                    "unknown engine `{}`; expected one of {}",
+                                    s.value(),
+                                    one_of(&names)
+                                ),
+                            );
+                            return true;
+                        }
+                    },
+                    None => Value::Expr(e.clone()),
+                });
+            }
+            "workers" | "chunk" => {
+                let slot = if name == "workers" { &mut self.workers } else { &mut self.chunk };
+                if slot.is_some() {
+                    dup(cx);
+                    return true;
+                }
+                *slot = Some(match int_lit(e) {
+                    Some(i) => match i.base10_parse::<u64>() {
+                        Ok(n) if n >= 1 => Value::Lit(n, i.span()),
+                        _ => {
+                            cx.error_spanned_by(
+                                i,
+                                format!("`{name}` must be a whole number of at least 1"),
+                            );
+                            return true;
+                        }
+                    },
+                    None => Value::Expr(e.clone()),
+                });
+            }
+            "on_error" => {
+                if self.on_error.is_some() {
+                    dup(cx);
+                    return true;
+                }
+                match str_lit(e).map(|s| (s.value(), s.span())) {
+                    Some((v, span)) if v == "fail" => self.on_error = Some((OnError::Fail, span)),
+                    Some((v, span)) if v == "collect" => {
+                        self.on_error = Some((OnError::Collect, span));
+                    }
+                    _ => cx.error_spanned_by(
+                        e,
+                        "`on_error` must be the literal \"fail\" or \"collect\" (it decides the \
+                         result type)",
+                    ),
+                }
+            }
+            "timeout" => {
+                if self.timeout.is_some() {
+                    dup(cx);
+                    return true;
+                }
+                self.timeout = Some(match str_lit(e) {
+                    Some(s) => match parse_duration(&s.value()) {
+                        Some(d) => Value::Lit(d, s.span()),
+                        None => {
+                            cx.error_spanned_by(
+                                s,
+                                "invalid `timeout`; expected a positive duration such as \
+                                 \"500ms\", \"10s\", \"2m\" or \"1h\", or a \
+                                 `std::time::Duration` expression",
+                            );
+                            return true;
+                        }
+                    },
+                    None => Value::Expr(e.clone()),
+                });
+            }
+            "progress" => {
+                if self.progress.is_some() {
+                    dup(cx);
+                    return true;
+                }
+                self.progress = Some(e.clone());
+            }
+            "crate" => {
+                if self.krate.is_some() {
+                    dup(cx);
+                    return true;
+                }
+                let path = match str_lit(e) {
+                    Some(s) => s.parse::<syn::Path>(),
+                    None => syn::parse2::<syn::Path>(e.to_token_stream()),
+                };
+                match path {
+                    Ok(p) => self.krate = Some(p),
+                    Err(_) => cx.error_spanned_by(e, "`crate` must be a path such as `::parfor`"),
+                }
+            }
+            _ => unreachable!("COMMON_NAMES and the match agree"),
+        }
+        true
+    }
+
+    /// The path of the parfor crate in generated code: `::parfor` or the `crate = ...` option.
+    pub(crate) fn krate(&self) -> TokenStream {
+        match &self.krate {
+            Some(p) => p.to_token_stream(),
+            None => quote!(::parfor),
+        }
+    }
+
+    /// Fills unset options from `defaults` (the outer `#[parfor(...)]` attribute).
+    pub(crate) fn inherit(&mut self, defaults: &Common) {
+        fn take<T: Clone>(slot: &mut Option<T>, d: &Option<T>) {
+            if slot.is_none() {
+                slot.clone_from(d);
+            }
+        }
+        take(&mut self.engine, &defaults.engine);
+        take(&mut self.workers, &defaults.workers);
+        take(&mut self.chunk, &defaults.chunk);
+        take(&mut self.on_error, &defaults.on_error);
+        take(&mut self.timeout, &defaults.timeout);
+        take(&mut self.progress, &defaults.progress);
+        take(&mut self.krate, &defaults.krate);
+    }
+
+    /// An expression of type `parfor::__private::Options` for these options (`on_error` is
+    /// left to the caller, which picks `map` or `try_map`).
+    pub(crate) fn to_options(&self) -> TokenStream {
+        let krate = self.krate();
+        let mut out = quote!(#krate::__private::Options::new());
+        if let Some(engine) = &self.engine {
+            let value = match engine {
+                Value::Lit(name, span) => {
+                    let variant = ENGINES.iter().find(|e| e.0 == *name).map_or("Threads", |e| e.1);
+                    let variant = Ident::new(variant, *span);
+                    quote_spanned!(*span=> #krate::Engine::#variant)
+                }
+                Value::Expr(e) => {
+                    quote_spanned!(e.span()=> { let __parfor_engine: #krate::Engine = #e; __parfor_engine })
+                }
+            };
+            out = quote!(#out.engine(#value));
+        }
+        for (name, slot) in [("workers", &self.workers), ("chunk", &self.chunk)] {
+            let method = Ident::new(name, Span::call_site());
+            match slot {
+                Some(Value::Lit(n, span)) => {
+                    let lit = syn::LitInt::new(&format!("{n}usize"), *span);
+                    out = quote!(#out.#method(#lit));
+                }
+                Some(Value::Expr(e)) => {
+                    let v = quote_spanned!(e.span()=> { let __parfor_n: usize = #e; __parfor_n });
+                    out = quote!(#out.#method(#v));
+                }
+                None => {}
+            }
+        }
+        match &self.timeout {
+            Some(Value::Lit(d, span)) => {
+                let nanos = d.as_nanos() as u64;
+                out = quote_spanned!(*span=> #out.timeout(::core::time::Duration::from_nanos(#nanos)));
+            }
+            Some(Value::Expr(e)) => {
+                let v = quote_spanned!(e.span()=> { let __parfor_d: ::core::time::Duration = #e; __parfor_d });
+                out = quote!(#out.timeout(#v));
+            }
+            None => {}
+        }
+        if let Some(p) = &self.progress {
+            let v = quote_spanned!(p.span()=> { let __parfor_p: bool = #p; __parfor_p });
+            out = quote!(#out.progress(#v));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(src: &str) -> (Common, Result<(), String>, Vec<String>) {
+        let opts = syn::parse::Parser::parse_str(parse_options, src).unwrap();
+        let cx = Ctxt::new();
+        let mut c = Common::default();
+        let mut unknown = Vec::new();
+        for o in &opts {
+            if !c.accept(&cx, o) {
+                unknown.push(o.name.to_string());
+            }
+        }
+        (c, cx.check().map_err(|e| e.to_string()), unknown)
+    }
+
+    #[test]
+    fn literals_are_checked() {
+        let (_, r, _) = parse(r#"engine = "gpu""#);
+        assert_eq!(r.unwrap_err(), "unknown engine `gpu`; expected one of `serial`, `threads` or `fork`");
+        let (_, r, _) = parse("workers = 0");
+        assert!(r.unwrap_err().contains("at least 1"));
+        let (_, r, _) = parse(r#"timeout = "soon""#);
+        assert!(r.unwrap_err().contains("invalid `timeout`"));
+        let (_, r, _) = parse(r#"engine = "serial", engine = "fork""#);
+        assert_eq!(r.unwrap_err(), "duplicate option `engine`");
+    }
+
+    #[test]
+    fn unknown_names_are_left_to_the_caller() {
+        let (c, r, unknown) = parse(r#"engine = "fork", zip = true, workers = n, crate = "::x""#);
+        assert!(r.is_ok());
+        assert_eq!(unknown, ["zip"]);
+        assert!(matches!(c.engine, Some(Value::Lit("fork", _))));
+        assert!(matches!(c.workers, Some(Value::Expr(_))));
+        assert_eq!(c.krate().to_string(), ":: x");
+    }
+
+    #[test]
+    fn durations() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("0s"), None);
+        assert_eq!(parse_duration("s"), None);
+    }
+}
