@@ -1,0 +1,10 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use parfor::Engine;
+
+/// Every engine the differential suites compare against the serial engine.
+pub const ENGINES: &[Engine] = &[Engine::Serial, Engine::Threads];
+
+/// Worker counts the differential suites try on every engine.
+pub const WORKERS: &[usize] = &[1, 2, 3, 5];
