@@ -16,7 +16,6 @@ pub(crate) struct Run {
     pub(crate) workers: Workers,
     #[allow(dead_code)] // read by the fork engine
     pub(crate) timeout: Option<Duration>,
-    #[allow(dead_code)] // read by the progress display
     pub(crate) progress: bool,
 }
 

@@ -12,6 +12,7 @@ mod job;
 mod map;
 mod options;
 mod plan;
+mod progress;
 mod slice_out;
 pub mod wire;
 mod worker;

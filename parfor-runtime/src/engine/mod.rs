@@ -53,5 +53,12 @@ pub(crate) fn execute(job: &dyn Job, plan: &Plan, run: &Run) {
     if plan.is_empty() {
         return;
     }
-    backend(run.engine).execute(job, plan, run);
+    let tracked = if run.progress { crate::progress::Tracked::new(job, plan.len()) } else { None };
+    match &tracked {
+        Some(t) => {
+            backend(run.engine).execute(t, plan, run);
+            t.finish();
+        }
+        None => backend(run.engine).execute(job, plan, run),
+    }
 }
