@@ -12,7 +12,8 @@ use workloads::{Runner, time};
 
 fn main() {
     let workers = parfor::default_workers().unwrap_or(1);
-    let quick = std::env::args().any(|a| a == "--quick") || std::env::var_os("PARFOR_QUICK").is_some();
+    let quick =
+        std::env::args().any(|a| a == "--quick") || std::env::var_os("PARFOR_QUICK").is_some();
     let reps = if quick { 3 } else { 7 };
     let scale = if quick { 10 } else { 1 };
     let suite = [
@@ -22,7 +23,10 @@ fn main() {
         workloads::sliced_output(10_000_000 / scale),
     ];
     println!("{workers} workers; median of {reps} runs");
-    println!("{:<18} {:>10} {:>10} {:>10} {:>12} {:>12}", "workload", "rayon", "threads", "serial", "threads/rayon", "serial/threads");
+    println!(
+        "{:<18} {:>10} {:>10} {:>10} {:>12} {:>12}",
+        "workload", "rayon", "threads", "serial", "threads/rayon", "serial/threads"
+    );
     for w in &suite {
         let (rayon, c0) = time(w, Runner::Rayon, workers, reps);
         let (threads, c1) = time(w, Runner::Parfor(Engine::Threads), workers, reps);

@@ -31,16 +31,18 @@ fn main() {
     let omegas: Vec<f64> = (1..=side).map(|i| i as f64 * 0.5).collect();
     let zetas: Vec<f64> = (0..side).map(|j| j as f64 / side as f64).collect();
     let (dt, t_end) = (1e-4, 10.0);
-    let (peaks, t) = common::timed(|| {
-        parmap!(late_amplitude, omegas, zetas; args = (dt, t_end), engine = engine)
-    });
+    let (peaks, t) = common::timed(
+        || parmap!(late_amplitude, omegas, zetas; args = (dt, t_end), engine = engine),
+    );
     assert_eq!(peaks.len(), omegas.len() * zetas.len());
     println!("engine: {engine}");
     println!("{} x {} grid of (omega, zeta) in {t:.2?}", omegas.len(), zetas.len());
     println!("late amplitude, rows omega, columns zeta (every {}th):", side / 8);
     for (i, w) in omegas.iter().enumerate().step_by(side / 8) {
-        let row: Vec<String> =
-            (0..zetas.len()).step_by(side / 8).map(|j| format!("{:6.3}", peaks[i * zetas.len() + j])).collect();
+        let row: Vec<String> = (0..zetas.len())
+            .step_by(side / 8)
+            .map(|j| format!("{:6.3}", peaks[i * zetas.len() + j]))
+            .collect();
         println!("  omega {w:5.1}: {}", row.join(" "));
     }
     // Undamped oscillators keep their amplitude; damped ones lose it.

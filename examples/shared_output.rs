@@ -26,6 +26,10 @@ fn main() {
         let mut out = vec![0.0; n];
         let ((), t) = common::timed(|| triple(&x, &mut out, engine));
         assert_eq!(out, expected, "{engine}");
-        println!("engine {engine:>7}: out[i] = 3 * x[i] for {n} elements in {t:.2?}; out[{}] = {}", n - 1, out[n - 1]);
+        println!(
+            "engine {engine:>7}: out[i] = 3 * x[i] for {n} elements in {t:.2?}; out[{}] = {}",
+            n - 1,
+            out[n - 1]
+        );
     }
 }

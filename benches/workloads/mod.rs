@@ -151,7 +151,13 @@ pub fn time(w: &Workload, runner: Runner, workers: usize, reps: usize) -> (Durat
             let t0 = Instant::now();
             let c = (w.run)(runner, workers);
             let dt = t0.elapsed();
-            assert_eq!(c.to_bits(), check.to_bits(), "{}: {} is not deterministic", w.name, runner.name());
+            assert_eq!(
+                c.to_bits(),
+                check.to_bits(),
+                "{}: {} is not deterministic",
+                w.name,
+                runner.name()
+            );
             dt
         })
         .collect();

@@ -52,7 +52,12 @@ impl Job for Tracked<'_> {
         self.bar.inc(len);
     }
 
-    fn run_encoded(&self, block: usize, range: Range<usize>, out: &mut Vec<u8>) -> Result<(), Cause> {
+    fn run_encoded(
+        &self,
+        block: usize,
+        range: Range<usize>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Cause> {
         self.inner.run_encoded(block, range, out)
     }
 
@@ -103,7 +108,10 @@ mod tests {
 
     #[test]
     fn bar_counts_every_finished_item() {
-        let job = Count { items: AtomicUsize::new(0), failures: Failures::new(Engine::Threads, OnError::Fail) };
+        let job = Count {
+            items: AtomicUsize::new(0),
+            failures: Failures::new(Engine::Threads, OnError::Fail),
+        };
         let tracked = Tracked::with_bar(&job, ProgressBar::hidden());
         let plan = crate::plan::Plan::new(10_000, Some(7));
         for b in 0..plan.blocks() {
