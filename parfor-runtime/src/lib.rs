@@ -12,6 +12,8 @@ mod job;
 mod map;
 mod options;
 mod plan;
+#[cfg(unix)]
+mod shm;
 mod slice_out;
 pub mod wire;
 mod worker;

@@ -9,7 +9,7 @@ use crate::plan::Plan;
 use crate::wire::Wire;
 use std::mem::MaybeUninit;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The index space of `K` sources: their Cartesian product (first source outermost) or,
 /// zipped, their element-wise pairing.
@@ -141,8 +141,11 @@ struct MapJob<'a, const K: usize, R, F, M: Mode<R>> {
     plan: Plan,
     f: &'a F,
     out: Out<M::Slot>,
-    /// Blocks whose every slot holds a value (used to drop them if the call fails).
-    complete: Vec<AtomicBool>,
+    /// Per block, how many of its slots hold a value; a block whose count reaches its length
+    /// is complete (complete blocks are dropped if the call fails). Counting items rather
+    /// than flagging whole ranges lets the fork engine finish a block in sub-ranges after a
+    /// worker process died in it.
+    stored: Vec<AtomicUsize>,
     failures: Failures,
     wire: Option<Wire<R>>,
 }
@@ -176,10 +179,42 @@ where
         }
     }
 
-    fn mark_complete(&self, block: usize, range: &Range<usize>) {
-        if *range == self.plan.range(block) {
-            self.complete[block].store(true, Ordering::Release);
+    /// Counts `count` more stored slots in `block`.
+    fn mark_stored(&self, block: usize, count: usize) {
+        self.stored[block].fetch_add(count, Ordering::AcqRel);
+    }
+
+    fn complete(&self, block: usize) -> bool {
+        self.stored[block].load(Ordering::Acquire) == self.plan.range(block).len()
+    }
+
+    /// Stores the outcomes of the first items of `range` (all of them unless a failure
+    /// stopped the worker).
+    fn store_items(
+        &self,
+        block: usize,
+        range: Range<usize>,
+        items: impl Iterator<Item = Result<R, Cause>>,
+    ) -> Result<(), Cause> {
+        let mut count = 0;
+        for (i, item) in range.clone().zip(items) {
+            match item {
+                Ok(v) => self.write(i, M::ok(v)),
+                Err(cause) => {
+                    if !self.failed(i, cause) {
+                        self.drop_slots(range.start..i);
+                        return Ok(());
+                    }
+                }
+            }
+            count += 1;
         }
+        if count != range.len() {
+            self.drop_slots(range.start..range.start + count);
+            return Err(Cause::Engine("a worker returned too few results".into()));
+        }
+        self.mark_stored(block, count);
+        Ok(())
     }
 
     /// Records the failure of item `i` and stores its error slot when collecting; whether to
@@ -230,7 +265,7 @@ where
             },
         );
         if ok {
-            self.mark_complete(block, &range);
+            self.mark_stored(block, range.len());
         }
     }
 
@@ -256,6 +291,7 @@ where
                 let mut idx = self.shape.indices(sub.start);
                 for i in sub {
                     *cur = i;
+                    engine::item_started(i);
                     let r = (self.f)(idx);
                     let mut out = out.borrow_mut();
                     out.push(0);
@@ -277,28 +313,24 @@ where
 
     fn store_encoded(&self, block: usize, range: Range<usize>, bytes: &[u8]) -> Result<(), Cause> {
         let wire = self.wire.ok_or_else(|| Cause::Engine("no wire for results".into()))?;
-        let mut input = bytes;
         let corrupt = |e: String| Cause::Engine(format!("corrupt results from a worker: {e}"));
-        for i in range.clone() {
-            let Some((&tag, rest)) = input.split_first() else {
-                // A fail-mode worker stops at its first failure.
-                self.drop_slots(range.start..i);
-                return Ok(());
-            };
+        // Decode the whole range before storing anything, so a decoding error leaves every
+        // slot of the range free for the engine to report.
+        let mut input = bytes;
+        let mut items = Vec::with_capacity(range.len());
+        while let Some((&tag, rest)) = input.split_first() {
             input = rest;
-            if tag == 0 {
-                let v = wire.decode(&mut input).map_err(corrupt)?;
-                self.write(i, M::ok(v));
-            } else {
-                let cause = decode_cause(&mut input)?;
-                if !self.failed(i, cause) {
-                    self.drop_slots(range.start..i);
-                    return Ok(());
-                }
+            if items.len() == range.len() {
+                return Err(corrupt("trailing bytes".into()));
             }
+            items.push(if tag == 0 {
+                Ok(wire.decode(&mut input).map_err(corrupt)?)
+            } else {
+                Err(decode_cause(&mut input)?)
+            });
         }
-        self.mark_complete(block, &range);
-        Ok(())
+        // A fail-mode worker stops at its first failure, so `items` may be short.
+        self.store_items(block, range, items.into_iter())
     }
 
     fn failures(&self) -> &Failures {
@@ -306,7 +338,9 @@ where
     }
 
     fn fail(&self, index: usize, cause: Cause) {
-        self.failed(index, cause);
+        if self.failed(index, cause) {
+            self.mark_stored(self.plan.block_of(index), 1);
+        }
     }
 }
 
@@ -332,14 +366,14 @@ where
         plan,
         f,
         out: Out(out.as_mut_ptr(), n),
-        complete: (0..plan.blocks()).map(|_| AtomicBool::new(false)).collect(),
+        stored: (0..plan.blocks()).map(|_| AtomicUsize::new(0)).collect(),
         failures: crate::job::Failures::new(run.engine, opts.on_error),
         wire,
     };
     engine::execute(&job, &plan, &run);
     if let Some((i, cause)) = job.failures.take_first() {
         for b in 0..plan.blocks() {
-            if job.complete[b].load(Ordering::Acquire) {
+            if job.complete(b) {
                 job.drop_slots(plan.range(b));
             }
         }
@@ -347,7 +381,7 @@ where
         return Err(stop_error(i, shape.indices(i).to_vec(), cause));
     }
     assert!(
-        job.complete.iter().all(|c| c.load(Ordering::Acquire)),
+        (0..plan.blocks()).all(|b| job.complete(b)),
         "parfor: internal error: an engine returned with unfinished blocks"
     );
     let mut out = std::mem::ManuallyDrop::new(out);
