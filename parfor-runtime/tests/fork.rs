@@ -348,3 +348,39 @@ fn no_leaks_of_processes_fds_or_mappings() {
     assert_eq!(fd_count(), fds);
     assert_eq!(maps_count(), maps);
 }
+
+#[test]
+fn stress_many_calls_beside_rayon_and_an_allocating_thread() {
+    use rayon::prelude::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let _g = lock();
+    // The global pool has run work (its threads exist and park), and another thread allocates
+    // without pause while we fork.
+    let s: u64 = (0..100_000u64).into_par_iter().map(|x| x % 7).sum();
+    assert_eq!(s, (0..100_000u64).map(|x| x % 7).sum());
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut keep: Vec<Vec<u8>> = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                keep.push(vec![1u8; 1000]);
+                if keep.len() > 1000 {
+                    keep.clear();
+                }
+                let _ = format!("{}", keep.len());
+            }
+        });
+        let (fds, maps) = (fd_count(), maps_count());
+        for call in 0..1000usize {
+            let f = |[i]: [usize; 1]| format!("{call}-{i}");
+            let out = map(Shape::product([4]), &fork(2), wire!(String), f);
+            assert_eq!(out[3], format!("{call}-3"));
+        }
+        stop.store(true, Ordering::Relaxed);
+        assert!(children().is_empty());
+        assert_eq!(fd_count(), fds);
+        // The allocating thread's malloc arena may gain or lose a mapping or two meanwhile;
+        // a leak would show as thousands (two per call).
+        assert!(maps_count() <= maps + 8, "{} mappings, {maps} before", maps_count());
+    });
+}
