@@ -99,6 +99,20 @@ trait Mode<R>: Sync {
     fn ok(r: R) -> Self::Slot;
     /// The slot for a failed item, when failures are collected.
     fn err(e: TaskError) -> Option<Self::Slot>;
+
+    /// Stores `n` results read from `src` into `dst` (plain-old-data results of the fork
+    /// engine, see [`Job::store_pod`]).
+    ///
+    /// # Safety
+    /// `src` holds `n` valid values of `R`, which implements [`crate::wire::Pod`] (so reading
+    /// them copies them and leaves nothing to drop); `dst` is valid for `n` writes and does
+    /// not overlap `src`.
+    unsafe fn store_pod(src: *const R, dst: *mut MaybeUninit<Self::Slot>, n: usize) {
+        for k in 0..n {
+            // SAFETY: `k < n`, in bounds of both by the caller's contract.
+            unsafe { (*dst.add(k)).write(Self::ok(src.add(k).read())) };
+        }
+    }
 }
 
 struct FailMode;
@@ -112,6 +126,11 @@ impl<R: Send> Mode<R> for FailMode {
     }
     fn err(_: TaskError) -> Option<R> {
         None
+    }
+    unsafe fn store_pod(src: *const R, dst: *mut MaybeUninit<R>, n: usize) {
+        // SAFETY: the slots are the values themselves: one bulk copy, in bounds and
+        // non-overlapping by the caller's contract.
+        unsafe { std::ptr::copy_nonoverlapping(src, dst.cast::<R>(), n) };
     }
 }
 
@@ -331,6 +350,96 @@ where
         }
         // A fail-mode worker stops at its first failure, so `items` may be short.
         self.store_items(block, range, items.into_iter())
+    }
+
+    fn pod_size(&self) -> Option<usize> {
+        self.wire.filter(Wire::is_pod).map(|_| size_of::<R>())
+    }
+
+    fn run_pod(
+        &self,
+        _block: usize,
+        range: Range<usize>,
+        dst: &mut [u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), Cause> {
+        assert!(
+            self.pod_size().is_some() && dst.len() == range.len() * size_of::<R>(),
+            "parfor: internal error: bad plain-old-data output range"
+        );
+        let base = dst.as_mut_ptr().cast::<R>();
+        assert!(base.is_aligned(), "parfor: internal error: misaligned output range");
+        let start = range.start;
+        let end = range.end;
+        guarded(
+            range,
+            true,
+            |sub, cur| {
+                let mut idx = self.shape.indices(sub.start);
+                for i in sub {
+                    *cur = i;
+                    engine::item_started(i);
+                    let r = (self.f)(idx);
+                    debug_assert!(i < end);
+                    // SAFETY: `start <= i < end`, so the write lies inside `dst` (asserted to
+                    // hold `end - start` values of `R`, aligned); `dst` is borrowed mutably.
+                    // `R: Pod` (the wire is the plain-old-data one), so overwriting the
+                    // previous bytes drops nothing.
+                    unsafe { base.add(i - start).write(r) };
+                    self.shape.advance(&mut idx);
+                }
+            },
+            |i, cause| {
+                out.extend_from_slice(&(i as u64).to_le_bytes());
+                encode_cause(&cause, out);
+                self.failures.collect()
+            },
+        );
+        Ok(())
+    }
+
+    fn store_pod(
+        &self,
+        block: usize,
+        range: Range<usize>,
+        src: &[u8],
+        bytes: &[u8],
+    ) -> Result<(), Cause> {
+        assert!(
+            self.pod_size().is_some() && src.len() == range.len() * size_of::<R>(),
+            "parfor: internal error: bad plain-old-data output range"
+        );
+        let base = src.as_ptr().cast::<R>();
+        assert!(base.is_aligned(), "parfor: internal error: misaligned output range");
+        let corrupt = || Cause::Engine("corrupt failure records from a worker".into());
+        let mut fails = Vec::new();
+        let mut input = bytes;
+        while let Some((i, rest)) = input.split_first_chunk::<8>() {
+            let i = usize::try_from(u64::from_le_bytes(*i)).map_err(|_| corrupt())?;
+            input = rest;
+            fails.push((i, decode_cause(&mut input)?));
+        }
+        if !input.is_empty() || fails.iter().any(|f| !range.contains(&f.0)) {
+            return Err(corrupt());
+        }
+        if fails.is_empty() {
+            assert!(range.end <= self.out.1);
+            // SAFETY: the worker wrote `range.len()` values of `R: Pod` to `src` before sending
+            // the frame; the slots of `range` are in bounds (asserted) and written by no one
+            // else (each range is stored once); the output is a separate allocation.
+            unsafe { M::store_pod(base, self.out.0.add(range.start), range.len()) };
+            self.mark_stored(block, range.len());
+            return Ok(());
+        }
+        let mut fails = fails.into_iter().peekable();
+        let start = range.start;
+        let items = range.clone().map(|i| match fails.next_if(|f| f.0 == i) {
+            Some((_, cause)) => Err(cause),
+            // SAFETY: `i` is in `range`, so inside `src`; the bytes are a value of `R: Pod`
+            // (written by the worker, or zero, which is also a valid `Pod` value).
+            None => Ok(unsafe { base.add(i - start).read() }),
+        });
+        self.store_items(block, range, items)
     }
 
     fn failures(&self) -> &Failures {

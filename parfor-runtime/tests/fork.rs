@@ -384,3 +384,35 @@ fn stress_many_calls_beside_rayon_and_an_allocating_thread() {
         assert!(maps_count() <= maps + 8, "{} mappings, {maps} before", maps_count());
     });
 }
+
+#[test]
+fn crashes_with_encoded_and_array_results() {
+    let _g = lock();
+    let f = |[i]: [usize; 1]| {
+        if i == 9 {
+            std::process::exit(4);
+        }
+        i.to_string()
+    };
+    let out = try_map(Shape::product([20]), &fork(2).chunk(5), wire!(String), f);
+    for (i, r) in out.iter().enumerate() {
+        match r {
+            Ok(s) => assert_eq!(*s, i.to_string()),
+            Err(e) => assert!(i == 9 && *e.cause() == Cause::Exit(4), "{e}"),
+        }
+    }
+    let g = |[i, j]: [usize; 2]| {
+        if (i, j) == (2, 1) {
+            std::process::abort();
+        }
+        [i as f32, j as f32, (i * j) as f32]
+    };
+    let out = try_map(Shape::product([5, 3]), &fork(3).chunk(4), wire!([f32; 3]), g);
+    for (k, r) in out.iter().enumerate() {
+        let (i, j) = (k / 3, k % 3);
+        match r {
+            Ok(v) => assert_eq!(*v, [i as f32, j as f32, (i * j) as f32]),
+            Err(e) => assert!(k == 7 && e.indices() == [2, 1], "{e}"),
+        }
+    }
+}
