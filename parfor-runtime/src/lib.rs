@@ -13,6 +13,8 @@ mod map;
 mod options;
 mod plan;
 #[cfg(unix)]
+mod shared_vec;
+#[cfg(unix)]
 mod shm;
 mod slice_out;
 pub mod wire;
@@ -26,5 +28,8 @@ pub use fold::fold;
 pub use map::{Shape, map, try_map};
 pub use options::Options;
 pub use plan::Plan;
+#[cfg(unix)]
+pub use shared_vec::SharedVec;
 pub use slice_out::{SliceOut, Sliced};
+pub use wire::Pod;
 pub use worker::worker_id;

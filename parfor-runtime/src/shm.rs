@@ -45,7 +45,6 @@ impl Mapping {
 
     /// The first `len` bytes of `file`, shared with the file (writes reach it), read-write.
     /// The file must be at least `len` bytes long.
-    #[allow(dead_code)] // used by SharedVec next
     pub(crate) fn file(file: &File, len: usize) -> io::Result<Mapping> {
         let size = NonZeroUsize::new(len.max(1)).unwrap_or(NonZeroUsize::MIN);
         // SAFETY: a fresh mapping at an address the kernel picks aliases no memory of this

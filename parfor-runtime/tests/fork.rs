@@ -2,7 +2,9 @@
 #![cfg(unix)]
 
 use parfor_runtime::wire::Probe;
-use parfor_runtime::{Cause, Engine, Options, Shape, fold, map, try_map};
+use parfor_runtime::{
+    Cause, Engine, Options, Shape, SharedVec, SliceOut, Sliced, fold, map, try_map,
+};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -415,4 +417,80 @@ fn crashes_with_encoded_and_array_results() {
             Err(e) => assert!(k == 7 && e.indices() == [2, 1], "{e}"),
         }
     }
+}
+
+#[test]
+fn shared_vec_is_written_in_place_by_fork_workers() {
+    let _g = lock();
+    let describe = |i: usize| format!("i = {i}");
+    let n = 10_000;
+    let mut sv = SharedVec::<f64>::zeroed(n);
+    {
+        // No wire: an output that had to be shipped back would fail the call; a shared one
+        // ships nothing.
+        let out = SliceOut::new(&mut sv[..], 0, None);
+        assert!(out.is_shared());
+        let outputs: [&dyn Sliced; 1] = [&out];
+        let states = fold(
+            n,
+            &fork(2).chunk(512),
+            wire!(u32),
+            &outputs,
+            &describe,
+            || 0u32,
+            |s, i| {
+                // SAFETY: iteration `i` alone writes element `i`.
+                unsafe { *out.slot(i) = (i as f64).sqrt() };
+                *s += 1;
+            },
+        );
+        assert_eq!(states.iter().sum::<u32>(), n as u32);
+    }
+    assert!(sv.iter().enumerate().all(|(i, &x)| x == (i as f64).sqrt()));
+
+    // The explicit constructor, with an offset.
+    let mut sv = SharedVec::<u64>::zeroed(20);
+    {
+        let out = SliceOut::shared(&mut sv, 10);
+        let outputs: [&dyn Sliced; 1] = [&out];
+        fold(
+            10,
+            &fork(3).chunk(2),
+            wire!(()),
+            &outputs,
+            &describe,
+            || (),
+            |_, i| {
+                // SAFETY: iteration `i` alone writes element `10 + i`.
+                unsafe { *out.slot(10 + i) = i as u64 + 1 };
+            },
+        );
+    }
+    assert_eq!(&sv[..10], &[0; 10]);
+    assert_eq!(&sv[10..], &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+}
+
+#[test]
+fn ordinary_sliced_outputs_are_shipped_back() {
+    let _g = lock();
+    let describe = |i: usize| format!("i = {i}");
+    let mut v = vec![String::new(); 300];
+    {
+        let out = SliceOut::new(&mut v, 0, wire!(String));
+        assert!(!out.is_shared());
+        let outputs: [&dyn Sliced; 1] = [&out];
+        fold(
+            300,
+            &fork(2).chunk(7),
+            wire!(()),
+            &outputs,
+            &describe,
+            || (),
+            |_, i| {
+                // SAFETY: iteration `i` alone writes element `i`.
+                unsafe { *out.slot(i) = format!("<{i}>") };
+            },
+        );
+    }
+    assert!(v.iter().enumerate().all(|(i, s)| *s == format!("<{i}>")));
 }
