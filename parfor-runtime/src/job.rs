@@ -70,8 +70,20 @@ pub(crate) trait Job: Sync {
         self.run_encoded(block, range, out)
     }
 
+    /// Where the parent may put the raw bytes that [`Job::run_pod`] produced for `range`,
+    /// when they can go straight to their final place (the results themselves are the
+    /// output's elements); `None`: the engine keeps them in a buffer of its own.
+    ///
+    /// The pointer is valid for `range.len() * size` bytes of writes until the range is
+    /// stored with [`Job::store_pod`], provided `range` lies inside one block of the plan
+    /// and no other range overlapping it is stored meanwhile.
+    fn pod_target(&self, range: Range<usize>) -> Option<*mut u8> {
+        let _ = range;
+        None
+    }
+
     /// Stores results that [`Job::run_pod`] wrote to `src` (and failures it appended to
-    /// `bytes`) for `range`.
+    /// `bytes`) for `range`. `src` may be the memory [`Job::pod_target`] gave for `range`.
     ///
     /// # Errors
     /// The bytes do not decode.

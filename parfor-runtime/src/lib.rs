@@ -10,6 +10,7 @@ mod error;
 mod fold;
 mod job;
 mod map;
+mod memory;
 mod options;
 mod plan;
 #[cfg(unix)]

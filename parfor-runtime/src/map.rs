@@ -96,6 +96,8 @@ impl<const K: usize> Shape<K> {
 /// How a call's results are stored: `R` itself (`fail`), or `Result<R, TaskError>` (`collect`).
 trait Mode<R>: Sync {
     type Slot: Send;
+    /// `Slot` is `R` itself.
+    const DIRECT: bool;
     fn ok(r: R) -> Self::Slot;
     /// The slot for a failed item, when failures are collected.
     fn err(e: TaskError) -> Option<Self::Slot>;
@@ -120,6 +122,7 @@ struct CollectMode;
 
 impl<R: Send> Mode<R> for FailMode {
     type Slot = R;
+    const DIRECT: bool = true;
     #[inline(always)]
     fn ok(r: R) -> R {
         r
@@ -128,6 +131,10 @@ impl<R: Send> Mode<R> for FailMode {
         None
     }
     unsafe fn store_pod(src: *const R, dst: *mut MaybeUninit<R>, n: usize) {
+        if src == dst.cast::<R>().cast_const() {
+            // Read in place (see `Job::pod_target`).
+            return;
+        }
         // SAFETY: the slots are the values themselves: one bulk copy, in bounds and
         // non-overlapping by the caller's contract.
         unsafe { std::ptr::copy_nonoverlapping(src, dst.cast::<R>(), n) };
@@ -136,6 +143,7 @@ impl<R: Send> Mode<R> for FailMode {
 
 impl<R: Send> Mode<R> for CollectMode {
     type Slot = Result<R, TaskError>;
+    const DIRECT: bool = false;
     #[inline(always)]
     fn ok(r: R) -> Self::Slot {
         Ok(r)
@@ -398,6 +406,17 @@ where
         Ok(())
     }
 
+    fn pod_target(&self, range: Range<usize>) -> Option<*mut u8> {
+        if !M::DIRECT || self.pod_size().is_none() {
+            return None;
+        }
+        assert!(range.start <= range.end && range.end <= self.out.1);
+        // SAFETY: in bounds (asserted). The slots are `R` values (`M::DIRECT`), so writing
+        // their bytes writes them; the engine writes only the slots of `range`, before it
+        // stores `range` once.
+        Some(unsafe { self.out.0.add(range.start) }.cast::<u8>())
+    }
+
     fn store_pod(
         &self,
         block: usize,
@@ -470,6 +489,7 @@ where
     let mut out: Vec<MaybeUninit<M::Slot>> = Vec::with_capacity(n);
     // SAFETY: `MaybeUninit` needs no initialization and the capacity is `n`.
     unsafe { out.set_len(n) };
+    crate::memory::advise_huge(out.as_mut_ptr().cast(), size_of_val(&out[..]));
     let job = MapJob::<K, R, F, M> {
         shape,
         plan,

@@ -11,7 +11,6 @@ use super::ctl::{Shared, Slot};
 use super::{Frame, HEADER, SLOT, TIMED};
 use crate::job::{Job, encode_cause};
 use crate::plan::Plan;
-use crate::shm::Mapping;
 use crate::worker::as_worker;
 use std::ops::Range;
 use std::os::fd::RawFd;
@@ -28,7 +27,6 @@ pub(super) struct Child<'a> {
     pub(super) job: &'a dyn Job,
     pub(super) plan: &'a Plan,
     pub(super) shared: &'a Shared,
-    pub(super) pod: Option<&'a Mapping>,
     pub(super) worker: usize,
     pub(super) parent: nix::unistd::Pid,
     /// The write end of this worker's pipe.
@@ -94,6 +92,11 @@ fn serve(mut child: Child<'_>) -> i32 {
     let ctl = child.shared.control();
     let slot = child.shared.slot(child.worker);
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+    let pod_size = child.job.pod_size();
+    // `u128` words: aligned for any plain-old-data result.
+    let mut scratch: Vec<u128> = Vec::new();
+    // Try to write results straight into the parent's output (see `placed`).
+    let mut place = cfg!(any(target_os = "linux", target_os = "android"));
     child.pending.reverse();
     as_worker(child.worker, || {
         loop {
@@ -118,30 +121,46 @@ fn serve(mut child: Child<'_>) -> i32 {
 
             buf.clear();
             buf.resize(HEADER, 0);
-            let outcome = match child.pod {
-                Some(map) => {
-                    let size = child.job.pod_size().unwrap_or(0);
-                    // SAFETY: the parent sized the mapping for `plan.len()` items of `size`
-                    // bytes; the bytes of `range` belong to this worker alone until it sends
-                    // the range's frame (ranges are handed out once), and the mapping
-                    // outlives the child (it never unmaps: it leaves with `_exit`).
-                    let dst = unsafe { pod_range(map, size, &range) };
-                    child.job.run_pod(block, range.clone(), dst, &mut buf)
+            // Plain-old-data results go raw, from a scratch buffer reused for every range
+            // (warm in cache, no page faults), between the header and the failure records.
+            let raw_len = pod_size.map_or(0, |size| range.len() * size);
+            let outcome = match pod_size {
+                Some(_) => {
+                    let words = raw_len.div_ceil(size_of::<u128>());
+                    if scratch.len() < words {
+                        scratch.resize(words, 0);
+                    }
+                    let raw = &mut as_bytes(&mut scratch)[..raw_len];
+                    child.job.run_pod(block, range.clone(), raw, &mut buf)
                 }
                 None => child.job.run_encoded(block, range.clone(), &mut buf),
             };
-            let kind = match outcome {
-                Ok(()) => Frame::RESULTS,
+            let (kind, raw) = match outcome {
+                Ok(()) if pod_size.is_some() => {
+                    let raw = &as_bytes(&mut scratch)[..raw_len];
+                    if place && placed(&child, &range, raw) {
+                        (Frame::PLACED, &[][..])
+                    } else {
+                        // Not possible here (no such call, or not permitted): use the pipe
+                        // from now on.
+                        place = false;
+                        (Frame::RESULTS, raw)
+                    }
+                }
+                Ok(()) => (Frame::RESULTS, &[][..]),
                 Err(cause) => {
                     buf.truncate(HEADER);
                     encode_cause(&cause, &mut buf);
-                    Frame::ERROR
+                    (Frame::ERROR, &[][..])
                 }
             };
             let header = Frame { kind, worker: child.worker, block, range: range.clone() }
-                .header(buf.len() - HEADER);
+                .header(raw.len() + buf.len() - HEADER);
             buf[..HEADER].copy_from_slice(&header);
-            if write_all(child.fd, &buf).is_err() {
+            let sent = write_all(child.fd, &buf[..HEADER])
+                .and_then(|()| write_all(child.fd, raw))
+                .and_then(|()| write_all(child.fd, &buf[HEADER..]));
+            if sent.is_err() {
                 return MACHINERY_FAILED;
             }
             slot.busy.store(false, Ordering::Release);
@@ -150,22 +169,42 @@ fn serve(mut child: Child<'_>) -> i32 {
     })
 }
 
-/// The bytes of the items of `range` in the plain-old-data output mapping.
+/// Writes the plain-old-data results `raw` of `range` straight into the parent's output
+/// slots with `process_vm_writev` (one copy, made by this worker, instead of two through the
+/// pipe and the parent's time). The slots' address in the parent is the one
+/// [`Job::pod_target`] gives here: the output was allocated before `fork()`, so it has the
+/// same address in both processes, and the parent keeps it alive until this worker is dead
+/// (its guard kills and reaps the workers before the output can be freed).
 ///
-/// # Safety
-/// `map` holds at least `range.end * size` bytes, and nothing else reads or writes the
-/// returned bytes while the slice lives.
-#[allow(clippy::mut_from_ref)] // exclusive access is the caller's contract
-pub(super) unsafe fn pod_range<'m>(
-    map: &'m Mapping,
-    size: usize,
-    range: &Range<usize>,
-) -> &'m mut [u8] {
-    let (start, len) = (range.start * size, range.len() * size);
-    assert!(start + len <= map.len(), "parfor: internal error: output range out of bounds");
-    // SAFETY: in bounds (asserted), initialized (the mapping is zero filled), exclusive by
-    // the caller's contract.
-    unsafe { std::slice::from_raw_parts_mut(map.ptr().add(start), len) }
+/// Whether every byte was written; `false` when the job has no such target or the kernel
+/// refuses (no permission to write into the parent, or the call is filtered).
+fn placed(child: &Child<'_>, range: &Range<usize>, raw: &[u8]) -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let Some(target) = child.job.pod_target(range.clone()) else { return false };
+        if raw.is_empty() {
+            return true;
+        }
+        let local = libc::iovec { iov_base: raw.as_ptr().cast_mut().cast(), iov_len: raw.len() };
+        let remote = libc::iovec { iov_base: target.cast(), iov_len: raw.len() };
+        // SAFETY: reads `raw` (live, borrowed) in this process and writes the parent's output
+        // slots of `range`, which no one else writes and the parent reads only after the
+        // range's frame arrived.
+        let n = unsafe { libc::process_vm_writev(child.parent.as_raw(), &local, 1, &remote, 1, 0) };
+        n >= 0 && n.unsigned_abs() == raw.len()
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = (child, range, raw);
+        false
+    }
+}
+
+/// The bytes of `words`.
+fn as_bytes(words: &mut [u128]) -> &mut [u8] {
+    // SAFETY: the same memory, borrowed mutably, viewed as initialized bytes (every `u128`
+    // byte is initialized and any byte value is a valid `u128` byte).
+    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), size_of_val(words)) }
 }
 
 fn write_all(fd: RawFd, mut bytes: &[u8]) -> Result<(), ()> {

@@ -116,6 +116,9 @@ impl Frame {
     const RESULTS: u8 = 0;
     /// The payload holds an encoded [`Cause`] that failed the whole range.
     const ERROR: u8 = 1;
+    /// Like `RESULTS`, but the plain-old-data results were already written into the
+    /// parent's output slots ([`Job::pod_target`]); the payload holds the failures only.
+    const PLACED: u8 = 2;
 
     fn header(&self, payload: usize) -> [u8; HEADER] {
         let mut h = [0u8; HEADER];

@@ -7,7 +7,6 @@ use super::{Frame, HEADER, fail_range};
 use crate::error::Cause;
 use crate::job::{Job, Run, decode_cause};
 use crate::plan::Plan;
-use crate::shm::Mapping;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill};
@@ -26,8 +25,14 @@ struct Kid {
     worker: usize,
     /// The read end of its pipe.
     fd: OwnedFd,
-    /// The frame being received (header, then payload).
+    /// The frame being received: its header, then its encoded payload (everything but
+    /// plain-old-data results).
     buf: Vec<u8>,
+    /// Plain-old-data results of the frame being received, when they cannot go straight
+    /// to the output (`u128` words: aligned for any such type).
+    raw: Vec<u128>,
+    /// Bytes of plain-old-data results received for the current frame.
+    raw_done: usize,
     /// The range of the last frame received: if the worker dies while its slot still names
     /// that range, it died after sending it.
     last: Option<Busy>,
@@ -42,7 +47,6 @@ struct Parent<'a> {
     plan: &'a Plan,
     timeout: Option<Duration>,
     shared: Shared,
-    pod: Option<Mapping>,
     kids: Vec<Kid>,
     /// Unfinished parts of blocks whose worker died, for the next replacement worker.
     pending: Vec<(usize, Range<usize>)>,
@@ -60,14 +64,11 @@ pub(super) fn execute(job: &dyn Job, plan: &Plan, run: &Run) {
             return fail_range(job, 0..plan.len(), &cause);
         }
     };
-    // Without the mapping, results travel through the pipes like any other type.
-    let pod = job.pod_size().and_then(|size| Mapping::anonymous(plan.len() * size).ok());
     let mut parent = Parent {
         job,
         plan,
         timeout: run.timeout,
         shared,
-        pod,
         kids: Vec::with_capacity(workers),
         pending: Vec::new(),
         idle_deaths: 0,
@@ -102,7 +103,6 @@ impl Parent<'_> {
             job: self.job,
             plan: self.plan,
             shared: &self.shared,
-            pod: self.pod.as_ref(),
             worker,
             parent: nix::unistd::getpid(),
             fd: w.as_raw_fd(),
@@ -125,6 +125,8 @@ impl Parent<'_> {
                     worker,
                     fd: r,
                     buf: Vec::new(),
+                    raw: Vec::new(),
+                    raw_done: 0,
                     last: None,
                     timed_out: None,
                 });
@@ -217,20 +219,56 @@ impl Parent<'_> {
         }
     }
 
-    /// Reads what worker `k` sent; handles its exit at end of file.
+    /// Checks that a frame names a range of one block of the plan (anything else would be
+    /// a bug: the only writers of the pipes are this call's workers).
+    fn check(&self, f: &Frame, payload: usize) {
+        let ok = payload >= raw_len(self.job, f)
+            && f.block < self.plan.blocks()
+            && self.plan.range(f.block).start <= f.range.start
+            && f.range.start <= f.range.end
+            && f.range.end <= self.plan.range(f.block).end;
+        assert!(ok, "parfor: fork engine: corrupt frame from worker {}: {f:?}", f.worker);
+    }
+
+    /// Reads what worker `k` sent (one `read`); stores a frame once it is complete; handles
+    /// the worker's exit at end of file.
     fn service(&mut self, k: usize) {
+        let job = self.job;
         let kid = &mut self.kids[k];
-        let want = if kid.buf.len() < HEADER {
-            HEADER - kid.buf.len()
+        // Where the next bytes go, and how many are wanted.
+        let (dst, want): (*mut u8, usize) = if kid.buf.len() < HEADER {
+            kid.buf.reserve(HEADER);
+            (kid.buf.as_mut_ptr().wrapping_add(kid.buf.len()), HEADER - kid.buf.len())
         } else {
-            let (_, len) = Frame::parse(kid.buf[..HEADER].try_into().unwrap_or(&[0; HEADER]));
-            (HEADER + len - kid.buf.len()).min(READ_MAX)
+            let (frame, payload) = Frame::parse(header(&kid.buf));
+            let raw_len = raw_len(job, &frame);
+            if kid.raw_done < raw_len {
+                let base = match job.pod_target(frame.range.clone()) {
+                    Some(p) => p,
+                    None => {
+                        let words = raw_len.div_ceil(size_of::<u128>());
+                        if kid.raw.len() < words {
+                            kid.raw.resize(words, 0);
+                        }
+                        kid.raw.as_mut_ptr().cast::<u8>()
+                    }
+                };
+                (base.wrapping_add(kid.raw_done), raw_len - kid.raw_done)
+            } else {
+                let want = (HEADER + payload - raw_len - kid.buf.len()).min(READ_MAX);
+                kid.buf.reserve(want);
+                (kid.buf.as_mut_ptr().wrapping_add(kid.buf.len()), want)
+            }
         };
-        kid.buf.reserve(want);
-        let spare = kid.buf.spare_capacity_mut();
-        // SAFETY: reads at most `want` bytes into the vector's spare capacity (reserved
-        // above), from a descriptor this process owns.
-        let n = unsafe { libc::read(kid.fd.as_raw_fd(), spare.as_mut_ptr().cast(), want) };
+        let n = if want == 0 {
+            0
+        } else {
+            // SAFETY: `dst` has room for `want` bytes: the vector's reserved spare capacity,
+            // the scratch buffer (resized above), or the output slots of the frame's range
+            // (`Job::pod_target`; the range was checked against the plan when its header
+            // arrived, and no other frame stores it). The descriptor is ours.
+            unsafe { libc::read(kid.fd.as_raw_fd(), dst.cast(), want) }
+        };
         if n < 0 {
             match Errno::last() {
                 Errno::EINTR | Errno::EAGAIN => return,
@@ -241,57 +279,73 @@ impl Parent<'_> {
                 }
             }
         }
-        if n == 0 {
+        if n == 0 && want > 0 {
             return self.exited(k);
         }
-        let len = kid.buf.len() + n.unsigned_abs();
-        // SAFETY: `read` initialized `n` more bytes, within the reserved capacity.
-        unsafe { kid.buf.set_len(len) };
+        let n = n.unsigned_abs();
         if kid.buf.len() < HEADER {
+            // SAFETY: `read` initialized `n` more bytes, within the reserved capacity.
+            unsafe { kid.buf.set_len(kid.buf.len() + n) };
+            if kid.buf.len() < HEADER {
+                return;
+            }
+            let (frame, payload) = Frame::parse(header(&kid.buf));
+            self.check(&frame, payload);
+            let kid = &mut self.kids[k];
+            kid.buf.reserve_exact(payload.min(READ_MAX));
+        } else if kid.raw_done < raw_len(job, &Frame::parse(header(&kid.buf)).0) {
+            kid.raw_done += n;
+        } else {
+            // SAFETY: as above.
+            unsafe { kid.buf.set_len(kid.buf.len() + n) };
+        }
+        let kid = &mut self.kids[k];
+        let (frame, payload) = Frame::parse(header(&kid.buf));
+        let raw_len = raw_len(job, &frame);
+        if kid.raw_done < raw_len || kid.buf.len() < HEADER + payload - raw_len {
             return;
         }
-        let header: &[u8; HEADER] = kid.buf[..HEADER].try_into().unwrap_or(&[0; HEADER]);
-        let (frame, payload) = Frame::parse(header);
-        if kid.buf.len() == HEADER {
-            kid.buf.reserve_exact(payload);
-        }
-        if kid.buf.len() < HEADER + payload {
-            return;
-        }
-        let busy = Busy { block: frame.block, start: frame.range.start, end: frame.range.end };
-        kid.last = Some(busy);
+        kid.last =
+            Some(Busy { block: frame.block, start: frame.range.start, end: frame.range.end });
+        kid.raw_done = 0;
         let buf = std::mem::take(&mut kid.buf);
-        self.store(&frame, &buf[HEADER..]);
-        // Keep the allocation for the next frame, unless it is huge.
+        let raw = std::mem::take(&mut kid.raw);
+        self.store(&frame, &raw, &buf[HEADER..]);
+        // Keep the allocations for the next frame, unless they are huge.
         let kid = &mut self.kids[k];
         if buf.capacity() <= 4 * READ_MAX {
             kid.buf = buf;
             kid.buf.clear();
         }
+        kid.raw = raw;
     }
 
-    /// Stores the outcome of one range.
-    fn store(&self, frame: &Frame, payload: &[u8]) {
+    /// Stores the outcome of one range; `raw` is the scratch buffer that holds its
+    /// plain-old-data results unless they went straight to the output.
+    fn store(&self, frame: &Frame, raw: &[u128], payload: &[u8]) {
         let (block, range) = (frame.block, frame.range.clone());
-        let ok = range.start <= range.end
-            && range.end <= self.plan.len()
-            && block < self.plan.blocks()
-            && self.plan.range(block).start <= range.start
-            && range.end <= self.plan.range(block).end;
-        if !ok {
-            panic!("parfor: fork engine: corrupt frame from worker {}: {frame:?}", frame.worker);
-        }
         let outcome = match frame.kind {
-            Frame::RESULTS => match (&self.pod, self.job.pod_size()) {
-                (Some(map), Some(size)) => {
-                    // SAFETY: the mapping holds `plan.len() * size` bytes; the worker that ran
-                    // `range` wrote them before sending this frame and no worker touches them
-                    // again (each range runs once); nothing else writes them.
-                    let src = unsafe { child::pod_range(map, size, &range) };
-                    self.job.store_pod(block, range.clone(), src, payload)
-                }
-                _ => self.job.store_encoded(block, range.clone(), payload),
-            },
+            Frame::RESULTS | Frame::PLACED if self.job.pod_size().is_some() => {
+                let raw_len = range.len() * self.job.pod_size().unwrap_or(0);
+                let src = match self.job.pod_target(range.clone()) {
+                    // SAFETY: the range's output slots, `raw_len` bytes, all written (by `read`
+                    // above, or by the worker before it sent a `PLACED` frame); nothing else
+                    // touches them until they are stored.
+                    Some(p) => unsafe { std::slice::from_raw_parts(p.cast_const(), raw_len) },
+                    None if frame.kind == Frame::PLACED => {
+                        panic!("parfor: fork engine: results placed without a target")
+                    }
+                    None => {
+                        // SAFETY: the same memory as the initialized words, as bytes.
+                        let bytes = unsafe {
+                            std::slice::from_raw_parts(raw.as_ptr().cast::<u8>(), size_of_val(raw))
+                        };
+                        &bytes[..raw_len]
+                    }
+                };
+                self.job.store_pod(block, range.clone(), src, payload)
+            }
+            Frame::RESULTS => self.job.store_encoded(block, range.clone(), payload),
             _ => decode_cause(&mut &payload[..]).and_then(Err),
         };
         if let Err(cause) = outcome {
@@ -360,6 +414,19 @@ impl Drop for Parent<'_> {
             reap(kid.pid);
         }
     }
+}
+
+/// Bytes of plain-old-data results that frame `f` carries before its encoded payload.
+fn raw_len(job: &dyn Job, f: &Frame) -> usize {
+    match job.pod_size() {
+        Some(size) if f.kind == Frame::RESULTS => f.range.len() * size,
+        _ => 0,
+    }
+}
+
+/// The header at the front of `buf`, which holds at least [`HEADER`] bytes.
+fn header(buf: &[u8]) -> &[u8; HEADER] {
+    buf[..HEADER].try_into().expect("a complete header")
 }
 
 /// Waits for `pid` to end; its raw wait status.
