@@ -32,9 +32,13 @@ macro_rules! wire {
     };
 }
 
-/// Children of this process, from `/proc/*/stat` (field 4 is the parent's pid).
+/// Children of this process.
 fn children() -> Vec<u32> {
-    let me = std::process::id();
+    children_of(std::process::id())
+}
+
+/// Children of process `me`, from `/proc/*/stat` (field 4 is the parent's pid).
+fn children_of(me: u32) -> Vec<u32> {
     let mut kids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
@@ -493,4 +497,57 @@ fn ordinary_sliced_outputs_are_shipped_back() {
         );
     }
     assert!(v.iter().enumerate().all(|(i, s)| *s == format!("<{i}>")));
+}
+
+/// Ctrl-C reaches the whole foreground process group: the caller and its workers must all go.
+/// Runs itself again as a helper in a process group of its own, and interrupts that group.
+#[test]
+fn sigint_ends_the_caller_and_its_workers() {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    if std::env::var_os("PARFOR_SIGINT_HELPER").is_some() {
+        // The helper: a call whose items never end.
+        let f = |[i]: [usize; 1]| {
+            std::thread::sleep(Duration::from_secs(600));
+            i
+        };
+        let _ = map(Shape::product([8]), &fork(2).chunk(1), wire!(usize), f);
+        return;
+    }
+    let _g = lock();
+    let mut helper = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "sigint_ends_the_caller_and_its_workers", "--test-threads=1"])
+        .env("PARFOR_SIGINT_HELPER", "1")
+        .process_group(0)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = helper.id();
+    // Wait (bounded) for the helper's two workers.
+    let mut workers = Vec::new();
+    for _ in 0..2000 {
+        workers = children_of(pid);
+        if workers.len() == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(workers.len(), 2, "the helper did not start its workers");
+    // SAFETY: sends SIGINT to the helper's process group (its pid), which holds only the
+    // helper and its workers.
+    assert_eq!(unsafe { libc::kill(-(pid as i32), libc::SIGINT) }, 0);
+    let status = helper.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
+    // The workers die of the same SIGINT (or of the death signal once the helper is gone);
+    // they are no longer our children, so look them up by pid (bounded wait for the kernel).
+    let alive = |w: &u32| {
+        std::fs::read_to_string(format!("/proc/{w}/stat"))
+            .is_ok_and(|st| st.rsplit_once(')').is_some_and(|r| !r.1.trim_start().starts_with('Z')))
+    };
+    for _ in 0..2000 {
+        if !workers.iter().any(alive) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!workers.iter().any(alive), "workers {workers:?} outlived the interrupt");
 }

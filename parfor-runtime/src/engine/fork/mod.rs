@@ -1,16 +1,30 @@
 //! The fork engine: copy-on-write worker processes.
 //!
 //! At each call the parent maps a shared control block (see [`ctl`]), then forks
-//! `workers` children, which see the call's inputs through copy-on-write memory without a
-//! copy. Children pull blocks from a shared counter (dynamic scheduling), run them through
-//! [`Job::run_encoded`] (or [`Job::run_pod`], which writes plain-old-data results straight
-//! into a shared output mapping) and send each range's results to the parent through their
-//! own pipe, as one length-prefixed frame. The parent polls all pipes, stores the frames it
-//! receives, and reaps every child.
+//! `workers` children (one even for a single worker: isolation is the point), which see the
+//! call's inputs through copy-on-write memory without a copy. Children pull blocks from a
+//! shared counter (dynamic scheduling), run them through [`Job::run_encoded`] and send each
+//! range's results to the parent through their own pipe, as one length-prefixed frame. The
+//! parent polls all pipes (so a worker writing a big frame never blocks on a full pipe),
+//! stores the frames it receives, and reaps every child.
+//!
+//! Plain-old-data `parmap!` results ([`crate::wire::Pod`]) take a faster road: a worker
+//! writes them with [`Job::run_pod`] into a private scratch buffer, then copies them straight
+//! into the parent's output with `process_vm_writev` (Linux), or else sends their raw bytes,
+//! which the parent reads straight into the output.
 //!
 //! A child that dies (abort, a signal, `exit`, a time-out kill) fails the item its slot names;
 //! when the call collects failures, a replacement worker re-runs the rest of that block, as
 //! the sub-ranges before and after the failed item, and carries on with the remaining blocks.
+//! In `fail` mode the parent sets the stop flag instead: workers finish their current range
+//! and claim no more.
+//!
+//! What a worker may not do: items run in a child process that has only the thread that
+//! forked it. Locks held by the parent's other threads at the fork stay held there, so an
+//! item that prints while another parent thread held stdout's lock, or that calls into rayon
+//! directly, can hang (nested `parmap!`/`#[parfor]` calls are safe: they run serially in a
+//! worker). Writes to ordinary memory stay in the worker; use return values, sliced outputs
+//! or a [`crate::SharedVec`].
 //!
 //! On systems other than Unix the engine runs nothing: every item fails with
 //! [`Cause::Engine`] saying that the fork engine needs a Unix system.
