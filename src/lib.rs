@@ -3,9 +3,12 @@
 
 pub use parfor_macros::{parfor, parmap};
 pub use parfor_runtime::{
-    Cause, ConfigError, Engine, OnError, TaskError, clear_default_engine, default_engine,
+    Cause, ConfigError, Engine, OnError, Pod, TaskError, clear_default_engine, default_engine,
     default_workers, set_default_engine, worker_id,
 };
+
+#[cfg(unix)]
+pub use parfor_runtime::SharedVec;
 
 /// Implementation details of the macros. Not public API.
 #[doc(hidden)]

@@ -85,6 +85,7 @@ where
             |sub, cur| {
                 for i in sub {
                     *cur = i;
+                    engine::item_started(i);
                     (self.body)(&mut state, i);
                 }
             },

@@ -14,7 +14,6 @@ use std::time::Duration;
 pub(crate) struct Run {
     pub(crate) engine: Engine,
     pub(crate) workers: Workers,
-    #[allow(dead_code)] // read by the fork engine
     pub(crate) timeout: Option<Duration>,
     pub(crate) progress: bool,
 }
@@ -33,7 +32,6 @@ pub(crate) trait Job: Sync {
     ///
     /// # Errors
     /// The job's results cannot cross a process boundary (no serde), or encoding failed.
-    #[allow(dead_code)] // used by the fork engine
     fn run_encoded(
         &self,
         block: usize,
@@ -45,15 +43,65 @@ pub(crate) trait Job: Sync {
     ///
     /// # Errors
     /// The bytes do not decode.
-    #[allow(dead_code)] // used by the fork engine
     fn store_encoded(&self, block: usize, range: Range<usize>, bytes: &[u8]) -> Result<(), Cause>;
+
+    /// Bytes per result when the results are plain old data (see [`crate::wire::Pod`]): the
+    /// fork engine then has workers write them into a shared mapping with
+    /// [`Job::run_pod`] instead of encoding them.
+    fn pod_size(&self) -> Option<usize> {
+        None
+    }
+
+    /// Like [`Job::run_encoded`], but writes the result of item `i` as raw bytes at
+    /// `dst[(i - range.start) * size..]` (`size` from [`Job::pod_size`]) and appends only
+    /// the failures to `out`, as records of a little-endian `u64` item index and a cause.
+    ///
+    /// # Errors
+    /// As for [`Job::run_encoded`].
+    fn run_pod(
+        &self,
+        block: usize,
+        range: Range<usize>,
+        dst: &mut [u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), Cause> {
+        let _ = dst;
+        self.run_encoded(block, range, out)
+    }
+
+    /// Where the parent may put the raw bytes that [`Job::run_pod`] produced for `range`,
+    /// when they can go straight to their final place (the results themselves are the
+    /// output's elements); `None`: the engine keeps them in a buffer of its own.
+    ///
+    /// The pointer is valid for `range.len() * size` bytes of writes until the range is
+    /// stored with [`Job::store_pod`], provided `range` lies inside one block of the plan
+    /// and no other range overlapping it is stored meanwhile.
+    fn pod_target(&self, range: Range<usize>) -> Option<*mut u8> {
+        let _ = range;
+        None
+    }
+
+    /// Stores results that [`Job::run_pod`] wrote to `src` (and failures it appended to
+    /// `bytes`) for `range`. `src` may be the memory [`Job::pod_target`] gave for `range`.
+    ///
+    /// # Errors
+    /// The bytes do not decode.
+    fn store_pod(
+        &self,
+        block: usize,
+        range: Range<usize>,
+        src: &[u8],
+        bytes: &[u8],
+    ) -> Result<(), Cause> {
+        let _ = src;
+        self.store_encoded(block, range, bytes)
+    }
 
     /// The call's failure record.
     fn failures(&self) -> &Failures;
 
     /// Records a failure the engine observed itself (a crashed worker, a time-out) for
     /// item `index`, storing an error result for it when the call collects errors.
-    #[allow(dead_code)] // used by the fork engine
     fn fail(&self, index: usize, cause: Cause);
 }
 
@@ -148,7 +196,6 @@ pub(crate) fn guarded(
 }
 
 /// Encodes a failure cause for the trip from a worker process to the parent.
-#[allow(dead_code)] // used by the fork engine
 pub(crate) fn encode_cause(cause: &Cause, out: &mut Vec<u8>) {
     let (tag, text) = match cause {
         Cause::Panic(m) => (0u8, m.clone()),
@@ -161,7 +208,6 @@ pub(crate) fn encode_cause(cause: &Cause, out: &mut Vec<u8>) {
 }
 
 /// Decodes what [`encode_cause`] wrote, advancing `input`.
-#[allow(dead_code)] // used by the fork engine
 pub(crate) fn decode_cause(input: &mut &[u8]) -> Result<Cause, Cause> {
     let bad = || Cause::Engine("corrupt failure record from a worker process".into());
     let (&tag, rest) = input.split_first().ok_or_else(bad)?;

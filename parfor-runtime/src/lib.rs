@@ -10,9 +10,14 @@ mod error;
 mod fold;
 mod job;
 mod map;
+mod memory;
 mod options;
 mod plan;
 mod progress;
+#[cfg(unix)]
+mod shared_vec;
+#[cfg(unix)]
+mod shm;
 mod slice_out;
 pub mod wire;
 mod worker;
@@ -25,5 +30,8 @@ pub use fold::fold;
 pub use map::{Shape, map, try_map};
 pub use options::Options;
 pub use plan::Plan;
+#[cfg(unix)]
+pub use shared_vec::SharedVec;
 pub use slice_out::{SliceOut, Sliced};
+pub use wire::Pod;
 pub use worker::worker_id;

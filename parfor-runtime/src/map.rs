@@ -9,7 +9,7 @@ use crate::plan::Plan;
 use crate::wire::Wire;
 use std::mem::MaybeUninit;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The index space of `K` sources: their Cartesian product (first source outermost) or,
 /// zipped, their element-wise pairing.
@@ -96,9 +96,25 @@ impl<const K: usize> Shape<K> {
 /// How a call's results are stored: `R` itself (`fail`), or `Result<R, TaskError>` (`collect`).
 trait Mode<R>: Sync {
     type Slot: Send;
+    /// `Slot` is `R` itself.
+    const DIRECT: bool;
     fn ok(r: R) -> Self::Slot;
     /// The slot for a failed item, when failures are collected.
     fn err(e: TaskError) -> Option<Self::Slot>;
+
+    /// Stores `n` results read from `src` into `dst` (plain-old-data results of the fork
+    /// engine, see [`Job::store_pod`]).
+    ///
+    /// # Safety
+    /// `src` holds `n` valid values of `R`, which implements [`crate::wire::Pod`] (so reading
+    /// them copies them and leaves nothing to drop); `dst` is valid for `n` writes and does
+    /// not overlap `src`.
+    unsafe fn store_pod(src: *const R, dst: *mut MaybeUninit<Self::Slot>, n: usize) {
+        for k in 0..n {
+            // SAFETY: `k < n`, in bounds of both by the caller's contract.
+            unsafe { (*dst.add(k)).write(Self::ok(src.add(k).read())) };
+        }
+    }
 }
 
 struct FailMode;
@@ -106,6 +122,7 @@ struct CollectMode;
 
 impl<R: Send> Mode<R> for FailMode {
     type Slot = R;
+    const DIRECT: bool = true;
     #[inline(always)]
     fn ok(r: R) -> R {
         r
@@ -113,10 +130,20 @@ impl<R: Send> Mode<R> for FailMode {
     fn err(_: TaskError) -> Option<R> {
         None
     }
+    unsafe fn store_pod(src: *const R, dst: *mut MaybeUninit<R>, n: usize) {
+        if src == dst.cast::<R>().cast_const() {
+            // Read in place (see `Job::pod_target`).
+            return;
+        }
+        // SAFETY: the slots are the values themselves: one bulk copy, in bounds and
+        // non-overlapping by the caller's contract.
+        unsafe { std::ptr::copy_nonoverlapping(src, dst.cast::<R>(), n) };
+    }
 }
 
 impl<R: Send> Mode<R> for CollectMode {
     type Slot = Result<R, TaskError>;
+    const DIRECT: bool = false;
     #[inline(always)]
     fn ok(r: R) -> Self::Slot {
         Ok(r)
@@ -141,8 +168,11 @@ struct MapJob<'a, const K: usize, R, F, M: Mode<R>> {
     plan: Plan,
     f: &'a F,
     out: Out<M::Slot>,
-    /// Blocks whose every slot holds a value (used to drop them if the call fails).
-    complete: Vec<AtomicBool>,
+    /// Per block, how many of its slots hold a value; a block whose count reaches its length
+    /// is complete (complete blocks are dropped if the call fails). Counting items rather
+    /// than flagging whole ranges lets the fork engine finish a block in sub-ranges after a
+    /// worker process died in it.
+    stored: Vec<AtomicUsize>,
     failures: Failures,
     wire: Option<Wire<R>>,
 }
@@ -176,10 +206,42 @@ where
         }
     }
 
-    fn mark_complete(&self, block: usize, range: &Range<usize>) {
-        if *range == self.plan.range(block) {
-            self.complete[block].store(true, Ordering::Release);
+    /// Counts `count` more stored slots in `block`.
+    fn mark_stored(&self, block: usize, count: usize) {
+        self.stored[block].fetch_add(count, Ordering::AcqRel);
+    }
+
+    fn complete(&self, block: usize) -> bool {
+        self.stored[block].load(Ordering::Acquire) == self.plan.range(block).len()
+    }
+
+    /// Stores the outcomes of the first items of `range` (all of them unless a failure
+    /// stopped the worker).
+    fn store_items(
+        &self,
+        block: usize,
+        range: Range<usize>,
+        items: impl Iterator<Item = Result<R, Cause>>,
+    ) -> Result<(), Cause> {
+        let mut count = 0;
+        for (i, item) in range.clone().zip(items) {
+            match item {
+                Ok(v) => self.write(i, M::ok(v)),
+                Err(cause) => {
+                    if !self.failed(i, cause) {
+                        self.drop_slots(range.start..i);
+                        return Ok(());
+                    }
+                }
+            }
+            count += 1;
         }
+        if count != range.len() {
+            self.drop_slots(range.start..range.start + count);
+            return Err(Cause::Engine("a worker returned too few results".into()));
+        }
+        self.mark_stored(block, count);
+        Ok(())
     }
 
     /// Records the failure of item `i` and stores its error slot when collecting; whether to
@@ -230,7 +292,7 @@ where
             },
         );
         if ok {
-            self.mark_complete(block, &range);
+            self.mark_stored(block, range.len());
         }
     }
 
@@ -256,6 +318,7 @@ where
                 let mut idx = self.shape.indices(sub.start);
                 for i in sub {
                     *cur = i;
+                    engine::item_started(i);
                     let r = (self.f)(idx);
                     let mut out = out.borrow_mut();
                     out.push(0);
@@ -277,28 +340,125 @@ where
 
     fn store_encoded(&self, block: usize, range: Range<usize>, bytes: &[u8]) -> Result<(), Cause> {
         let wire = self.wire.ok_or_else(|| Cause::Engine("no wire for results".into()))?;
-        let mut input = bytes;
         let corrupt = |e: String| Cause::Engine(format!("corrupt results from a worker: {e}"));
-        for i in range.clone() {
-            let Some((&tag, rest)) = input.split_first() else {
-                // A fail-mode worker stops at its first failure.
-                self.drop_slots(range.start..i);
-                return Ok(());
-            };
+        // Decode the whole range before storing anything, so a decoding error leaves every
+        // slot of the range free for the engine to report.
+        let mut input = bytes;
+        let mut items = Vec::with_capacity(range.len());
+        while let Some((&tag, rest)) = input.split_first() {
             input = rest;
-            if tag == 0 {
-                let v = wire.decode(&mut input).map_err(corrupt)?;
-                self.write(i, M::ok(v));
-            } else {
-                let cause = decode_cause(&mut input)?;
-                if !self.failed(i, cause) {
-                    self.drop_slots(range.start..i);
-                    return Ok(());
-                }
+            if items.len() == range.len() {
+                return Err(corrupt("trailing bytes".into()));
             }
+            items.push(if tag == 0 {
+                Ok(wire.decode(&mut input).map_err(corrupt)?)
+            } else {
+                Err(decode_cause(&mut input)?)
+            });
         }
-        self.mark_complete(block, &range);
+        // A fail-mode worker stops at its first failure, so `items` may be short.
+        self.store_items(block, range, items.into_iter())
+    }
+
+    fn pod_size(&self) -> Option<usize> {
+        self.wire.filter(Wire::is_pod).map(|_| size_of::<R>())
+    }
+
+    fn run_pod(
+        &self,
+        _block: usize,
+        range: Range<usize>,
+        dst: &mut [u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), Cause> {
+        assert!(
+            self.pod_size().is_some() && dst.len() == range.len() * size_of::<R>(),
+            "parfor: internal error: bad plain-old-data output range"
+        );
+        let base = dst.as_mut_ptr().cast::<R>();
+        assert!(base.is_aligned(), "parfor: internal error: misaligned output range");
+        let start = range.start;
+        let end = range.end;
+        guarded(
+            range,
+            true,
+            |sub, cur| {
+                let mut idx = self.shape.indices(sub.start);
+                for i in sub {
+                    *cur = i;
+                    engine::item_started(i);
+                    let r = (self.f)(idx);
+                    debug_assert!(i < end);
+                    // SAFETY: `start <= i < end`, so the write lies inside `dst` (asserted to
+                    // hold `end - start` values of `R`, aligned); `dst` is borrowed mutably.
+                    // `R: Pod` (the wire is the plain-old-data one), so overwriting the
+                    // previous bytes drops nothing.
+                    unsafe { base.add(i - start).write(r) };
+                    self.shape.advance(&mut idx);
+                }
+            },
+            |i, cause| {
+                out.extend_from_slice(&(i as u64).to_le_bytes());
+                encode_cause(&cause, out);
+                self.failures.collect()
+            },
+        );
         Ok(())
+    }
+
+    fn pod_target(&self, range: Range<usize>) -> Option<*mut u8> {
+        if !M::DIRECT || self.pod_size().is_none() {
+            return None;
+        }
+        assert!(range.start <= range.end && range.end <= self.out.1);
+        // SAFETY: in bounds (asserted). The slots are `R` values (`M::DIRECT`), so writing
+        // their bytes writes them; the engine writes only the slots of `range`, before it
+        // stores `range` once.
+        Some(unsafe { self.out.0.add(range.start) }.cast::<u8>())
+    }
+
+    fn store_pod(
+        &self,
+        block: usize,
+        range: Range<usize>,
+        src: &[u8],
+        bytes: &[u8],
+    ) -> Result<(), Cause> {
+        assert!(
+            self.pod_size().is_some() && src.len() == range.len() * size_of::<R>(),
+            "parfor: internal error: bad plain-old-data output range"
+        );
+        let base = src.as_ptr().cast::<R>();
+        assert!(base.is_aligned(), "parfor: internal error: misaligned output range");
+        let corrupt = || Cause::Engine("corrupt failure records from a worker".into());
+        let mut fails = Vec::new();
+        let mut input = bytes;
+        while let Some((i, rest)) = input.split_first_chunk::<8>() {
+            let i = usize::try_from(u64::from_le_bytes(*i)).map_err(|_| corrupt())?;
+            input = rest;
+            fails.push((i, decode_cause(&mut input)?));
+        }
+        if !input.is_empty() || fails.iter().any(|f| !range.contains(&f.0)) {
+            return Err(corrupt());
+        }
+        if fails.is_empty() {
+            assert!(range.end <= self.out.1);
+            // SAFETY: the worker wrote `range.len()` values of `R: Pod` to `src` before sending
+            // the frame; the slots of `range` are in bounds (asserted) and written by no one
+            // else (each range is stored once); the output is a separate allocation.
+            unsafe { M::store_pod(base, self.out.0.add(range.start), range.len()) };
+            self.mark_stored(block, range.len());
+            return Ok(());
+        }
+        let mut fails = fails.into_iter().peekable();
+        let start = range.start;
+        let items = range.clone().map(|i| match fails.next_if(|f| f.0 == i) {
+            Some((_, cause)) => Err(cause),
+            // SAFETY: `i` is in `range`, so inside `src`; the bytes are a value of `R: Pod`
+            // (written by the worker, or zero, which is also a valid `Pod` value).
+            None => Ok(unsafe { base.add(i - start).read() }),
+        });
+        self.store_items(block, range, items)
     }
 
     fn failures(&self) -> &Failures {
@@ -306,7 +466,9 @@ where
     }
 
     fn fail(&self, index: usize, cause: Cause) {
-        self.failed(index, cause);
+        if self.failed(index, cause) {
+            self.mark_stored(self.plan.block_of(index), 1);
+        }
     }
 }
 
@@ -327,19 +489,20 @@ where
     let mut out: Vec<MaybeUninit<M::Slot>> = Vec::with_capacity(n);
     // SAFETY: `MaybeUninit` needs no initialization and the capacity is `n`.
     unsafe { out.set_len(n) };
+    crate::memory::advise_huge(out.as_mut_ptr().cast(), size_of_val(&out[..]));
     let job = MapJob::<K, R, F, M> {
         shape,
         plan,
         f,
         out: Out(out.as_mut_ptr(), n),
-        complete: (0..plan.blocks()).map(|_| AtomicBool::new(false)).collect(),
+        stored: (0..plan.blocks()).map(|_| AtomicUsize::new(0)).collect(),
         failures: crate::job::Failures::new(run.engine, opts.on_error),
         wire,
     };
     engine::execute(&job, &plan, &run);
     if let Some((i, cause)) = job.failures.take_first() {
         for b in 0..plan.blocks() {
-            if job.complete[b].load(Ordering::Acquire) {
+            if job.complete(b) {
                 job.drop_slots(plan.range(b));
             }
         }
@@ -347,7 +510,7 @@ where
         return Err(stop_error(i, shape.indices(i).to_vec(), cause));
     }
     assert!(
-        job.complete.iter().all(|c| c.load(Ordering::Acquire)),
+        (0..plan.blocks()).all(|b| job.complete(b)),
         "parfor: internal error: an engine returned with unfinished blocks"
     );
     let mut out = std::mem::ManuallyDrop::new(out);

@@ -54,7 +54,10 @@ impl Options {
         self
     }
 
-    /// Kills an item that runs longer than `timeout` (fork engine).
+    /// Kills an item that runs longer than `timeout` (fork engine: its worker process is
+    /// killed, the item fails with [`crate::Cause::Timeout`], and a replacement worker carries
+    /// on when failures are collected). The other engines cannot stop a running item and
+    /// ignore it.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Options {
         self.timeout = Some(timeout);

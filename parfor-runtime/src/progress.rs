@@ -68,6 +68,37 @@ impl Job for Tracked<'_> {
         r
     }
 
+    fn pod_size(&self) -> Option<usize> {
+        self.inner.pod_size()
+    }
+
+    fn run_pod(
+        &self,
+        block: usize,
+        range: Range<usize>,
+        dst: &mut [u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), Cause> {
+        self.inner.run_pod(block, range, dst, out)
+    }
+
+    fn pod_target(&self, range: Range<usize>) -> Option<*mut u8> {
+        self.inner.pod_target(range)
+    }
+
+    fn store_pod(
+        &self,
+        block: usize,
+        range: Range<usize>,
+        src: &[u8],
+        bytes: &[u8],
+    ) -> Result<(), Cause> {
+        let len = range.len() as u64;
+        let r = self.inner.store_pod(block, range, src, bytes);
+        self.bar.inc(len);
+        r
+    }
+
     fn failures(&self) -> &Failures {
         self.inner.failures()
     }

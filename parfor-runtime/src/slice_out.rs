@@ -15,6 +15,9 @@ pub struct SliceOut<'a, T> {
     len: usize,
     offset: usize,
     wire: Option<Wire<T>>,
+    /// The slice lies in shared memory (a [`crate::SharedVec`]): fork workers' writes reach
+    /// the parent directly, so nothing is shipped back.
+    shared: bool,
     _borrow: PhantomData<&'a mut [T]>,
 }
 
@@ -26,8 +29,37 @@ unsafe impl<T: Send> Send for SliceOut<'_, T> {}
 
 impl<'a, T> SliceOut<'a, T> {
     /// Wraps `slice`, which the loop's iteration at position `p` writes at `offset + p`.
+    ///
+    /// When `slice` lies inside a live [`crate::SharedVec`] (for example `&mut v[..]`), the
+    /// fork engine ships nothing back for it: its workers write the shared memory itself.
     pub fn new(slice: &'a mut [T], offset: usize, wire: Option<Wire<T>>) -> SliceOut<'a, T> {
-        SliceOut { ptr: slice.as_mut_ptr(), len: slice.len(), offset, wire, _borrow: PhantomData }
+        #[cfg(unix)]
+        let shared = crate::shared_vec::is_shared(slice.as_ptr().cast(), size_of_val(slice));
+        #[cfg(not(unix))]
+        let shared = false;
+        SliceOut {
+            ptr: slice.as_mut_ptr(),
+            len: slice.len(),
+            offset,
+            wire,
+            shared,
+            _borrow: PhantomData,
+        }
+    }
+
+    /// Wraps a shared buffer, which the loop's iteration at position `p` writes at
+    /// `offset + p`; the fork engine ships nothing back for it.
+    #[cfg(unix)]
+    pub fn shared(vec: &'a mut crate::SharedVec<T>, offset: usize) -> SliceOut<'a, T>
+    where
+        T: crate::Pod,
+    {
+        SliceOut { shared: true, ..SliceOut::new(vec, offset, Some(Wire::pod())) }
+    }
+
+    /// Whether the fork engine leaves this output alone because it lies in shared memory.
+    pub fn is_shared(&self) -> bool {
+        self.shared
     }
 
     /// The element at `i`.
@@ -71,6 +103,9 @@ pub trait Sliced: Sync {
 
 impl<T: Send> Sliced for SliceOut<'_, T> {
     fn encode(&self, pos: Range<usize>, out: &mut Vec<u8>) -> Result<(), Cause> {
+        if self.shared {
+            return Ok(());
+        }
         let wire = self.wire.ok_or_else(|| {
             Cause::Engine(format!(
                 "the fork engine needs sliced-output elements that implement serde's Serialize \
@@ -87,6 +122,9 @@ impl<T: Send> Sliced for SliceOut<'_, T> {
     }
 
     fn decode(&self, pos: Range<usize>, input: &mut &[u8]) -> Result<(), Cause> {
+        if self.shared {
+            return Ok(());
+        }
         let wire = self.wire.ok_or_else(|| Cause::Engine("no wire for sliced output".into()))?;
         for i in self.elems(&pos) {
             let v = wire.decode(input).map_err(Cause::Engine)?;

@@ -1,10 +1,15 @@
 //! How values cross a process boundary (fork workers): serde with the `postcard` codec.
 //!
 //! Whether a type can cross is decided where the macro expands, with autoref
-//! specialization: `(&&Probe::<T>::new()).wire()` picks [`ViaSerde`] when `T` implements
-//! `Serialize + DeserializeOwned` and falls back to [`NoWire`] otherwise, so the serial and
+//! specialization: `(&&&Probe::<T>::new()).wire()` picks [`ViaPod`] when `T` is plain old
+//! data ([`Pod`]: primitive numbers and arrays of them), else [`ViaSerde`] when `T` implements
+//! `Serialize + DeserializeOwned`, and falls back to [`NoWire`] otherwise, so the serial and
 //! threads engines never require serde. The fork engine reports a missing wire as an error
 //! that names the type.
+//!
+//! A plain-old-data wire copies a value's bytes instead of running serde, and tells the fork
+//! engine that `parmap!` workers may write results straight into shared memory (no encoding,
+//! no pipe traffic for the values).
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -14,6 +19,8 @@ use std::marker::PhantomData;
 pub struct Wire<T> {
     encode: fn(&T, &mut Vec<u8>) -> Result<(), String>,
     decode: fn(&mut &[u8]) -> Result<T, String>,
+    /// Built by [`Wire::pod`]: `T` implements [`Pod`].
+    pod: bool,
 }
 
 impl<T> Clone for Wire<T> {
@@ -50,11 +57,71 @@ fn decode_serde<T: DeserializeOwned>(input: &mut &[u8]) -> Result<T, String> {
 impl<T: Serialize + DeserializeOwned> Wire<T> {
     /// The serde wire of `T`.
     pub fn serde() -> Wire<T> {
-        Wire { encode: encode_serde::<T>, decode: decode_serde::<T> }
+        Wire { encode: encode_serde::<T>, decode: decode_serde::<T>, pod: false }
+    }
+}
+
+/// Plain old data: values that are nothing but their bytes, so copying those bytes between
+/// processes (or into shared memory) moves the value.
+///
+/// Implemented for the primitive integer and floating-point types and arrays of them.
+///
+/// # Safety
+/// Implementors have no padding bytes, no drop glue, nothing that points into a process's
+/// memory (references, pointers, heap handles), and every bit pattern of
+/// `size_of::<Self>()` bytes is a valid value.
+pub unsafe trait Pod: Copy + Send + Sync + 'static {}
+
+macro_rules! pod {
+    ($($t:ty)*) => {$(
+        // SAFETY: a primitive number: no padding, no pointers, every bit pattern valid.
+        unsafe impl Pod for $t {}
+    )*};
+}
+pod!(u8 u16 u32 u64 u128 usize i8 i16 i32 i64 i128 isize f32 f64);
+
+// SAFETY: an array of `Pod` elements has no padding between them (its stride is the
+// element size) and inherits their other properties.
+unsafe impl<T: Pod, const N: usize> Pod for [T; N] {}
+
+/// The bytes of a plain-old-data value.
+pub(crate) fn pod_bytes<T: Pod>(v: &T) -> &[u8] {
+    // SAFETY: `T: Pod` has no padding, so all `size_of::<T>()` bytes of `*v` are
+    // initialized; the slice borrows `v`.
+    unsafe { std::slice::from_raw_parts(std::ptr::from_ref(v).cast::<u8>(), size_of::<T>()) }
+}
+
+fn encode_pod<T: Pod>(v: &T, out: &mut Vec<u8>) -> Result<(), String> {
+    out.extend_from_slice(pod_bytes(v));
+    Ok(())
+}
+
+fn decode_pod<T: Pod>(input: &mut &[u8]) -> Result<T, String> {
+    let size = size_of::<T>();
+    if input.len() < size {
+        return Err(format!("cannot decode a `{}`: input too short", std::any::type_name::<T>()));
+    }
+    // SAFETY: `size` bytes are readable; any bit pattern is a valid `T: Pod`; the read is
+    // unaligned.
+    let v = unsafe { input.as_ptr().cast::<T>().read_unaligned() };
+    *input = &input[size..];
+    Ok(v)
+}
+
+impl<T: Pod> Wire<T> {
+    /// The plain-old-data wire of `T`: raw bytes, and shared memory for `parmap!` results on
+    /// the fork engine.
+    pub fn pod() -> Wire<T> {
+        Wire { encode: encode_pod::<T>, decode: decode_pod::<T>, pod: true }
     }
 }
 
 impl<T> Wire<T> {
+    /// Whether this is the plain-old-data wire ([`Wire::pod`]), which guarantees `T: Pod`.
+    pub fn is_pod(&self) -> bool {
+        self.pod
+    }
+
     /// Appends the encoding of `v` to `out`.
     ///
     /// # Errors
@@ -103,7 +170,19 @@ pub fn probe_val<T>(_: &T) -> Probe<T> {
     Probe::new()
 }
 
-/// Chosen by the probe when `T` can cross a process boundary.
+/// Chosen by the probe when `T` is plain old data.
+pub trait ViaPod<T> {
+    /// `Some(Wire::pod())`.
+    fn wire(&self) -> Option<Wire<T>>;
+}
+
+impl<T: Pod> ViaPod<T> for &&Probe<T> {
+    fn wire(&self) -> Option<Wire<T>> {
+        Some(Wire::pod())
+    }
+}
+
+/// Chosen by the probe when `T` can cross a process boundary through serde.
 pub trait ViaSerde<T> {
     /// `Some(Wire::serde())`.
     fn wire(&self) -> Option<Wire<T>>;
@@ -135,8 +214,8 @@ impl<T> NoWire<T> for Probe<T> {
 macro_rules! __wire_of {
     ($probe:expr) => {{
         #[allow(unused_imports)]
-        use $crate::wire::{NoWire as _, ViaSerde as _};
-        (&&$probe).wire()
+        use $crate::wire::{NoWire as _, ViaPod as _, ViaSerde as _};
+        (&&&$probe).wire()
     }};
 }
 
@@ -170,6 +249,22 @@ mod tests {
         };
         assert!(crate::__wire_of!(probe_ret(&f)).is_none());
         let g = |x: u8| f64::from(x);
-        assert!(crate::__wire_of!(probe_ret(&g)).is_some());
+        assert!(crate::__wire_of!(probe_ret(&g)).is_some_and(|w| w.is_pod()));
+    }
+
+    #[test]
+    fn probe_picks_pod_for_numbers_and_arrays() {
+        let w: Wire<[f64; 3]> = crate::__wire_of!(Probe::<[f64; 3]>::new()).unwrap();
+        assert!(w.is_pod());
+        let mut buf = vec![9u8];
+        w.encode(&[1.5, -2.0, 3.25], &mut buf).unwrap();
+        assert_eq!(buf.len(), 1 + 24);
+        let mut input = &buf[1..];
+        assert_eq!(w.decode(&mut input).unwrap(), [1.5, -2.0, 3.25]);
+        assert!(input.is_empty() && w.decode(&mut input).is_err());
+        let s: Wire<String> = crate::__wire_of!(Probe::<String>::new()).unwrap();
+        assert!(!s.is_pod());
+        let t: Wire<(u8, f64)> = crate::__wire_of!(Probe::<(u8, f64)>::new()).unwrap();
+        assert!(!t.is_pod(), "tuples have padding: serde");
     }
 }

@@ -4,6 +4,8 @@
 //! what makes every engine return the same values.
 
 mod fork;
+
+pub(crate) use fork::item_started;
 mod serial;
 mod threads;
 

@@ -1,0 +1,224 @@
+//! The worker process side: what a child runs between `fork()` and `_exit()`.
+//!
+//! Only this audited code and the job's own per-item code run here. The child has a single
+//! thread (the one that called `fork()`); locks held by the parent's other threads at the
+//! moment of the fork stay locked forever in the child, so this code takes none besides
+//! the allocator's (glibc and musl make `malloc` usable after `fork()`), never touches
+//! rayon, never flushes stdio (the buffers hold the parent's pending output) and leaves
+//! with `_exit`, which runs no destructor and no `atexit` handler of the parent's program.
+
+use super::ctl::{Shared, Slot};
+use super::{Frame, HEADER, SLOT, TIMED};
+use crate::job::{Job, encode_cause};
+use crate::plan::Plan;
+use crate::worker::as_worker;
+use std::ops::Range;
+use std::os::fd::RawFd;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::Ordering;
+
+/// Exit code of a worker whose own machinery failed (a panic outside the items, a broken
+/// pipe to the parent).
+pub(super) const MACHINERY_FAILED: i32 = 120;
+
+/// Everything a worker needs, prepared by the parent before `fork()` so that the child
+/// allocates as little as possible before it runs the job.
+pub(super) struct Child<'a> {
+    pub(super) job: &'a dyn Job,
+    pub(super) plan: &'a Plan,
+    pub(super) shared: &'a Shared,
+    pub(super) worker: usize,
+    pub(super) parent: nix::unistd::Pid,
+    /// The write end of this worker's pipe.
+    pub(super) fd: RawFd,
+    /// Inherited descriptors that belong to the parent (the read ends of every worker's pipe).
+    pub(super) close: Vec<RawFd>,
+    /// Ranges to run before pulling blocks: the unfinished parts of a block whose worker died.
+    pub(super) pending: Vec<(usize, Range<usize>)>,
+    pub(super) timed: bool,
+}
+
+/// Runs the worker and ends the process; never returns, never unwinds.
+pub(super) fn main(child: Child<'_>) -> ! {
+    let code = match catch_unwind(AssertUnwindSafe(|| serve(child))) {
+        Ok(code) => code,
+        Err(payload) => {
+            // A payload whose destructor panics would unwind out of here; forget it.
+            std::mem::forget(payload);
+            MACHINERY_FAILED
+        }
+    };
+    // SAFETY: `_exit` ends the process at once, without running destructors or `atexit`
+    // handlers that belong to the parent's program and must run there only.
+    unsafe { libc::_exit(code) }
+}
+
+fn setup(child: &Child<'_>) -> Result<(), ()> {
+    super::IN_WORKER.store(true, Ordering::Relaxed);
+    for &fd in &child.close {
+        // SAFETY: `fd` is an inherited copy of a descriptor the parent owns; nothing in this
+        // process uses it (the parent's `OwnedFd` values are never dropped here: the child
+        // leaves with `_exit`).
+        unsafe { libc::close(fd) };
+    }
+    // Ctrl-C reaches the workers too (they are in the caller's process group): let it kill
+    // them even when the caller ignores SIGINT or blocks it in this thread.
+    use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal, sigprocmask};
+    // SAFETY: restoring the default disposition installs no handler.
+    let _ = unsafe { signal(Signal::SIGINT, SigHandler::SigDfl) };
+    let mut int = SigSet::empty();
+    int.add(Signal::SIGINT);
+    let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&int), None);
+    // Die with the parent. The signal follows the parent *thread* that forked us, which
+    // waits in the call until every worker is gone, so it lives as long as we do.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    }
+    if nix::unistd::getppid() != child.parent {
+        // The parent died before the death signal was armed.
+        return Err(());
+    }
+    let slot: &Slot = child.shared.slot(child.worker);
+    SLOT.store(std::ptr::from_ref(slot).cast_mut(), Ordering::Relaxed);
+    TIMED.store(child.timed, Ordering::Relaxed);
+    Ok(())
+}
+
+fn serve(mut child: Child<'_>) -> i32 {
+    if setup(&child).is_err() {
+        return MACHINERY_FAILED;
+    }
+    let ctl = child.shared.control();
+    let slot = child.shared.slot(child.worker);
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+    let pod_size = child.job.pod_size();
+    // `u128` words: aligned for any plain-old-data result.
+    let mut scratch: Vec<u128> = Vec::new();
+    // Try to write results straight into the parent's output (see `placed`).
+    let mut place = cfg!(any(target_os = "linux", target_os = "android"));
+    child.pending.reverse();
+    as_worker(child.worker, || {
+        loop {
+            if ctl.stop.load(Ordering::Relaxed) {
+                return 0;
+            }
+            let (block, range) = match child.pending.pop() {
+                Some(p) => p,
+                None => {
+                    let b = ctl.next_block.fetch_add(1, Ordering::Relaxed);
+                    if b >= child.plan.blocks() {
+                        return 0;
+                    }
+                    (b, child.plan.range(b))
+                }
+            };
+            slot.block.store(block, Ordering::Relaxed);
+            slot.start.store(range.start, Ordering::Relaxed);
+            slot.end.store(range.end, Ordering::Relaxed);
+            slot.item(range.start, child.timed);
+            slot.busy.store(true, Ordering::Release);
+
+            buf.clear();
+            buf.resize(HEADER, 0);
+            // Plain-old-data results go raw, from a scratch buffer reused for every range
+            // (warm in cache, no page faults), between the header and the failure records.
+            let raw_len = pod_size.map_or(0, |size| range.len() * size);
+            let outcome = match pod_size {
+                Some(_) => {
+                    let words = raw_len.div_ceil(size_of::<u128>());
+                    if scratch.len() < words {
+                        scratch.resize(words, 0);
+                    }
+                    let raw = &mut as_bytes(&mut scratch)[..raw_len];
+                    child.job.run_pod(block, range.clone(), raw, &mut buf)
+                }
+                None => child.job.run_encoded(block, range.clone(), &mut buf),
+            };
+            let (kind, raw) = match outcome {
+                Ok(()) if pod_size.is_some() => {
+                    let raw = &as_bytes(&mut scratch)[..raw_len];
+                    if place && placed(&child, &range, raw) {
+                        (Frame::PLACED, &[][..])
+                    } else {
+                        // Not possible here (no such call, or not permitted): use the pipe
+                        // from now on.
+                        place = false;
+                        (Frame::RESULTS, raw)
+                    }
+                }
+                Ok(()) => (Frame::RESULTS, &[][..]),
+                Err(cause) => {
+                    buf.truncate(HEADER);
+                    encode_cause(&cause, &mut buf);
+                    (Frame::ERROR, &[][..])
+                }
+            };
+            let header = Frame { kind, worker: child.worker, block, range: range.clone() }
+                .header(raw.len() + buf.len() - HEADER);
+            buf[..HEADER].copy_from_slice(&header);
+            let sent = write_all(child.fd, &buf[..HEADER])
+                .and_then(|()| write_all(child.fd, raw))
+                .and_then(|()| write_all(child.fd, &buf[HEADER..]));
+            if sent.is_err() {
+                return MACHINERY_FAILED;
+            }
+            slot.busy.store(false, Ordering::Release);
+            ctl.done.fetch_add(range.len(), Ordering::Relaxed);
+        }
+    })
+}
+
+/// Writes the plain-old-data results `raw` of `range` straight into the parent's output
+/// slots with `process_vm_writev` (one copy, made by this worker, instead of two through the
+/// pipe and the parent's time). The slots' address in the parent is the one
+/// [`Job::pod_target`] gives here: the output was allocated before `fork()`, so it has the
+/// same address in both processes, and the parent keeps it alive until this worker is dead
+/// (its guard kills and reaps the workers before the output can be freed).
+///
+/// Whether every byte was written; `false` when the job has no such target or the kernel
+/// refuses (no permission to write into the parent, or the call is filtered).
+fn placed(child: &Child<'_>, range: &Range<usize>, raw: &[u8]) -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let Some(target) = child.job.pod_target(range.clone()) else { return false };
+        if raw.is_empty() {
+            return true;
+        }
+        let local = libc::iovec { iov_base: raw.as_ptr().cast_mut().cast(), iov_len: raw.len() };
+        let remote = libc::iovec { iov_base: target.cast(), iov_len: raw.len() };
+        // SAFETY: reads `raw` (live, borrowed) in this process and writes the parent's output
+        // slots of `range`, which no one else writes and the parent reads only after the
+        // range's frame arrived.
+        let n = unsafe { libc::process_vm_writev(child.parent.as_raw(), &local, 1, &remote, 1, 0) };
+        n >= 0 && n.unsigned_abs() == raw.len()
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = (child, range, raw);
+        false
+    }
+}
+
+/// The bytes of `words`.
+fn as_bytes(words: &mut [u128]) -> &mut [u8] {
+    // SAFETY: the same memory, borrowed mutably, viewed as initialized bytes (every `u128`
+    // byte is initialized and any byte value is a valid `u128` byte).
+    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), size_of_val(words)) }
+}
+
+fn write_all(fd: RawFd, mut bytes: &[u8]) -> Result<(), ()> {
+    while !bytes.is_empty() {
+        // SAFETY: writes from a live buffer of `bytes.len()` bytes to a descriptor this
+        // process owns.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n < 0 {
+            if nix::errno::Errno::last() == nix::errno::Errno::EINTR {
+                continue;
+            }
+            return Err(());
+        }
+        bytes = &bytes[n.unsigned_abs()..];
+    }
+    Ok(())
+}

@@ -1,0 +1,456 @@
+//! The parent side of a fork call: spawning workers, receiving their frames, noticing their
+//! deaths and time-outs, and reaping every one of them.
+
+use super::child::{self, Child};
+use super::ctl::{Busy, Shared, now_ns};
+use super::{Frame, HEADER, fail_range};
+use crate::error::Cause;
+use crate::job::{Job, Run, decode_cause};
+use crate::plan::Plan;
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::{ForkResult, Pid, fork, pipe2};
+use std::ops::Range;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Largest single read from a worker's pipe.
+const READ_MAX: usize = 1 << 20;
+
+/// One live worker process.
+struct Kid {
+    pid: Pid,
+    worker: usize,
+    /// The read end of its pipe.
+    fd: OwnedFd,
+    /// The frame being received: its header, then its encoded payload (everything but
+    /// plain-old-data results).
+    buf: Vec<u8>,
+    /// Plain-old-data results of the frame being received, when they cannot go straight
+    /// to the output (`u128` words: aligned for any such type).
+    raw: Vec<u128>,
+    /// Bytes of plain-old-data results received for the current frame.
+    raw_done: usize,
+    /// The range of the last frame received: if the worker dies while its slot still names
+    /// that range, it died after sending it.
+    last: Option<Busy>,
+    /// Set when the parent killed it for running an item past the time-out.
+    timed_out: Option<Duration>,
+}
+
+/// One call's workers and shared memory. Dropping it kills and reaps every worker still
+/// alive (also when the parent unwinds), so a call never leaves a process behind.
+struct Parent<'a> {
+    job: &'a dyn Job,
+    plan: &'a Plan,
+    timeout: Option<Duration>,
+    shared: Shared,
+    kids: Vec<Kid>,
+    /// Unfinished parts of blocks whose worker died, for the next replacement worker.
+    pending: Vec<(usize, Range<usize>)>,
+    /// Workers that died between ranges (not while running an item).
+    idle_deaths: usize,
+    workers: usize,
+}
+
+pub(super) fn execute(job: &dyn Job, plan: &Plan, run: &Run) {
+    let workers = run.workers.count.clamp(1, plan.blocks().max(1));
+    let shared = match Shared::new(workers) {
+        Ok(s) => s,
+        Err(e) => {
+            let cause = Cause::Engine(format!("cannot map shared memory: {e}"));
+            return fail_range(job, 0..plan.len(), &cause);
+        }
+    };
+    let mut parent = Parent {
+        job,
+        plan,
+        timeout: run.timeout,
+        shared,
+        kids: Vec::with_capacity(workers),
+        pending: Vec::new(),
+        idle_deaths: 0,
+        workers,
+    };
+    for w in 0..workers {
+        if let Err(e) = parent.spawn(w, Vec::new()) {
+            if w == 0 {
+                let cause = Cause::Engine(format!("cannot start a worker process: {e}"));
+                return parent.abandon(&cause);
+            }
+            // Carry on with the workers we have.
+            break;
+        }
+    }
+    parent.serve();
+}
+
+impl Parent<'_> {
+    /// Forks worker `worker`, which first runs `pending`.
+    fn spawn(&mut self, worker: usize, pending: Vec<(usize, Range<usize>)>) -> Result<(), Errno> {
+        let (r, w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            // Bigger pipe buffers mean fewer wake-ups for big results; best effort (the
+            // limit is /proc/sys/fs/pipe-max-size).
+            let _ = nix::fcntl::fcntl(&w, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
+        }
+        let mut close: Vec<_> = self.kids.iter().map(|k| k.fd.as_raw_fd()).collect();
+        close.push(r.as_raw_fd());
+        let child = Child {
+            job: self.job,
+            plan: self.plan,
+            shared: &self.shared,
+            worker,
+            parent: nix::unistd::getpid(),
+            fd: w.as_raw_fd(),
+            close,
+            pending,
+            timed: self.timeout.is_some(),
+        };
+        // SAFETY: the child runs only `child::main`, which never returns into the caller's
+        // code and leaves with `_exit`. It runs the job (the caller's per-item code, which
+        // the engine's contract lets run in a worker) and audited code that takes no lock
+        // another thread of this process could hold at the fork, except the allocator's,
+        // which glibc and musl reinitialize in the child. Everything it needs was built
+        // above, before the fork.
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => child::main(child),
+            Ok(ForkResult::Parent { child: pid }) => {
+                drop(w);
+                self.kids.push(Kid {
+                    pid,
+                    worker,
+                    fd: r,
+                    buf: Vec::new(),
+                    raw: Vec::new(),
+                    raw_done: 0,
+                    last: None,
+                    timed_out: None,
+                });
+                Ok(())
+            }
+            Err(e) => {
+                self.pending.extend(child.pending);
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether blocks or parts of blocks are left to hand out.
+    fn work_left(&self) -> bool {
+        !self.job.failures().stopped()
+            && (!self.pending.is_empty()
+                || self.shared.control().next_block.load(Ordering::Relaxed) < self.plan.blocks())
+    }
+
+    /// Receives frames until every worker is gone.
+    fn serve(&mut self) {
+        while !self.kids.is_empty() {
+            if self.job.failures().stopped() {
+                self.shared.control().stop.store(true, Ordering::Relaxed);
+                self.pending.clear();
+            }
+            let timeout = self.poll_timeout();
+            let mut fds: Vec<PollFd<'_>> =
+                self.kids.iter().map(|k| PollFd::new(k.fd.as_fd(), PollFlags::POLLIN)).collect();
+            match poll(&mut fds, timeout) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => panic!("parfor: fork engine: poll failed: {e}"),
+            }
+            let ready: Vec<bool> =
+                fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
+            drop(fds);
+            // Back to front: servicing a worker may remove it (and append a replacement).
+            for k in (0..ready.len()).rev() {
+                if ready[k] {
+                    self.service(k);
+                }
+            }
+            self.kill_late();
+        }
+        if self.work_left() {
+            let cause = Cause::Engine("worker processes keep dying between items".into());
+            self.abandon(&cause);
+        }
+    }
+
+    /// How long to wait for the pipes: forever without a time-out, else until the earliest
+    /// running item is due.
+    fn poll_timeout(&self) -> PollTimeout {
+        let Some(d) = self.timeout else { return PollTimeout::NONE };
+        let d_ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let now = now_ns();
+        let mut wait = d_ns;
+        for kid in &self.kids {
+            if kid.timed_out.is_none() && self.running(kid).is_some() {
+                let started = self.shared.slot(kid.worker).started.load(Ordering::Relaxed);
+                wait = wait.min(started.saturating_add(d_ns).saturating_sub(now));
+            }
+        }
+        let ms = (wait / 1_000_000 + 1).min(i32::MAX as u64) as i32;
+        PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+    }
+
+    /// The range `kid` runs and has not sent yet.
+    fn running(&self, kid: &Kid) -> Option<Busy> {
+        self.shared.busy(kid.worker).filter(|b| Some(*b) != kid.last)
+    }
+
+    /// Kills workers whose current item ran past the time-out.
+    fn kill_late(&mut self) {
+        let Some(d) = self.timeout else { return };
+        let d_ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let now = now_ns();
+        for k in 0..self.kids.len() {
+            let kid = &self.kids[k];
+            if kid.timed_out.is_some() || self.running(kid).is_none() {
+                continue;
+            }
+            let slot = self.shared.slot(kid.worker);
+            let _ = slot.current.load(Ordering::Acquire);
+            let started = slot.started.load(Ordering::Relaxed);
+            if now.saturating_sub(started) > d_ns {
+                let _ = kill(kid.pid, Signal::SIGKILL);
+                self.kids[k].timed_out = Some(d);
+            }
+        }
+    }
+
+    /// Checks that a frame names a range of one block of the plan (anything else would be
+    /// a bug: the only writers of the pipes are this call's workers).
+    fn check(&self, f: &Frame, payload: usize) {
+        let ok = payload >= raw_len(self.job, f)
+            && f.block < self.plan.blocks()
+            && self.plan.range(f.block).start <= f.range.start
+            && f.range.start <= f.range.end
+            && f.range.end <= self.plan.range(f.block).end;
+        assert!(ok, "parfor: fork engine: corrupt frame from worker {}: {f:?}", f.worker);
+    }
+
+    /// Reads what worker `k` sent (one `read`); stores a frame once it is complete; handles
+    /// the worker's exit at end of file.
+    fn service(&mut self, k: usize) {
+        let job = self.job;
+        let kid = &mut self.kids[k];
+        // Where the next bytes go, and how many are wanted.
+        let (dst, want): (*mut u8, usize) = if kid.buf.len() < HEADER {
+            kid.buf.reserve(HEADER);
+            (kid.buf.as_mut_ptr().wrapping_add(kid.buf.len()), HEADER - kid.buf.len())
+        } else {
+            let (frame, payload) = Frame::parse(header(&kid.buf));
+            let raw_len = raw_len(job, &frame);
+            if kid.raw_done < raw_len {
+                let base = match job.pod_target(frame.range.clone()) {
+                    Some(p) => p,
+                    None => {
+                        let words = raw_len.div_ceil(size_of::<u128>());
+                        if kid.raw.len() < words {
+                            kid.raw.resize(words, 0);
+                        }
+                        kid.raw.as_mut_ptr().cast::<u8>()
+                    }
+                };
+                (base.wrapping_add(kid.raw_done), raw_len - kid.raw_done)
+            } else {
+                let want = (HEADER + payload - raw_len - kid.buf.len()).min(READ_MAX);
+                kid.buf.reserve(want);
+                (kid.buf.as_mut_ptr().wrapping_add(kid.buf.len()), want)
+            }
+        };
+        let n = if want == 0 {
+            0
+        } else {
+            // SAFETY: `dst` has room for `want` bytes: the vector's reserved spare capacity,
+            // the scratch buffer (resized above), or the output slots of the frame's range
+            // (`Job::pod_target`; the range was checked against the plan when its header
+            // arrived, and no other frame stores it). The descriptor is ours.
+            unsafe { libc::read(kid.fd.as_raw_fd(), dst.cast(), want) }
+        };
+        if n < 0 {
+            match Errno::last() {
+                Errno::EINTR | Errno::EAGAIN => return,
+                _ => {
+                    // Treat a broken pipe like the worker's end.
+                    let _ = kill(kid.pid, Signal::SIGKILL);
+                    return self.exited(k);
+                }
+            }
+        }
+        if n == 0 && want > 0 {
+            return self.exited(k);
+        }
+        let n = n.unsigned_abs();
+        if kid.buf.len() < HEADER {
+            // SAFETY: `read` initialized `n` more bytes, within the reserved capacity.
+            unsafe { kid.buf.set_len(kid.buf.len() + n) };
+            if kid.buf.len() < HEADER {
+                return;
+            }
+            let (frame, payload) = Frame::parse(header(&kid.buf));
+            self.check(&frame, payload);
+            let kid = &mut self.kids[k];
+            kid.buf.reserve_exact(payload.min(READ_MAX));
+        } else if kid.raw_done < raw_len(job, &Frame::parse(header(&kid.buf)).0) {
+            kid.raw_done += n;
+        } else {
+            // SAFETY: as above.
+            unsafe { kid.buf.set_len(kid.buf.len() + n) };
+        }
+        let kid = &mut self.kids[k];
+        let (frame, payload) = Frame::parse(header(&kid.buf));
+        let raw_len = raw_len(job, &frame);
+        if kid.raw_done < raw_len || kid.buf.len() < HEADER + payload - raw_len {
+            return;
+        }
+        kid.last =
+            Some(Busy { block: frame.block, start: frame.range.start, end: frame.range.end });
+        kid.raw_done = 0;
+        let buf = std::mem::take(&mut kid.buf);
+        let raw = std::mem::take(&mut kid.raw);
+        self.store(&frame, &raw, &buf[HEADER..]);
+        // Keep the allocations for the next frame, unless they are huge.
+        let kid = &mut self.kids[k];
+        if buf.capacity() <= 4 * READ_MAX {
+            kid.buf = buf;
+            kid.buf.clear();
+        }
+        kid.raw = raw;
+    }
+
+    /// Stores the outcome of one range; `raw` is the scratch buffer that holds its
+    /// plain-old-data results unless they went straight to the output.
+    fn store(&self, frame: &Frame, raw: &[u128], payload: &[u8]) {
+        let (block, range) = (frame.block, frame.range.clone());
+        let outcome = match frame.kind {
+            Frame::RESULTS | Frame::PLACED if self.job.pod_size().is_some() => {
+                let raw_len = range.len() * self.job.pod_size().unwrap_or(0);
+                let src = match self.job.pod_target(range.clone()) {
+                    // SAFETY: the range's output slots, `raw_len` bytes, all written (by `read`
+                    // above, or by the worker before it sent a `PLACED` frame); nothing else
+                    // touches them until they are stored.
+                    Some(p) => unsafe { std::slice::from_raw_parts(p.cast_const(), raw_len) },
+                    None if frame.kind == Frame::PLACED => {
+                        panic!("parfor: fork engine: results placed without a target")
+                    }
+                    None => {
+                        // SAFETY: the same memory as the initialized words, as bytes.
+                        let bytes = unsafe {
+                            std::slice::from_raw_parts(raw.as_ptr().cast::<u8>(), size_of_val(raw))
+                        };
+                        &bytes[..raw_len]
+                    }
+                };
+                self.job.store_pod(block, range.clone(), src, payload)
+            }
+            Frame::RESULTS => self.job.store_encoded(block, range.clone(), payload),
+            _ => decode_cause(&mut &payload[..]).and_then(Err),
+        };
+        if let Err(cause) = outcome {
+            fail_range(self.job, range, &cause);
+        }
+    }
+
+    /// Handles the end of worker `k`: reaps it, fails the item it died in, and starts a
+    /// replacement while work is left.
+    fn exited(&mut self, k: usize) {
+        let kid = self.kids.remove(k);
+        let status = reap(kid.pid);
+        let running = self.running(&kid);
+        let Kid { worker, fd, timed_out, .. } = kid;
+        drop(fd);
+        // The worker is gone: its slot is ours again, idle for its replacement.
+        let slot = self.shared.slot(worker);
+        let current = slot.current.load(Ordering::Acquire);
+        slot.busy.store(false, Ordering::Release);
+        if let Some(b) = running {
+            let item = current.clamp(b.start, b.end.saturating_sub(1).max(b.start));
+            let cause = match timed_out {
+                Some(d) => Cause::Timeout(d),
+                None => status_cause(status),
+            };
+            self.job.fail(item, cause);
+            if !self.job.failures().stopped() {
+                for r in [b.start..item, item + 1..b.end] {
+                    if !r.is_empty() {
+                        self.pending.push((b.block, r));
+                    }
+                }
+            }
+        } else if status != 0 {
+            self.idle_deaths += 1;
+        }
+        if self.work_left() && self.idle_deaths <= 2 * self.workers + 2 {
+            let pending = std::mem::take(&mut self.pending);
+            if self.spawn(worker, pending).is_err() && self.kids.is_empty() {
+                let cause = Cause::Engine("cannot start a replacement worker process".into());
+                self.abandon(&cause);
+            }
+        }
+    }
+
+    /// Fails every item not handed out yet (pending parts of blocks, unclaimed blocks).
+    fn abandon(&mut self, cause: &Cause) {
+        for (_, r) in std::mem::take(&mut self.pending) {
+            fail_range(self.job, r, cause);
+        }
+        let ctl = self.shared.control();
+        loop {
+            let b = ctl.next_block.fetch_add(1, Ordering::Relaxed);
+            if b >= self.plan.blocks() {
+                break;
+            }
+            fail_range(self.job, self.plan.range(b), cause);
+        }
+    }
+}
+
+impl Drop for Parent<'_> {
+    fn drop(&mut self) {
+        for kid in self.kids.drain(..) {
+            let _ = kill(kid.pid, Signal::SIGKILL);
+            reap(kid.pid);
+        }
+    }
+}
+
+/// Bytes of plain-old-data results that frame `f` carries before its encoded payload.
+fn raw_len(job: &dyn Job, f: &Frame) -> usize {
+    match job.pod_size() {
+        Some(size) if f.kind == Frame::RESULTS => f.range.len() * size,
+        _ => 0,
+    }
+}
+
+/// The header at the front of `buf`, which holds at least [`HEADER`] bytes.
+fn header(buf: &[u8]) -> &[u8; HEADER] {
+    buf[..HEADER].try_into().expect("a complete header")
+}
+
+/// Waits for `pid` to end; its raw wait status.
+fn reap(pid: Pid) -> i32 {
+    let mut status = 0;
+    loop {
+        // SAFETY: waits for our own child, writing its status to a live local.
+        let r = unsafe { libc::waitpid(pid.as_raw(), &mut status, 0) };
+        if r >= 0 || Errno::last() != Errno::EINTR {
+            return status;
+        }
+    }
+}
+
+/// Why a worker with wait status `status` ended.
+fn status_cause(status: i32) -> Cause {
+    if libc::WIFSIGNALED(status) {
+        let signo = libc::WTERMSIG(status);
+        let name = Signal::try_from(signo)
+            .map_or_else(|_| format!("signal {signo}"), |s| s.as_str().to_owned());
+        Cause::Signal { signo, name }
+    } else if libc::WIFEXITED(status) {
+        Cause::Exit(libc::WEXITSTATUS(status))
+    } else {
+        Cause::Engine(format!("worker process ended with wait status {status:#x}"))
+    }
+}

@@ -1,0 +1,553 @@
+//! The fork engine, driven through the runtime's entry points with plain closures.
+#![cfg(unix)]
+
+use parfor_runtime::wire::Probe;
+use parfor_runtime::{
+    Cause, Engine, Options, Shape, SharedVec, SliceOut, Sliced, fold, map, try_map,
+};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Fork tests count processes, descriptors and mappings of this process: one at a time.
+static FORK_MTX: Mutex<()> = Mutex::new(());
+
+fn lock() -> MutexGuard<'static, ()> {
+    FORK_MTX.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn fork(workers: usize) -> Options {
+    Options::new().engine(Engine::Fork).workers(workers)
+}
+
+fn serial() -> Options {
+    Options::new().engine(Engine::Serial)
+}
+
+/// The wire of a concrete type, as the macros pick it (autoref specialization needs the
+/// concrete type, so this is a macro rather than a generic function).
+macro_rules! wire {
+    ($t:ty) => {
+        parfor_runtime::__wire_of!(Probe::<$t>::new())
+    };
+}
+
+/// Children of this process.
+fn children() -> Vec<u32> {
+    children_of(std::process::id())
+}
+
+/// Children of process `me`, from `/proc/*/stat` (field 4 is the parent's pid).
+fn children_of(me: u32) -> Vec<u32> {
+    let mut kids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // The command name may hold spaces: split after its closing parenthesis.
+        let Some(rest) = stat.rsplit_once(')').map(|r| r.1) else { continue };
+        let ppid = rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(me) {
+            kids.push(pid);
+        }
+    }
+    kids
+}
+
+fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+fn maps_count() -> usize {
+    std::fs::read_to_string("/proc/self/maps").unwrap().lines().count()
+}
+
+fn value(idx: &[usize]) -> f64 {
+    idx.iter()
+        .enumerate()
+        .fold(0.5, |acc, (k, &i)| (acc + (i as f64 + 1.0).sqrt() * (k as f64 + 1.3)).sin())
+}
+
+#[test]
+fn map_is_bit_identical_to_serial() {
+    let _g = lock();
+    fn check<const K: usize>(shape: Shape<K>) {
+        let f = |idx: [usize; K]| value(&idx);
+        let want = map(shape, &serial(), None, f);
+        for chunk in [None, Some(1), Some(3), Some(100)] {
+            for workers in [1, 2, 3] {
+                let mut opts = fork(workers);
+                if let Some(c) = chunk {
+                    opts = opts.chunk(c);
+                }
+                let got = map(shape, &opts, wire!(f64), f);
+                let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(
+                    same && got.len() == want.len(),
+                    "{shape:?} chunk {chunk:?} workers {workers}"
+                );
+            }
+        }
+    }
+    check(Shape::product([7]));
+    check(Shape::product([3, 5]));
+    check(Shape::product([4, 3, 2]));
+    check(Shape::zip([10, 10]));
+    check(Shape::product([0, 3]));
+}
+
+#[test]
+fn map_ships_non_pod_results() {
+    let _g = lock();
+    let f = |[i, j]: [usize; 2]| format!("{i}:{j}").repeat(i % 3);
+    let shape = Shape::product([9, 4]);
+    let want = map(shape, &serial(), None, f);
+    let got = map(shape, &fork(3).chunk(5), wire!(String), f);
+    assert_eq!(got, want);
+}
+
+#[test]
+fn large_results_do_not_deadlock() {
+    let _g = lock();
+    // Each block's frame is far bigger than a pipe buffer.
+    let f = |[i]: [usize; 1]| vec![i as u64; 20_000];
+    let got = map(Shape::product([64]), &fork(2).chunk(16), wire!(Vec<u64>), f);
+    assert!(
+        got.iter().enumerate().all(|(i, v)| v.len() == 20_000 && v.iter().all(|&x| x == i as u64))
+    );
+    let g = |[i]: [usize; 1]| i as f64;
+    let got = map(Shape::product([3_000_000]), &fork(2), wire!(f64), g);
+    assert!(got.iter().enumerate().all(|(i, &x)| x == i as f64));
+}
+
+#[test]
+fn fold_float_sums_are_bit_identical_to_serial() {
+    let _g = lock();
+    let describe = |i: usize| format!("i = {i}");
+    let body = |s: &mut f64, i: usize| *s += (i as f64 * 0.37).sin() / (i as f64 + 1.0);
+    for workers in [1, 2, 3] {
+        for chunk in [None, Some(1000)] {
+            let (mut opts, mut sopts) = (fork(workers), serial());
+            if let Some(c) = chunk {
+                opts = opts.chunk(c);
+                sopts = sopts.chunk(c);
+            }
+            let want = fold(10_007, &sopts, None, &[], &describe, || 0.0f64, body);
+            let got = fold(10_007, &opts, wire!(f64), &[], &describe, || 0.0f64, body);
+            assert_eq!(got.len(), want.len());
+            let sum = |v: &[f64]| v.iter().fold(0.0f64, |a, b| a + b).to_bits();
+            assert_eq!(sum(&got), sum(&want), "workers {workers} chunk {chunk:?}");
+        }
+    }
+}
+
+/// `try_map` over 0..40 in blocks of 4 on 2 workers, where item 13 runs `crash`; checks that
+/// exactly item 13 fails, with a cause that `check` accepts.
+fn collect_one_crash(crash: fn(), check: impl Fn(&Cause) -> bool) {
+    let _g = lock();
+    let f = |[i]: [usize; 1]| {
+        if i == 13 {
+            crash();
+        }
+        i * 10
+    };
+    let out = try_map(Shape::product([40]), &fork(2).chunk(4), wire!(usize), f);
+    assert_eq!(out.len(), 40);
+    for (i, r) in out.iter().enumerate() {
+        if i == 13 {
+            let e = r.as_ref().unwrap_err();
+            assert_eq!(e.index(), 13);
+            assert!(check(e.cause()), "unexpected cause {:?}", e.cause());
+        } else {
+            assert_eq!(r, &Ok(i * 10), "item {i}");
+        }
+    }
+    assert!(children().is_empty());
+}
+
+#[test]
+fn collect_panic() {
+    collect_one_crash(|| panic!("boom 13"), |c| *c == Cause::Panic("boom 13".into()));
+}
+
+#[test]
+fn collect_abort() {
+    collect_one_crash(
+        || std::process::abort(),
+        |c| matches!(c, Cause::Signal { signo, name } if *signo == libc::SIGABRT && name == "SIGABRT"),
+    );
+}
+
+#[test]
+fn collect_segfault() {
+    collect_one_crash(
+        || {
+            // SAFETY: restores the default action and raises the signal in this (worker)
+            // process, which the signal kills.
+            unsafe {
+                libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+                libc::raise(libc::SIGSEGV);
+            }
+        },
+        |c| matches!(c, Cause::Signal { name, .. } if name == "SIGSEGV"),
+    );
+}
+
+#[test]
+fn collect_exit() {
+    collect_one_crash(|| std::process::exit(3), |c| *c == Cause::Exit(3));
+}
+
+#[test]
+fn collect_sigkill() {
+    collect_one_crash(
+        || {
+            // SAFETY: sends a signal to this (worker) process.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        },
+        |c| matches!(c, Cause::Signal { signo, name } if *signo == libc::SIGKILL && name == "SIGKILL"),
+    );
+}
+
+#[test]
+fn collect_several_crashes_in_one_block() {
+    let _g = lock();
+    let f = |[i]: [usize; 1]| {
+        if i % 7 == 3 {
+            std::process::exit(i as i32);
+        }
+        i as f64
+    };
+    let out = try_map(Shape::product([50]), &fork(3).chunk(10), wire!(f64), f);
+    for (i, r) in out.iter().enumerate() {
+        if i % 7 == 3 {
+            assert_eq!(r.as_ref().unwrap_err().cause(), &Cause::Exit(i as i32), "item {i}");
+        } else {
+            assert_eq!(r, &Ok(i as f64), "item {i}");
+        }
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(p) => p.downcast::<&str>().map(|s| s.to_string()).unwrap_or_default(),
+    }
+}
+
+#[test]
+fn fail_mode_panics_naming_the_item() {
+    let _g = lock();
+    let f = |[i]: [usize; 1]| {
+        if i == 17 {
+            std::process::exit(3);
+        }
+        i
+    };
+    let err = catch_unwind(AssertUnwindSafe(|| {
+        map(Shape::product([40]), &fork(2).chunk(4), wire!(usize), f)
+    }))
+    .unwrap_err();
+    let msg = panic_message(err);
+    assert!(msg.contains("item 17 failed: worker process exited with code 3"), "{msg}");
+    let g = |[i]: [usize; 1]| {
+        assert!(i != 5, "five is bad");
+        i
+    };
+    let err = catch_unwind(AssertUnwindSafe(|| {
+        map(Shape::product([40]), &fork(2).chunk(4), wire!(usize), g)
+    }))
+    .unwrap_err();
+    let msg = panic_message(err);
+    assert!(msg.contains("item 5 failed: panicked: five is bad"), "{msg}");
+    let describe = |i: usize| format!("i = {i}");
+    let err = catch_unwind(AssertUnwindSafe(|| {
+        fold(
+            40,
+            &fork(2).chunk(4),
+            wire!(u64),
+            &[],
+            &describe,
+            || 0u64,
+            |s, i| {
+                if i == 22 {
+                    std::process::abort();
+                }
+                *s += i as u64;
+            },
+        )
+    }))
+    .unwrap_err();
+    let msg = panic_message(err);
+    assert!(msg.contains("iteration i = 22 failed: killed by signal SIGABRT"), "{msg}");
+    assert!(children().is_empty());
+}
+
+#[test]
+fn timeout_kills_the_slow_item() {
+    let _g = lock();
+    let d = Duration::from_millis(300);
+    let f = |[i]: [usize; 1]| {
+        if i == 6 {
+            std::thread::sleep(Duration::from_secs(60));
+        }
+        i
+    };
+    let out = try_map(Shape::product([12]), &fork(2).chunk(3).timeout(d), wire!(usize), f);
+    for (i, r) in out.iter().enumerate() {
+        if i == 6 {
+            assert_eq!(r.as_ref().unwrap_err().cause(), &Cause::Timeout(d));
+        } else {
+            assert_eq!(r, &Ok(i));
+        }
+    }
+    assert!(children().is_empty());
+}
+
+#[test]
+fn results_without_serde_fail_naming_the_type() {
+    let _g = lock();
+    #[derive(Debug)]
+    struct Opaque;
+    let f = |[_i]: [usize; 1]| Opaque;
+    let out = try_map(Shape::product([5]), &fork(2), wire!(Opaque), f);
+    for r in &out {
+        let e = r.as_ref().unwrap_err();
+        assert!(matches!(e.cause(), Cause::Engine(m) if m.contains("Opaque")), "{e}");
+    }
+}
+
+#[test]
+fn workers_know_their_id_and_nested_calls_run_serially() {
+    let _g = lock();
+    let f = |[_i]: [usize; 1]| {
+        let inner =
+            map(Shape::product([4]), &Options::new().engine(Engine::Threads), None, |[j]| j);
+        (parfor_runtime::worker_id(), inner.iter().sum::<usize>(), std::process::id())
+    };
+    let out = map(Shape::product([30]), &fork(3).chunk(1), wire!((Option<usize>, usize, u32)), f);
+    for (w, s, pid) in out {
+        assert!(matches!(w, Some(0..=2)));
+        assert_eq!(s, 6);
+        assert_ne!(pid, std::process::id());
+    }
+}
+
+#[test]
+fn no_leaks_of_processes_fds_or_mappings() {
+    let _g = lock();
+    let f = |[i]: [usize; 1]| i as f64;
+    let call = || {
+        let _ = map(Shape::product([1000]), &fork(2), wire!(f64), f);
+        let _ = try_map(Shape::product([10]), &fork(2).chunk(2), wire!(String), |[i]| {
+            if i == 3 {
+                std::process::exit(1);
+            }
+            i.to_string()
+        });
+    };
+    call();
+    let (fds, maps) = (fd_count(), maps_count());
+    for _ in 0..20 {
+        call();
+    }
+    assert!(children().is_empty());
+    assert_eq!(fd_count(), fds);
+    assert_eq!(maps_count(), maps);
+}
+
+#[test]
+fn stress_many_calls_beside_rayon_and_an_allocating_thread() {
+    use rayon::prelude::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let _g = lock();
+    // The global pool has run work (its threads exist and park), and another thread allocates
+    // without pause while we fork.
+    let s: u64 = (0..100_000u64).into_par_iter().map(|x| x % 7).sum();
+    assert_eq!(s, (0..100_000u64).map(|x| x % 7).sum());
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut keep: Vec<Vec<u8>> = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                keep.push(vec![1u8; 1000]);
+                if keep.len() > 1000 {
+                    keep.clear();
+                }
+                let _ = format!("{}", keep.len());
+            }
+        });
+        let (fds, maps) = (fd_count(), maps_count());
+        for call in 0..1000usize {
+            let f = |[i]: [usize; 1]| format!("{call}-{i}");
+            let out = map(Shape::product([4]), &fork(2), wire!(String), f);
+            assert_eq!(out[3], format!("{call}-3"));
+        }
+        stop.store(true, Ordering::Relaxed);
+        assert!(children().is_empty());
+        assert_eq!(fd_count(), fds);
+        // The allocating thread's malloc arena may gain or lose a mapping or two meanwhile;
+        // a leak would show as thousands (two per call).
+        assert!(maps_count() <= maps + 8, "{} mappings, {maps} before", maps_count());
+    });
+}
+
+#[test]
+fn crashes_with_encoded_and_array_results() {
+    let _g = lock();
+    let f = |[i]: [usize; 1]| {
+        if i == 9 {
+            std::process::exit(4);
+        }
+        i.to_string()
+    };
+    let out = try_map(Shape::product([20]), &fork(2).chunk(5), wire!(String), f);
+    for (i, r) in out.iter().enumerate() {
+        match r {
+            Ok(s) => assert_eq!(*s, i.to_string()),
+            Err(e) => assert!(i == 9 && *e.cause() == Cause::Exit(4), "{e}"),
+        }
+    }
+    let g = |[i, j]: [usize; 2]| {
+        if (i, j) == (2, 1) {
+            std::process::abort();
+        }
+        [i as f32, j as f32, (i * j) as f32]
+    };
+    let out = try_map(Shape::product([5, 3]), &fork(3).chunk(4), wire!([f32; 3]), g);
+    for (k, r) in out.iter().enumerate() {
+        let (i, j) = (k / 3, k % 3);
+        match r {
+            Ok(v) => assert_eq!(*v, [i as f32, j as f32, (i * j) as f32]),
+            Err(e) => assert!(k == 7 && e.indices() == [2, 1], "{e}"),
+        }
+    }
+}
+
+#[test]
+fn shared_vec_is_written_in_place_by_fork_workers() {
+    let _g = lock();
+    let describe = |i: usize| format!("i = {i}");
+    let n = 10_000;
+    let mut sv = SharedVec::<f64>::zeroed(n);
+    {
+        // No wire: an output that had to be shipped back would fail the call; a shared one
+        // ships nothing.
+        let out = SliceOut::new(&mut sv[..], 0, None);
+        assert!(out.is_shared());
+        let outputs: [&dyn Sliced; 1] = [&out];
+        let states = fold(
+            n,
+            &fork(2).chunk(512),
+            wire!(u32),
+            &outputs,
+            &describe,
+            || 0u32,
+            |s, i| {
+                // SAFETY: iteration `i` alone writes element `i`.
+                unsafe { *out.slot(i) = (i as f64).sqrt() };
+                *s += 1;
+            },
+        );
+        assert_eq!(states.iter().sum::<u32>(), n as u32);
+    }
+    assert!(sv.iter().enumerate().all(|(i, &x)| x == (i as f64).sqrt()));
+
+    // The explicit constructor, with an offset.
+    let mut sv = SharedVec::<u64>::zeroed(20);
+    {
+        let out = SliceOut::shared(&mut sv, 10);
+        let outputs: [&dyn Sliced; 1] = [&out];
+        fold(
+            10,
+            &fork(3).chunk(2),
+            wire!(()),
+            &outputs,
+            &describe,
+            || (),
+            |_, i| {
+                // SAFETY: iteration `i` alone writes element `10 + i`.
+                unsafe { *out.slot(10 + i) = i as u64 + 1 };
+            },
+        );
+    }
+    assert_eq!(&sv[..10], &[0; 10]);
+    assert_eq!(&sv[10..], &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+}
+
+#[test]
+fn ordinary_sliced_outputs_are_shipped_back() {
+    let _g = lock();
+    let describe = |i: usize| format!("i = {i}");
+    let mut v = vec![String::new(); 300];
+    {
+        let out = SliceOut::new(&mut v, 0, wire!(String));
+        assert!(!out.is_shared());
+        let outputs: [&dyn Sliced; 1] = [&out];
+        fold(
+            300,
+            &fork(2).chunk(7),
+            wire!(()),
+            &outputs,
+            &describe,
+            || (),
+            |_, i| {
+                // SAFETY: iteration `i` alone writes element `i`.
+                unsafe { *out.slot(i) = format!("<{i}>") };
+            },
+        );
+    }
+    assert!(v.iter().enumerate().all(|(i, s)| *s == format!("<{i}>")));
+}
+
+/// Ctrl-C reaches the whole foreground process group: the caller and its workers must all go.
+/// Runs itself again as a helper in a process group of its own, and interrupts that group.
+#[test]
+fn sigint_ends_the_caller_and_its_workers() {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    if std::env::var_os("PARFOR_SIGINT_HELPER").is_some() {
+        // The helper: a call whose items never end.
+        let f = |[i]: [usize; 1]| {
+            std::thread::sleep(Duration::from_secs(600));
+            i
+        };
+        let _ = map(Shape::product([8]), &fork(2).chunk(1), wire!(usize), f);
+        return;
+    }
+    let _g = lock();
+    let mut helper = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "sigint_ends_the_caller_and_its_workers", "--test-threads=1"])
+        .env("PARFOR_SIGINT_HELPER", "1")
+        .process_group(0)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = helper.id();
+    // Wait (bounded) for the helper's two workers.
+    let mut workers = Vec::new();
+    for _ in 0..2000 {
+        workers = children_of(pid);
+        if workers.len() == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(workers.len(), 2, "the helper did not start its workers");
+    // SAFETY: sends SIGINT to the helper's process group (its pid), which holds only the
+    // helper and its workers.
+    assert_eq!(unsafe { libc::kill(-(pid as i32), libc::SIGINT) }, 0);
+    let status = helper.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
+    // The workers die of the same SIGINT (or of the death signal once the helper is gone);
+    // they are no longer our children, so look them up by pid (bounded wait for the kernel).
+    let alive = |w: &u32| {
+        std::fs::read_to_string(format!("/proc/{w}/stat"))
+            .is_ok_and(|st| st.rsplit_once(')').is_some_and(|r| !r.1.trim_start().starts_with('Z')))
+    };
+    for _ in 0..2000 {
+        if !workers.iter().any(alive) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!workers.iter().any(alive), "workers {workers:?} outlived the interrupt");
+}
