@@ -1,6 +1,9 @@
 //! Helpers shared by the example scripts: engine selection from the command line and timing.
 #![allow(dead_code)]
 
+#[path = "../../benches/workloads/pss.rs"]
+pub mod pss;
+
 use parfor::Engine;
 use std::time::{Duration, Instant};
 
