@@ -10,7 +10,7 @@ pub use parfor_runtime::{
 /// Implementation details of the macros. Not public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use parfor_runtime::__wire_of as wire_of;
     pub use parfor_runtime::wire::{self, Probe, Wire, probe_elem, probe_ret, probe_val};
     pub use parfor_runtime::{Options, Shape, SliceOut, Sliced, fold, map, try_map};
-    pub use parfor_runtime::__wire_of as wire_of;
 }

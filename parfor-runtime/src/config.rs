@@ -170,7 +170,9 @@ fn env_count(var: &str) -> Result<Option<usize>, ConfigError> {
         Ok(v) => match v.trim().parse::<usize>() {
             Ok(n) if n > 0 => Ok(Some(n)),
             _ => Err(ConfigError {
-                message: format!("invalid {var} value `{v}`; expected a whole number of at least 1"),
+                message: format!(
+                    "invalid {var} value `{v}`; expected a whole number of at least 1"
+                ),
             }),
         },
         Err(std::env::VarError::NotPresent) => Ok(None),

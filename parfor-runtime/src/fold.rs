@@ -64,7 +64,12 @@ where
         }
     }
 
-    fn run_encoded(&self, _block: usize, range: Range<usize>, out: &mut Vec<u8>) -> Result<(), Cause> {
+    fn run_encoded(
+        &self,
+        _block: usize,
+        range: Range<usize>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Cause> {
         let wire = self.wire.ok_or_else(|| {
             Cause::Engine(format!(
                 "the fork engine needs loop state (reduction variables, pushed values) that \

@@ -35,8 +35,12 @@ pub(crate) trait Job: Sync {
     /// # Errors
     /// The job's results cannot cross a process boundary (no serde), or encoding failed.
     #[allow(dead_code)] // used by the fork engine
-    fn run_encoded(&self, block: usize, range: Range<usize>, out: &mut Vec<u8>)
-    -> Result<(), Cause>;
+    fn run_encoded(
+        &self,
+        block: usize,
+        range: Range<usize>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Cause>;
 
     /// Stores results that [`Job::run_encoded`] produced for `range` in a worker process.
     ///

@@ -17,8 +17,7 @@ pub mod wire;
 mod worker;
 
 pub use config::{
-    ConfigError, Engine, clear_default_engine, default_engine, default_workers,
-    set_default_engine,
+    ConfigError, Engine, clear_default_engine, default_engine, default_workers, set_default_engine,
 };
 pub use error::{Cause, OnError, TaskError};
 pub use fold::fold;
