@@ -1,6 +1,8 @@
 //! parfor: MATLAB-style `parfor` loops and `parmap!` parameter sweeps.
 #![doc = "See the README."]
 
+mod loop_support;
+
 pub use parfor_macros::{parfor, parmap};
 pub use parfor_runtime::{
     Cause, ConfigError, Engine, OnError, TaskError, clear_default_engine, default_engine,
@@ -13,4 +15,8 @@ pub mod __private {
     pub use parfor_runtime::__wire_of as wire_of;
     pub use parfor_runtime::wire::{self, Probe, Wire, probe_elem, probe_ret, probe_val};
     pub use parfor_runtime::{Options, Shape, SliceOut, Sliced, fold, map, try_map};
+
+    pub use crate::loop_support::{
+        IntoAcc, LoopSlice, LoopSliceMut, new_vec, none, range_len, range_nth,
+    };
 }

@@ -357,7 +357,10 @@ mod tests {
     #[test]
     fn literals_are_checked() {
         let (_, r, _) = parse(r#"engine = "gpu""#);
-        assert_eq!(r.unwrap_err(), "unknown engine `gpu`; expected one of `serial`, `threads` or `fork`");
+        assert_eq!(
+            r.unwrap_err(),
+            "unknown engine `gpu`; expected one of `serial`, `threads` or `fork`"
+        );
         let (_, r, _) = parse("workers = 0");
         assert!(r.unwrap_err().contains("at least 1"));
         let (_, r, _) = parse(r#"timeout = "soon""#);
