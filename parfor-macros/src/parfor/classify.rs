@@ -530,8 +530,8 @@ impl<'a> Walker<'a> {
                 if let (Some(rw), Some(reds)) = (self.rewrite, self.reductions)
                     && let Some(r) = reds.get(&name)
                 {
-                    let tokens =
-                        expand::contribution(rw, r, op_span, contribution.to_token_stream());
+                    let value = strip_parens(contribution).to_token_stream();
+                    let tokens = expand::contribution(rw, r, op_span, value);
                     *e = Expr::Verbatim(tokens);
                 }
             }
