@@ -114,6 +114,9 @@ pub(crate) fn expand_loop(lp: &Loop, usage: &Usage) -> TokenStream {
     let probe_val = p(quote!(probe_val));
     let pat = &lp.pat;
     let expr = &lp.domain.expr;
+    // Trait errors ("cannot iterate over `HashMap`") point at the user's domain expression.
+    let espan = syn::spanned::Spanned::span(expr);
+    let as_slice = quote_spanned!(espan=> #krate::__private::LoopSlice::__parfor_as_slice(&#expr));
 
     // The domain: `dom` and its length `n`, and how iteration `pos` binds the pattern.
     let mut outputs: Vec<Ident> = Vec::new();
@@ -121,21 +124,23 @@ pub(crate) fn expand_loop(lp: &Loop, usage: &Usage) -> TokenStream {
         DomainKind::Range => (
             quote_spanned! {ms()=>
                 let #dom = #expr;
-                let #n: usize = #krate::__private::range_len(&#dom);
+                let #n: ::core::primitive::usize = #krate::__private::range_len(&#dom);
             },
             quote_spanned!(ms()=> #krate::__private::range_nth(&#dom, #pos)),
         ),
         DomainKind::Slice => (
             quote_spanned! {ms()=>
-                let #dom = #krate::__private::LoopSlice::__parfor_as_slice(&#expr);
-                let #n: usize = #dom.len();
+                let #dom = #as_slice;
+                let #n: ::core::primitive::usize = #dom.len();
             },
             quote_spanned!(ms()=> &#dom[#pos]),
         ),
         DomainKind::SliceMut | DomainKind::IterMut => {
             let (sl, w) = (ident("__parfor_dom_slice"), ident("__parfor_dom_wire"));
             let slice = if lp.domain.kind == DomainKind::SliceMut {
-                quote_spanned!(ms()=> #krate::__private::LoopSliceMut::__parfor_as_mut_slice(&mut #expr))
+                let f =
+                    quote_spanned!(espan=> #krate::__private::LoopSliceMut::__parfor_as_mut_slice);
+                quote_spanned!(ms()=> #f(&mut #expr))
             } else {
                 quote_spanned!(ms()=> {
                     use #krate::__private::LoopSliceMut as _;
@@ -146,7 +151,7 @@ pub(crate) fn expand_loop(lp: &Loop, usage: &Usage) -> TokenStream {
             (
                 quote_spanned! {ms()=>
                     let #sl = #slice;
-                    let #n: usize = #sl.len();
+                    let #n: ::core::primitive::usize = #sl.len();
                     let #w = #wire_of!(#probe_elem(&*#sl));
                     let #dom = #slice_out::new(#sl, 0, #w);
                 },
@@ -169,7 +174,7 @@ pub(crate) fn expand_loop(lp: &Loop, usage: &Usage) -> TokenStream {
         let offset = ident("__parfor_offset");
         sliced_setup.extend(if lp.domain.kind == DomainKind::Range {
             quote_spanned! {ms()=>
-                let #offset: usize = match ::core::iter::Iterator::next(
+                let #offset: ::core::primitive::usize = match ::core::iter::Iterator::next(
                     &mut ::core::clone::Clone::clone(&#dom),
                 ) {
                     ::core::option::Option::Some(__parfor_first) => __parfor_first,
@@ -177,7 +182,7 @@ pub(crate) fn expand_loop(lp: &Loop, usage: &Usage) -> TokenStream {
                 };
             }
         } else {
-            quote_spanned!(ms()=> let #offset: usize = 0;)
+            quote_spanned!(ms()=> let #offset: ::core::primitive::usize = 0;)
         });
         for (i, (name, s)) in usage.sliced.iter().enumerate() {
             let so = ident(&format!("__parfor_out{i}"));
@@ -212,19 +217,25 @@ pub(crate) fn expand_loop(lp: &Loop, usage: &Usage) -> TokenStream {
             probes.extend(quote_spanned!(ms()=> let #probe = #probe_val(&#x);));
             inits.push(quote_spanned!(ms()=> #krate::__private::none(&#probe)));
             let value = match &r.op {
+                // `x op= b` rather than `x = x op b`: the same for the types reductions take,
+                // and lint-clean in the user's code (`x` keeps its span).
                 RedOp::Bin(op) => {
-                    let op = op_token(op, ms());
+                    let op: TokenStream = format!("{op}=").parse().unwrap_or_default();
                     quote!(#x #op #b)
                 }
-                RedOp::Sub => quote_spanned!(ms()=> #x - #b),
+                RedOp::Sub => quote_spanned!(ms()=> #x -= #b),
                 RedOp::Method(m) => quote!(#x.#m(#b)),
                 RedOp::Call { func, swapped: false } => quote!(#func(#x, #b)),
                 RedOp::Call { func, swapped: true } => quote!(#func(#b, #x)),
                 RedOp::Concat => unreachable!(),
             };
+            let update = match &r.op {
+                RedOp::Bin(_) | RedOp::Sub => value,
+                _ => quote!(#x = #value),
+            };
             combine.extend(quote_spanned! {ms()=>
                 if let ::core::option::Option::Some(#b) = #part {
-                    #x = #value;
+                    #update;
                 }
             });
         }
@@ -237,9 +248,11 @@ pub(crate) fn expand_loop(lp: &Loop, usage: &Usage) -> TokenStream {
     let describe = match (&lp.domain.kind, &lp.index) {
         (DomainKind::Range, Some(i)) => {
             let name = i.to_string();
-            quote_spanned!(ms()=> &|#pos: usize| ::std::format!("{} = {:?}", #name, #krate::__private::range_nth(&#dom, #pos)))
+            quote_spanned!(ms()=> &|#pos: ::core::primitive::usize| ::std::format!("{} = {:?}", #name, #krate::__private::range_nth(&#dom, #pos)))
         }
-        _ => quote_spanned!(ms()=> &|#pos: usize| ::std::format!("at position {}", #pos)),
+        _ => {
+            quote_spanned!(ms()=> &|#pos: ::core::primitive::usize| ::std::format!("at position {}", #pos))
+        }
     };
     let sliced_dyn = p(quote!(Sliced));
     let st = ident("__parfor_st");
