@@ -48,7 +48,11 @@ fn main() {
     let peak = peak.stop() as f64;
     let mib = |b: f64| b / (1024.0 * 1024.0);
     println!("engine: fork, 2 worker processes");
-    println!("{count} images of {:.0} MiB ({:.0} MiB in all) analysed in {t:.2?}", mib(input) / count as f64, mib(input));
+    println!(
+        "{count} images of {:.0} MiB ({:.0} MiB in all) analysed in {t:.2?}",
+        mib(input) / count as f64,
+        mib(input)
+    );
     for (k, (mean, rows)) in stats.iter().enumerate().take(4) {
         println!("  image {k}: mean brightness {mean:.2}, bright rows {rows}");
     }

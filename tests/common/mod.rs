@@ -4,6 +4,10 @@
 use parfor::Engine;
 
 /// Every engine the differential suites compare against the serial engine.
+#[cfg(unix)]
+pub const ENGINES: &[Engine] = &[Engine::Serial, Engine::Threads, Engine::Fork];
+/// Every engine the differential suites compare against the serial engine.
+#[cfg(not(unix))]
 pub const ENGINES: &[Engine] = &[Engine::Serial, Engine::Threads];
 
 /// Worker counts the differential suites try on every engine.

@@ -1,0 +1,224 @@
+//! The loop IR: a `#[parfor]` loop's label, pattern, domain and body, and what the
+//! classification found about the variables it touches.
+
+use crate::parfor::args::Args;
+use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
+use std::collections::BTreeMap;
+use syn::{Expr, ExprForLoop, Ident, Pat};
+
+/// The forms a loop's domain can take, named in the error for anything else.
+pub(crate) const SUPPORTED_DOMAINS: &str = "`a..b`, `a..=b`, `&v`, `v.iter()`, `&mut v`, \
+     `v.iter_mut()`, or `.enumerate()` of the slice forms, where `v` is a slice, `Vec` or array";
+
+/// How a loop walks its domain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DomainKind {
+    /// `a..b` or `a..=b`.
+    Range,
+    /// `&v` or `v.iter()`.
+    Slice,
+    /// `&mut v`.
+    SliceMut,
+    /// `v.iter_mut()`: like `SliceMut`, but `v` may be a `&mut` binding (method reborrow).
+    IterMut,
+}
+
+/// The domain of a loop.
+pub(crate) struct Domain {
+    pub(crate) kind: DomainKind,
+    /// The range expression, or the slice-like expression `v`.
+    pub(crate) expr: Expr,
+    pub(crate) enumerate: bool,
+}
+
+/// One `#[parfor]` loop.
+pub(crate) struct Loop {
+    pub(crate) args: Args,
+    pub(crate) label: Option<syn::Lifetime>,
+    pub(crate) pat: Pat,
+    pub(crate) domain: Domain,
+    /// The variable that sliced outputs are indexed by: a range loop's variable or the index
+    /// of `.enumerate()`.
+    pub(crate) index: Option<Ident>,
+    pub(crate) body: syn::Block,
+}
+
+fn strip_parens(mut e: &Expr) -> &Expr {
+    while let Expr::Paren(p) = e {
+        e = &p.expr;
+    }
+    e
+}
+
+/// Reads the domain of `for pat in expr`; `Err` names the supported forms.
+pub(crate) fn parse_domain(expr: &Expr) -> syn::Result<Domain> {
+    let e = strip_parens(expr);
+    let unsupported = |what: &dyn ToTokens, hint: &str| {
+        syn::Error::new_spanned(
+            what.to_token_stream(),
+            format!(
+                "a `#[parfor]` loop cannot run over this domain{hint}; supported: {SUPPORTED_DOMAINS}"
+            ),
+        )
+    };
+    let slice_form = |e: &Expr, enumerate: bool| -> Option<Domain> {
+        match strip_parens(e) {
+            Expr::Reference(r) => Some(Domain {
+                kind: if r.mutability.is_some() { DomainKind::SliceMut } else { DomainKind::Slice },
+                expr: (*r.expr).clone(),
+                enumerate,
+            }),
+            Expr::MethodCall(m) if m.args.is_empty() && m.turbofish.is_none() => {
+                let kind = match m.method.to_string().as_str() {
+                    "iter" => DomainKind::Slice,
+                    "iter_mut" => DomainKind::IterMut,
+                    _ => return None,
+                };
+                Some(Domain { kind, expr: (*m.receiver).clone(), enumerate })
+            }
+            _ => None,
+        }
+    };
+    match e {
+        Expr::Range(r) => {
+            if r.start.is_none() || r.end.is_none() {
+                return Err(unsupported(r, " (the range needs both ends)"));
+            }
+            Ok(Domain { kind: DomainKind::Range, expr: e.clone(), enumerate: false })
+        }
+        Expr::MethodCall(m) if m.method == "enumerate" && m.args.is_empty() => {
+            slice_form(&m.receiver, true).ok_or_else(|| unsupported(&m.receiver, ""))
+        }
+        _ => slice_form(e, false).ok_or_else(|| {
+            let hint = match e {
+                Expr::Path(_) | Expr::Field(_) => {
+                    " (write `&v` or `v.iter()` to read the elements, `&mut v` or `v.iter_mut()` \
+                     to update them)"
+                }
+                _ => "",
+            };
+            unsupported(e, hint)
+        }),
+    }
+}
+
+impl Loop {
+    /// Builds the IR of `for_loop` (its `#[parfor]` attribute already removed).
+    pub(crate) fn new(args: Args, for_loop: ExprForLoop) -> syn::Result<Loop> {
+        let domain = parse_domain(&for_loop.expr)?;
+        let pat = *for_loop.pat;
+        let index = match (&domain.kind, domain.enumerate, &pat) {
+            (DomainKind::Range, _, Pat::Ident(p)) if p.subpat.is_none() => Some(p.ident.clone()),
+            (DomainKind::Range, _, Pat::Wild(_)) => None,
+            (DomainKind::Range, _, other) => {
+                return Err(syn::Error::new_spanned(
+                    other,
+                    "the variable of a range loop must be a plain identifier such as `i`",
+                ));
+            }
+            (_, true, Pat::Tuple(t)) => match t.elems.first() {
+                Some(Pat::Ident(p)) if p.subpat.is_none() => Some(p.ident.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        Ok(Loop {
+            args,
+            label: for_loop.label.map(|l| l.name),
+            pat,
+            domain,
+            index,
+            body: for_loop.body,
+        })
+    }
+}
+
+/// How a reduction variable is combined; one per variable.
+#[derive(Clone, Debug)]
+pub(crate) enum RedOp {
+    /// `x += e`, `x = x + e`, `x = e + x` (and `*`, `|`, `&`, `^`); the operator's name.
+    Bin(&'static str),
+    /// `x -= e` or `x = x - e`: the subtracted terms are summed, then subtracted.
+    Sub,
+    /// `x = x.max(e)` / `x = x.min(e)`.
+    Method(Ident),
+    /// `x = f(x, e)` (or `f(e, x)` when `swapped`): `max`, `min` or a declared `reduce(x = f)`.
+    Call { func: TokenStream, swapped: bool },
+    /// `x.push(e)` / `x.extend(e)`: concatenation in iteration order.
+    Concat,
+}
+
+impl RedOp {
+    /// How the operator reads in messages.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            RedOp::Bin(op) => format!("`{op}`"),
+            RedOp::Sub => "`-`".into(),
+            RedOp::Method(m) => format!("`.{m}(..)`"),
+            RedOp::Call { func, swapped: false } => format!("`{}(x, ..)`", tidy(func)),
+            RedOp::Call { func, swapped: true } => format!("`{}(.., x)`", tidy(func)),
+            RedOp::Concat => "`push`/`extend`".into(),
+        }
+    }
+
+    /// Whether two sites combine the same way.
+    pub(crate) fn same(&self, other: &RedOp) -> bool {
+        match (self, other) {
+            (RedOp::Bin(a), RedOp::Bin(b)) => a == b,
+            (RedOp::Sub, RedOp::Sub) | (RedOp::Concat, RedOp::Concat) => true,
+            (RedOp::Method(a), RedOp::Method(b)) => a == b,
+            (RedOp::Call { func: a, swapped: x }, RedOp::Call { func: b, swapped: y }) => {
+                x == y && a.to_string() == b.to_string()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A path's tokens as written (`std :: cmp :: max` → `std::cmp::max`).
+pub(crate) fn tidy(t: &TokenStream) -> String {
+    t.to_string().replace(' ', "")
+}
+
+/// A reduction variable.
+pub(crate) struct Reduction {
+    /// The variable, as written at its first reduction.
+    pub(crate) ident: Ident,
+    pub(crate) op: RedOp,
+    /// Position of its accumulator in the block state.
+    pub(crate) slot: usize,
+}
+
+/// A sliced output.
+pub(crate) struct SlicedVar {
+    pub(crate) ident: Ident,
+}
+
+/// A use of an outer variable that matters for validation.
+pub(crate) struct Use {
+    pub(crate) name: String,
+    pub(crate) span: Span,
+    pub(crate) kind: UseKind,
+}
+
+/// See [`Use`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum UseKind {
+    /// The variable itself (not as a reduction's target, not indexed).
+    Read,
+    /// `v[e]` where `e` is the loop's index variable.
+    IndexOk,
+    /// `v[e]` with any other `e` (the span is `e`'s).
+    IndexOther,
+}
+
+/// What the classification found in one loop body.
+#[derive(Default)]
+pub(crate) struct Usage {
+    pub(crate) reductions: BTreeMap<String, Reduction>,
+    pub(crate) sliced: BTreeMap<String, SlicedVar>,
+    pub(crate) uses: Vec<Use>,
+    /// Mistakes found while walking (control flow, order-dependent writes, ...).
+    pub(crate) errors: Vec<syn::Error>,
+}

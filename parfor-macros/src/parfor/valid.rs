@@ -1,0 +1,138 @@
+//! Checks across a loop's classification: reads of reduction variables, sliced outputs used
+//! other than as `out[i]`, variables that are both, and unused `reduce(...)` declarations.
+
+use crate::ctxt::Ctxt;
+use crate::parfor::ast::{Loop, RedOp, Usage, UseKind};
+use std::collections::BTreeSet;
+
+/// Records in `cx` every mistake of `lp` given its classification `usage`.
+pub(crate) fn check(cx: &Ctxt, lp: &Loop, usage: &Usage) {
+    for e in &usage.errors {
+        cx.syn_error(e.clone());
+    }
+    let index = lp.index.as_ref().map(ToString::to_string);
+    let mut reported = BTreeSet::new();
+    for u in &usage.uses {
+        if let Some(r) = usage.reductions.get(&u.name) {
+            if usage.sliced.contains_key(&u.name) {
+                continue;
+            }
+            let how = match r.op {
+                RedOp::Concat => "concatenation",
+                _ => "reduction",
+            };
+            cx.error_at(
+                u.span,
+                format!(
+                    "cannot read {how} variable `{name}` inside the `#[parfor]` loop: each \
+                     iteration only contributes to it, and its value is known after the loop; \
+                     read it after the loop, or use a temporary (`let`) for per-iteration \
+                     values",
+                    name = u.name
+                ),
+            );
+        } else if let Some(s) = usage.sliced.get(&u.name) {
+            match (u.kind, &index) {
+                (UseKind::IndexOk, _) => {}
+                (UseKind::IndexOther, Some(i)) => cx.error_at(
+                    u.span,
+                    format!(
+                        "sliced output `{name}` must be indexed by the loop variable `{i}`, \
+                         so that each iteration owns one element; write `{name}[{i}]`, or \
+                         compute the values into a temporary and store them after the loop",
+                        name = s.ident
+                    ),
+                ),
+                (UseKind::IndexOther, None) => cx.error_at(
+                    u.span,
+                    format!(
+                        "`{name}` is written in a `#[parfor]` loop that has no index \
+                         variable; loop over a range (`for i in 0..n`) or use `.enumerate()` \
+                         so that each iteration writes its own element `{name}[i]`",
+                        name = s.ident
+                    ),
+                ),
+                (UseKind::Read, _) => {
+                    if reported.insert((u.name.clone(), format!("{:?}", u.span))) {
+                        let i = index.as_deref().unwrap_or("i");
+                        cx.error_at(
+                            u.span,
+                            format!(
+                                "`{name}` is a sliced output of this `#[parfor]` loop (it is \
+                                 written as `{name}[{i}]`), so the body may only use it as \
+                                 `{name}[{i}]`",
+                                name = s.ident
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    for (name, r) in &usage.reductions {
+        if usage.sliced.contains_key(name) {
+            cx.error_spanned_by(
+                &r.ident,
+                format!(
+                    "`{name}` is used both as a sliced output (`{name}[i] = ..`) and as a \
+                     reduction variable; use two variables"
+                ),
+            );
+        }
+    }
+    for d in &lp.args.reduce {
+        if !usage.reductions.contains_key(&d.var.to_string()) {
+            cx.error_spanned_by(
+                &d.var,
+                format!(
+                    "`reduce({v} = ..)` names `{v}`, which this loop never updates as `{v} = \
+                     f({v}, value)`",
+                    v = d.var
+                ),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::parfor::test_util::loop_errors;
+
+    #[test]
+    fn reads_of_reductions() {
+        let e = loop_errors(quote::quote! {
+            for i in 0..n { sum += x[i]; if sum > 1.0 { y += 1; } }
+        });
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("cannot read reduction variable `sum`"), "{e:?}");
+    }
+
+    #[test]
+    fn sliced_index_and_conflicts() {
+        let e = loop_errors(quote::quote! {
+            for i in 0..n { out[i + 1] = 1.0; out[i] = 2.0; }
+        });
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("sliced output `out` must be indexed by the loop variable `i`"));
+        let e = loop_errors(quote::quote! {
+            for i in 0..n { out[i] = 1.0; out += 1.0; }
+        });
+        assert!(e.iter().any(|e| e.contains("both as a sliced output")), "{e:?}");
+        let e = loop_errors(quote::quote! {
+            for x in v.iter() { out[0] = *x; }
+        });
+        assert!(e[0].contains("has no index variable"), "{e:?}");
+    }
+
+    #[test]
+    fn sliced_reads_are_fine_when_indexed_by_the_loop_variable() {
+        let e = loop_errors(quote::quote! {
+            for i in 0..n { out[i] = out[i] * 2.0 + inp[i + 1]; }
+        });
+        assert!(e.is_empty(), "{e:?}");
+        let e = loop_errors(quote::quote! {
+            for i in 0..n { out[i] = 1.0; let l = out.len(); }
+        });
+        assert!(e[0].contains("may only use it as `out[i]`"), "{e:?}");
+    }
+}

@@ -1,0 +1,8 @@
+use parfor::parfor;
+
+#[parfor]
+struct Grid {
+    cells: Vec<f64>,
+}
+
+fn main() {}
