@@ -12,7 +12,9 @@ pub(crate) struct Ctxt {
 
 impl Ctxt {
     pub(crate) fn new() -> Ctxt {
-        Ctxt { errors: RefCell::new(Some(Vec::new())) }
+        Ctxt {
+            errors: RefCell::new(Some(Vec::new())),
+        }
     }
 
     /// Records an error spanning `tokens`.
@@ -27,7 +29,11 @@ impl Ctxt {
 
     /// Records an error.
     pub(crate) fn syn_error(&self, err: syn::Error) {
-        self.errors.borrow_mut().as_mut().expect("Ctxt used after check").push(err);
+        self.errors
+            .borrow_mut()
+            .as_mut()
+            .expect("Ctxt used after check")
+            .push(err);
     }
 
     /// Whether any error was recorded so far.
@@ -37,7 +43,12 @@ impl Ctxt {
 
     /// Consumes the context: `Err` with all errors combined, if any.
     pub(crate) fn check(self) -> syn::Result<()> {
-        let mut errors = self.errors.borrow_mut().take().expect("Ctxt checked twice").into_iter();
+        let mut errors = self
+            .errors
+            .borrow_mut()
+            .take()
+            .expect("Ctxt checked twice")
+            .into_iter();
         let Some(mut combined) = errors.next() else {
             return Ok(());
         };

@@ -11,8 +11,11 @@ use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Ident, Lit, Token};
 
 /// The engines a literal `engine = "..."` accepts. Keep in sync with `parfor_runtime::Engine`.
-pub(crate) const ENGINES: &[(&str, &str)] =
-    &[("serial", "Serial"), ("threads", "Threads"), ("fork", "Fork")];
+pub(crate) const ENGINES: &[(&str, &str)] = &[
+    ("serial", "Serial"),
+    ("threads", "Threads"),
+    ("fork", "Fork"),
+];
 
 /// One `name = value` or `name(...)` option.
 ///
@@ -39,7 +42,10 @@ impl Parse for RawOption {
         if input.peek(syn::token::Paren) {
             let content;
             syn::parenthesized!(content in input);
-            return Ok(RawOption { name, value: RawValue::List(content.parse()?) });
+            return Ok(RawOption {
+                name,
+                value: RawValue::List(content.parse()?),
+            });
         }
         let eq: Option<Token![=]> = input.parse()?;
         if eq.is_none() {
@@ -48,7 +54,10 @@ impl Parse for RawOption {
                 format!("expected `{name} = value` for the parfor option `{name}`"),
             ));
         }
-        Ok(RawOption { name, value: RawValue::Expr(input.parse()?) })
+        Ok(RawOption {
+            name,
+            value: RawValue::Expr(input.parse()?),
+        })
     }
 }
 
@@ -58,7 +67,10 @@ impl RawOption {
         match &self.value {
             RawValue::Expr(e) => Some(e),
             RawValue::List(_) => {
-                cx.error_at(self.name.span(), format!("expected `{} = value`", self.name));
+                cx.error_at(
+                    self.name.span(),
+                    format!("expected `{} = value`", self.name),
+                );
                 None
             }
         }
@@ -67,7 +79,10 @@ impl RawOption {
 
 /// Parses comma-separated options (a trailing comma is fine).
 pub(crate) fn parse_options(input: ParseStream<'_>) -> syn::Result<Vec<RawOption>> {
-    Ok(input.parse_terminated(RawOption::parse, Token![,])?.into_iter().collect())
+    Ok(input
+        .parse_terminated(RawOption::parse, Token![,])?
+        .into_iter()
+        .collect())
 }
 
 /// How an option's value is given.
@@ -99,19 +114,24 @@ pub(crate) struct Common {
 }
 
 /// The names [`Common::accept`] handles, for "expected one of" messages.
-pub(crate) const COMMON_NAMES: &[&str] =
-    &["engine", "workers", "chunk", "on_error", "timeout", "progress", "crate"];
+pub(crate) const COMMON_NAMES: &[&str] = &[
+    "engine", "workers", "chunk", "on_error", "timeout", "progress", "crate",
+];
 
 fn str_lit(e: &Expr) -> Option<&syn::LitStr> {
     match e {
-        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Some(s),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Some(s),
         _ => None,
     }
 }
 
 fn int_lit(e: &Expr) -> Option<&syn::LitInt> {
     match e {
-        Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) => Some(i),
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        }) => Some(i),
         _ => None,
     }
 }
@@ -179,7 +199,11 @@ impl Common {
                 });
             }
             "workers" | "chunk" => {
-                let slot = if name == "workers" { &mut self.workers } else { &mut self.chunk };
+                let slot = if name == "workers" {
+                    &mut self.workers
+                } else {
+                    &mut self.chunk
+                };
                 if slot.is_some() {
                     dup(cx);
                     return true;
@@ -294,7 +318,10 @@ impl Common {
         if let Some(engine) = &self.engine {
             let value = match engine {
                 Value::Lit(name, span) => {
-                    let variant = ENGINES.iter().find(|e| e.0 == *name).map_or("Threads", |e| e.1);
+                    let variant = ENGINES
+                        .iter()
+                        .find(|e| e.0 == *name)
+                        .map_or("Threads", |e| e.1);
                     let variant = Ident::new(variant, *span);
                     quote_spanned!(*span=> #krate::Engine::#variant)
                 }
@@ -357,7 +384,10 @@ mod tests {
     #[test]
     fn literals_are_checked() {
         let (_, r, _) = parse(r#"engine = "gpu""#);
-        assert_eq!(r.unwrap_err(), "unknown engine `gpu`; expected one of `serial`, `threads` or `fork`");
+        assert_eq!(
+            r.unwrap_err(),
+            "unknown engine `gpu`; expected one of `serial`, `threads` or `fork`"
+        );
         let (_, r, _) = parse("workers = 0");
         assert!(r.unwrap_err().contains("at least 1"));
         let (_, r, _) = parse(r#"timeout = "soon""#);

@@ -64,16 +64,23 @@ impl fmt::Display for Engine {
 
 /// The names of every engine, for error messages: "`serial`, `threads`, `fork`".
 pub(crate) fn engine_names() -> String {
-    Engine::ALL.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")
+    Engine::ALL
+        .iter()
+        .map(|e| format!("`{e}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl FromStr for Engine {
     type Err = ConfigError;
 
     fn from_str(s: &str) -> Result<Engine, ConfigError> {
-        Engine::ALL.into_iter().find(|e| e.name() == s).ok_or_else(|| ConfigError {
-            message: format!("unknown engine `{s}`; expected one of {}", engine_names()),
-        })
+        Engine::ALL
+            .into_iter()
+            .find(|e| e.name() == s)
+            .ok_or_else(|| ConfigError {
+                message: format!("unknown engine `{s}`; expected one of {}", engine_names()),
+            })
     }
 }
 
@@ -170,7 +177,9 @@ fn env_count(var: &str) -> Result<Option<usize>, ConfigError> {
         Ok(v) => match v.trim().parse::<usize>() {
             Ok(n) if n > 0 => Ok(Some(n)),
             _ => Err(ConfigError {
-                message: format!("invalid {var} value `{v}`; expected a whole number of at least 1"),
+                message: format!(
+                    "invalid {var} value `{v}`; expected a whole number of at least 1"
+                ),
             }),
         },
         Err(std::env::VarError::NotPresent) => Ok(None),
@@ -213,12 +222,21 @@ pub(crate) struct Workers {
 
 pub(crate) fn resolve_workers(option: Option<usize>) -> Result<Workers, ConfigError> {
     if let Some(n) = option {
-        return Ok(Workers { count: n.max(1), explicit: true });
+        return Ok(Workers {
+            count: n.max(1),
+            explicit: true,
+        });
     }
     if let Some(n) = env_count("PARFOR_WORKERS")? {
-        return Ok(Workers { count: n, explicit: true });
+        return Ok(Workers {
+            count: n,
+            explicit: true,
+        });
     }
-    Ok(Workers { count: default_workers()?, explicit: false })
+    Ok(Workers {
+        count: default_workers()?,
+        explicit: false,
+    })
 }
 
 #[cfg(test)]
@@ -232,6 +250,9 @@ mod tests {
             assert_eq!(Engine::from_code(e.code()), Some(e));
         }
         let err = "gpu".parse::<Engine>().unwrap_err().to_string();
-        assert!(err.contains("`gpu`") && err.contains("`serial`, `threads`, `fork`"), "{err}");
+        assert!(
+            err.contains("`gpu`") && err.contains("`serial`, `threads`, `fork`"),
+            "{err}"
+        );
     }
 }

@@ -87,7 +87,11 @@ pub struct TaskError {
 impl TaskError {
     /// Builds an error for flat item `index`, whose index in each source is `indices`.
     pub fn new(index: usize, indices: Vec<usize>, cause: Cause) -> TaskError {
-        TaskError { index, indices, cause }
+        TaskError {
+            index,
+            indices,
+            cause,
+        }
     }
 
     /// The item's flat index (its position in the result).
@@ -133,8 +137,14 @@ mod tests {
     #[test]
     fn display_names_item_sources_and_cause() {
         let e = TaskError::new(7, vec![2, 1], Cause::Panic("boom".into()));
-        assert_eq!(e.to_string(), "item 7 (source 0 index 2, source 1 index 1) failed: panicked: boom");
+        assert_eq!(
+            e.to_string(),
+            "item 7 (source 0 index 2, source 1 index 1) failed: panicked: boom"
+        );
         let e = TaskError::new(3, vec![3], Cause::Exit(4));
-        assert_eq!(e.to_string(), "item 3 failed: worker process exited with code 4");
+        assert_eq!(
+            e.to_string(),
+            "item 3 failed: worker process exited with code 4"
+        );
     }
 }

@@ -64,7 +64,12 @@ where
         }
     }
 
-    fn run_encoded(&self, _block: usize, range: Range<usize>, out: &mut Vec<u8>) -> Result<(), Cause> {
+    fn run_encoded(
+        &self,
+        _block: usize,
+        range: Range<usize>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Cause> {
         let wire = self.wire.ok_or_else(|| {
             Cause::Engine(format!(
                 "the fork engine needs loop state (reduction variables, pushed values) that \
@@ -107,7 +112,9 @@ where
     }
 
     fn store_encoded(&self, block: usize, range: Range<usize>, bytes: &[u8]) -> Result<(), Cause> {
-        let wire = self.wire.ok_or_else(|| Cause::Engine("no wire for loop state".into()))?;
+        let wire = self
+            .wire
+            .ok_or_else(|| Cause::Engine("no wire for loop state".into()))?;
         let corrupt = || Cause::Engine("corrupt loop state from a worker".into());
         let (&tag, mut input) = bytes.split_first().ok_or_else(corrupt)?;
         if tag == 0 {
@@ -171,7 +178,10 @@ where
     let mut states = Vec::with_capacity(plan.blocks());
     for slot in job.slots {
         let mut parts = slot.into_inner().unwrap_or_else(|e| e.into_inner());
-        assert!(!parts.is_empty(), "parfor: internal error: an engine skipped a block");
+        assert!(
+            !parts.is_empty(),
+            "parfor: internal error: an engine skipped a block"
+        );
         parts.sort_by_key(|p| p.0);
         states.extend(parts.into_iter().map(|p| p.1));
     }

@@ -35,8 +35,12 @@ pub(crate) trait Job: Sync {
     /// # Errors
     /// The job's results cannot cross a process boundary (no serde), or encoding failed.
     #[allow(dead_code)] // used by the fork engine
-    fn run_encoded(&self, block: usize, range: Range<usize>, out: &mut Vec<u8>)
-    -> Result<(), Cause>;
+    fn run_encoded(
+        &self,
+        block: usize,
+        range: Range<usize>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Cause>;
 
     /// Stores results that [`Job::run_encoded`] produced for `range` in a worker process.
     ///
@@ -169,7 +173,11 @@ pub(crate) fn decode_cause(input: &mut &[u8]) -> Result<Cause, Cause> {
     }
     let text = String::from_utf8_lossy(&rest[..len]).into_owned();
     *input = &rest[len..];
-    Ok(if tag == 0 { Cause::Panic(text) } else { Cause::Engine(text) })
+    Ok(if tag == 0 {
+        Cause::Panic(text)
+    } else {
+        Cause::Engine(text)
+    })
 }
 
 /// Builds the error the caller sees for the failure that stopped a call.
@@ -224,7 +232,10 @@ mod tests {
         encode_cause(&Cause::Panic("déjà".into()), &mut buf);
         encode_cause(&Cause::Engine("x".into()), &mut buf);
         let mut input = &buf[..];
-        assert_eq!(decode_cause(&mut input).unwrap(), Cause::Panic("déjà".into()));
+        assert_eq!(
+            decode_cause(&mut input).unwrap(),
+            Cause::Panic("déjà".into())
+        );
         assert_eq!(decode_cause(&mut input).unwrap(), Cause::Engine("x".into()));
         assert!(input.is_empty());
         assert!(decode_cause(&mut input).is_err());

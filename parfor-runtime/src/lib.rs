@@ -13,12 +13,12 @@ mod map;
 mod options;
 mod plan;
 mod slice_out;
+pub mod source;
 pub mod wire;
 mod worker;
 
 pub use config::{
-    ConfigError, Engine, clear_default_engine, default_engine, default_workers,
-    set_default_engine,
+    ConfigError, Engine, clear_default_engine, default_engine, default_workers, set_default_engine,
 };
 pub use error::{Cause, OnError, TaskError};
 pub use fold::fold;

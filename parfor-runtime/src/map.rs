@@ -47,9 +47,15 @@ impl<const K: usize> Shape<K> {
         if self.zip {
             return self.lens[0];
         }
-        self.lens.iter().try_fold(1usize, |acc, &l| acc.checked_mul(l)).unwrap_or_else(|| {
-            panic!("parmap!: the product of the source lengths {:?} overflows usize", self.lens)
-        })
+        self.lens
+            .iter()
+            .try_fold(1usize, |acc, &l| acc.checked_mul(l))
+            .unwrap_or_else(|| {
+                panic!(
+                    "parmap!: the product of the source lengths {:?} overflows usize",
+                    self.lens
+                )
+            })
     }
 
     /// Whether there are no items.
@@ -234,7 +240,12 @@ where
         }
     }
 
-    fn run_encoded(&self, _block: usize, range: Range<usize>, out: &mut Vec<u8>) -> Result<(), Cause> {
+    fn run_encoded(
+        &self,
+        _block: usize,
+        range: Range<usize>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Cause> {
         let wire = self.wire.ok_or_else(|| {
             Cause::Engine(format!(
                 "the fork engine needs results that implement serde's Serialize and \
@@ -271,7 +282,9 @@ where
     }
 
     fn store_encoded(&self, block: usize, range: Range<usize>, bytes: &[u8]) -> Result<(), Cause> {
-        let wire = self.wire.ok_or_else(|| Cause::Engine("no wire for results".into()))?;
+        let wire = self
+            .wire
+            .ok_or_else(|| Cause::Engine("no wire for results".into()))?;
         let mut input = bytes;
         let corrupt = |e: String| Cause::Engine(format!("corrupt results from a worker: {e}"));
         for i in range.clone() {

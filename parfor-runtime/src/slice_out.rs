@@ -27,7 +27,13 @@ unsafe impl<T: Send> Send for SliceOut<'_, T> {}
 impl<'a, T> SliceOut<'a, T> {
     /// Wraps `slice`, which the loop's iteration at position `p` writes at `offset + p`.
     pub fn new(slice: &'a mut [T], offset: usize, wire: Option<Wire<T>>) -> SliceOut<'a, T> {
-        SliceOut { ptr: slice.as_mut_ptr(), len: slice.len(), offset, wire, _borrow: PhantomData }
+        SliceOut {
+            ptr: slice.as_mut_ptr(),
+            len: slice.len(),
+            offset,
+            wire,
+            _borrow: PhantomData,
+        }
     }
 
     /// The element at `i`.
@@ -41,7 +47,11 @@ impl<'a, T> SliceOut<'a, T> {
     #[inline(always)]
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn slot(&self, i: usize) -> &mut T {
-        assert!(i < self.len, "index out of bounds: the len is {} but the index is {i}", self.len);
+        assert!(
+            i < self.len,
+            "index out of bounds: the len is {} but the index is {i}",
+            self.len
+        );
         // SAFETY: in bounds (asserted); exclusive by the caller's contract; the borrow of the
         // slice outlives `self`.
         unsafe { &mut *self.ptr.add(i) }
@@ -87,7 +97,9 @@ impl<T: Send> Sliced for SliceOut<'_, T> {
     }
 
     fn decode(&self, pos: Range<usize>, input: &mut &[u8]) -> Result<(), Cause> {
-        let wire = self.wire.ok_or_else(|| Cause::Engine("no wire for sliced output".into()))?;
+        let wire = self
+            .wire
+            .ok_or_else(|| Cause::Engine("no wire for sliced output".into()))?;
         for i in self.elems(&pos) {
             let v = wire.decode(input).map_err(Cause::Engine)?;
             // SAFETY: the parent stores each range once, from one thread, while no worker of

@@ -36,7 +36,10 @@ fn encode_serde<T: Serialize>(v: &T, out: &mut Vec<u8>) -> Result<(), String> {
             *out = buf;
             Ok(())
         }
-        Err(e) => Err(format!("cannot encode a `{}`: {e}", std::any::type_name::<T>())),
+        Err(e) => Err(format!(
+            "cannot encode a `{}`: {e}",
+            std::any::type_name::<T>()
+        )),
     }
 }
 
@@ -50,7 +53,10 @@ fn decode_serde<T: DeserializeOwned>(input: &mut &[u8]) -> Result<T, String> {
 impl<T: Serialize + DeserializeOwned> Wire<T> {
     /// The serde wire of `T`.
     pub fn serde() -> Wire<T> {
-        Wire { encode: encode_serde::<T>, decode: decode_serde::<T> }
+        Wire {
+            encode: encode_serde::<T>,
+            decode: decode_serde::<T>,
+        }
     }
 }
 

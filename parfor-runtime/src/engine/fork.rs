@@ -18,7 +18,10 @@ pub(crate) fn in_worker_process() -> bool {
 
 impl Backend for Fork {
     fn execute(&self, job: &dyn Job, plan: &Plan, _run: &Run) {
-        job.fail(0, Cause::Engine("the fork engine is not implemented yet".into()));
+        job.fail(
+            0,
+            Cause::Engine("the fork engine is not implemented yet".into()),
+        );
         let _ = plan;
     }
 }

@@ -43,9 +43,17 @@ pub(crate) fn resolve(opts: &Options) -> Run {
         // Inside a fork worker everything runs serially: never start threads or processes
         // there (a rayon pool inherited through fork() would hang).
         engine = Engine::Serial;
-        workers = Workers { count: 1, explicit: true };
+        workers = Workers {
+            count: 1,
+            explicit: true,
+        };
     }
-    Run { engine, workers, timeout: opts.timeout, progress: opts.progress }
+    Run {
+        engine,
+        workers,
+        timeout: opts.timeout,
+        progress: opts.progress,
+    }
 }
 
 /// Runs `job` over `plan` on the engine chosen in `run`.
