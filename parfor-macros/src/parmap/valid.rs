@@ -18,16 +18,12 @@ pub(crate) fn check(cx: &Ctxt, input: &Input, opts: &Options) -> bool {
     let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     if c.inputs.len() != expected {
         let mut msg = format!(
-            "this closure takes {} but `parmap!` passes {}: one per source",
+            "this closure takes {} but `parmap!` passes {}: one per source ({k})",
             plural(c.inputs.len(), "parameter"),
             plural(expected, "argument"),
         );
         if n > 0 {
-            msg.push_str(" and one per `args` value");
-        }
-        msg.push_str(&format!(" ({})", plural(k, "source")));
-        if n > 0 {
-            msg.push_str(&format!(", {}", plural(n, "`args` value")));
+            msg.push_str(&format!(" and one per `args` value ({n})"));
         }
         cx.error_at(closure_params_span(c), msg);
         return false;
