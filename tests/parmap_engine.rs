@@ -4,8 +4,6 @@
 //! Every test here takes [`LOCK`]: the program default is global. The environment cases
 //! re-run this test binary with the variables set (`child_*` tests do nothing otherwise).
 
-mod common;
-
 use parfor::{Engine, parmap, worker_id};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};

@@ -64,7 +64,7 @@ pub struct IntRange<T> {
 
 /// Turns a borrowed value into a [`Source`].
 ///
-/// The macro calls the method as `borrowed.__parfor_as_source()`, so auto-deref finds the
+/// The macro calls the method as `borrowed.parmap_source_must_be_a_slice_or_an_integer_range()`, so auto-deref finds the
 /// implementation for `[T]` from any type that derefs to a slice.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a `parmap!` source",
@@ -77,14 +77,14 @@ pub trait AsSource<'a> {
     type Source: Source;
 
     /// Borrows `self` as a source.
-    fn __parfor_as_source(&'a self) -> Self::Source;
+    fn parmap_source_must_be_a_slice_or_an_integer_range(&'a self) -> Self::Source;
 }
 
 impl<'a, T: Sync + 'a> AsSource<'a> for [T] {
     type Source = &'a [T];
 
     #[inline(always)]
-    fn __parfor_as_source(&'a self) -> &'a [T] {
+    fn parmap_source_must_be_a_slice_or_an_integer_range(&'a self) -> &'a [T] {
         self
     }
 }
@@ -221,7 +221,7 @@ impl<T: Int> AsSource<'_> for Range<T> {
     type Source = IntRange<T>;
 
     #[inline]
-    fn __parfor_as_source(&self) -> IntRange<T> {
+    fn parmap_source_must_be_a_slice_or_an_integer_range(&self) -> IntRange<T> {
         IntRange {
             start: self.start,
             len: T::span(self.start, self.end),
@@ -233,7 +233,7 @@ impl<T: Int> AsSource<'_> for RangeInclusive<T> {
     type Source = IntRange<T>;
 
     #[inline]
-    fn __parfor_as_source(&self) -> IntRange<T> {
+    fn parmap_source_must_be_a_slice_or_an_integer_range(&self) -> IntRange<T> {
         // An exhausted `RangeInclusive` (after iteration) is empty whatever its bounds say.
         let len = if self.is_empty() {
             0
@@ -299,29 +299,30 @@ pub const MAX_INFERRED_ARITY: usize = 12;
 mod tests {
     use super::*;
 
+    fn src<'a, T: AsSource<'a> + ?Sized>(t: &'a T) -> T::Source {
+        t.parmap_source_must_be_a_slice_or_an_integer_range()
+    }
+
     fn items<S: Source>(s: S) -> Vec<S::Item> {
         (0..s.len()).map(|i| s.get(i)).collect()
     }
 
     #[test]
     fn ranges_count_every_integer() {
-        assert_eq!(items((-3i64..2).__parfor_as_source()), [-3, -2, -1, 0, 1]);
-        assert_eq!(
-            items((250u8..=255).__parfor_as_source()),
-            [250, 251, 252, 253, 254, 255]
-        );
-        assert_eq!((i8::MIN..=i8::MAX).__parfor_as_source().len(), 256);
-        assert_eq!(items((i8::MIN..=i8::MAX).__parfor_as_source())[255], 127);
-        assert_eq!((5u32..5).__parfor_as_source().len(), 0);
-        assert_eq!((5u32..3).__parfor_as_source().len(), 0);
+        assert_eq!(items(src(&(-3i64..2))), [-3, -2, -1, 0, 1]);
+        assert_eq!(items(src(&(250u8..=255))), [250, 251, 252, 253, 254, 255]);
+        assert_eq!(src(&(i8::MIN..=i8::MAX)).len(), 256);
+        assert_eq!(items(src(&(i8::MIN..=i8::MAX)))[255], 127);
+        assert_eq!(src(&(5u32..5)).len(), 0);
+        assert_eq!(src(&(5u32..3)).len(), 0);
         #[allow(clippy::reversed_empty_ranges)]
         let r = 5i16..=3;
-        assert_eq!(r.__parfor_as_source().len(), 0);
+        assert_eq!(src(&r).len(), 0);
         let mut r = 1usize..=1;
         r.next();
-        assert_eq!(r.__parfor_as_source().len(), 0);
+        assert_eq!(src(&r).len(), 0);
         assert_eq!(
-            items((i128::MAX - 1..=i128::MAX).__parfor_as_source()),
+            items(src(&(i128::MAX - 1..=i128::MAX))),
             [i128::MAX - 1, i128::MAX]
         );
     }
@@ -329,13 +330,13 @@ mod tests {
     #[test]
     #[should_panic(expected = "more than usize::MAX elements")]
     fn huge_ranges_panic() {
-        let _ = (0u128..=u128::MAX).__parfor_as_source();
+        let _ = src(&(0u128..=u128::MAX));
     }
 
     #[test]
     fn slices_yield_references() {
         let v = vec![1.5, 2.5];
-        let s = v.__parfor_as_source();
+        let s = src(&v[..]);
         assert!(std::ptr::eq(Source::get(&s, 1), &v[1]));
         let a: f64 = Arg::arg(Source::get(&s, 0));
         let r: &f64 = Arg::arg(Source::get(&s, 0));

@@ -25,9 +25,10 @@ const USAGE: &str = "`parmap!(f, xs, ys, ...; option = value, ...)`";
 impl Parse for Input {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         if input.is_empty() {
-            return Err(input.error(format!(
-                "`parmap!` needs a function and at least one source: {USAGE}"
-            )));
+            return Err(syn::Error::new(
+                proc_macro2::Span::call_site(),
+                format!("`parmap!` needs a function and at least one source: {USAGE}"),
+            ));
         }
         if input.peek(Token![;]) || input.peek(Token![,]) {
             return Err(input.error(format!(

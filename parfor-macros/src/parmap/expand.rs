@@ -8,9 +8,15 @@
 //! {
 //!     let __parfor_f = &(f);                       // evaluated once, borrowed
 //!     let __parfor_b0 = &(xs);                     // borrowed, never moved or cloned
-//!     let __parfor_s0 = { use AsSource as _; __parfor_b0.__parfor_as_source() };
+//!     let __parfor_s0 = {
+//!         use AsSource as _;
+//!         __parfor_b0.parmap_source_must_be_a_slice_or_an_integer_range()
+//!     };
 //!     let __parfor_b1 = &(0..n);
-//!     let __parfor_s1 = { use AsSource as _; __parfor_b1.__parfor_as_source() };
+//!     let __parfor_s1 = {
+//!         use AsSource as _;
+//!         __parfor_b1.parmap_source_must_be_a_slice_or_an_integer_range()
+//!     };
 //!     let __parfor_a0 = &(k);
 //!     let __parfor_opts = Options::new();
 //!     let __parfor_item = move |[__parfor_i0, __parfor_i1]: [usize; 2]| {
@@ -30,7 +36,7 @@
 
 use super::args::{Options, Zip};
 use crate::options::OnError;
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Expr, Pat};
@@ -38,6 +44,24 @@ use syn::{Expr, Pat};
 /// The most parameters of a closure with unannotated parameters; keep in sync with
 /// `parfor_runtime::source::MAX_INFERRED_ARITY`.
 pub(crate) const MAX_INFERRED_ARITY: usize = 12;
+
+/// `tokens` with every span set to `span` (so an error in generated code points at the user
+/// tokens it stands for).
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut t| {
+            if let TokenTree::Group(g) = &t {
+                let mut ng = Group::new(g.delimiter(), respan(g.stream(), span));
+                ng.set_span(span);
+                t = TokenTree::Group(ng);
+            } else {
+                t.set_span(span);
+            }
+            t
+        })
+        .collect()
+}
 
 fn ident(name: &str, k: usize) -> syn::Ident {
     format_ident!("__parfor_{}{}", name, k, span = Span::mixed_site())
@@ -103,19 +127,21 @@ pub(crate) fn expand(func: &Expr, sources: &[Expr], opts: &Options) -> TokenStre
     let pass_of = |i: usize| pass.as_ref().map_or(Pass::Convert, |p| p[i]);
     for (i, src) in sources.iter().enumerate() {
         let (b, s, ix) = (ident("b", i), ident("s", i), ident("i", i));
-        let span = src.span();
+        // Generated tokens standing for this source: located at it, resolved at the call site.
+        let span = Span::call_site().located_at(src.span());
+        let ps = respan(p.clone(), span);
         stmts.extend(quote_spanned! {span=>
             let #b = &(#src);
             let #s = {
-                use #p::AsSource as _;
-                #b.__parfor_as_source()
+                use #ps::AsSource as _;
+                #b.parmap_source_must_be_a_slice_or_an_integer_range()
             };
         });
         lens.push(quote!(#p::Source::len(&#s)));
-        let get = quote_spanned!(span=> #p::Source::get(&#s, #ix));
+        let get = quote_spanned!(span=> #ps::Source::get(&#s, #ix));
         match pass_of(i) {
             Pass::Convert => {
-                call_args.push(quote_spanned!(span=> #p::Arg::arg(#get)));
+                call_args.push(quote_spanned!(span=> #ps::Arg::arg(#get)));
                 probes.push(quote!(#p::probe_any()));
             }
             Pass::Natural => {
@@ -127,11 +153,12 @@ pub(crate) fn expand(func: &Expr, sources: &[Expr], opts: &Options) -> TokenStre
     }
     for (j, arg) in opts.args.iter().enumerate() {
         let a = ident("a", j);
-        let span = arg.span();
+        let span = Span::call_site().located_at(arg.span());
+        let ps = respan(p.clone(), span);
         stmts.extend(quote_spanned!(span=> let #a = &(#arg);));
         match pass_of(k + j) {
             Pass::Convert => {
-                call_args.push(quote_spanned!(span=> #p::Arg::arg(#a)));
+                call_args.push(quote_spanned!(span=> #ps::Arg::arg(#a)));
                 probes.push(quote!(#p::probe_any()));
             }
             Pass::Natural => {
@@ -172,9 +199,13 @@ pub(crate) fn expand(func: &Expr, sources: &[Expr], opts: &Options) -> TokenStre
         Some((OnError::Collect, _)) => quote!(#p::try_map),
         _ => quote!(#p::map),
     };
+    // Located at the function, so an arity or type mismatch points at it.
+    let fspan = Span::mixed_site().located_at(func.span());
+    let f_at = syn::Ident::new("__parfor_f", fspan);
+    let call = quote_spanned!(fspan=> #f_at(#(#call_args),*));
     quote! {{
         #stmts
-        let #item = move |[#(#idx),*]: [::core::primitive::usize; #k]| #f(#(#call_args),*);
+        let #item = move |[#(#idx),*]: [::core::primitive::usize; #k]| #call;
         let #wire = #p::wire_of!(#p::probe_ret(&#item));
         #run(#shape, &#opts_ident, #wire, #item)
     }}
