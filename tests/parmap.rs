@@ -1,6 +1,7 @@
 //! `parmap!` against plain serial loops: source kinds, shapes, argument passing, options,
 //! engines and failures.
 
+#[allow(unreachable_pub)] // shared by every test binary
 mod common;
 
 use common::{ENGINES, WORKERS};
@@ -301,9 +302,12 @@ fn every_kind_of_function() {
     let scale = 2.0;
     let got = parmap!(|a, b| a * b * scale, x, y);
     assert_eq!(got[5], x[1] * y[1] * scale);
-    let owned = vec![10.0, 20.0];
-    let got = parmap!(move |i: usize| owned[i] + scale, 0..2usize);
-    assert_eq!(got, [12.0, 22.0]);
+    let owned = String::from("ab");
+    let got = parmap!(
+        move |i: usize| owned.len() as f64 * scale + i as f64,
+        0..2usize
+    );
+    assert_eq!(got, [4.0, 5.0]);
     let f = |a: f64, b: f64| a.hypot(b);
     assert_eq!(parmap!(f, x, y), want);
     assert_eq!(

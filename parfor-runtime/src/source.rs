@@ -314,7 +314,8 @@ mod tests {
         assert_eq!(src(&(i8::MIN..=i8::MAX)).len(), 256);
         assert_eq!(items(src(&(i8::MIN..=i8::MAX)))[255], 127);
         assert_eq!(src(&(5u32..5)).len(), 0);
-        assert_eq!(src(&(5u32..3)).len(), 0);
+        let (lo, hi) = (5u32, 3u32);
+        assert_eq!(src(&(lo..hi)).len(), 0);
         #[allow(clippy::reversed_empty_ranges)]
         let r = 5i16..=3;
         assert_eq!(src(&r).len(), 0);
@@ -335,7 +336,7 @@ mod tests {
 
     #[test]
     fn slices_yield_references() {
-        let v = vec![1.5, 2.5];
+        let v = [1.5, 2.5];
         let s = src(&v[..]);
         assert!(std::ptr::eq(Source::get(&s, 1), &v[1]));
         let a: f64 = Arg::arg(Source::get(&s, 0));

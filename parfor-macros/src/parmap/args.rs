@@ -14,7 +14,7 @@ fn names() -> Vec<&'static str> {
 
 /// How the sources combine.
 #[derive(Clone)]
-pub(crate) enum Zip {
+pub(crate) enum Pairing {
     /// Their Cartesian product (the default, `zip = false`).
     Product,
     /// Element-wise (`zip = true`).
@@ -26,7 +26,7 @@ pub(crate) enum Zip {
 /// The options of one call.
 pub(crate) struct Options {
     pub(crate) common: Common,
-    pub(crate) zip: Zip,
+    pub(crate) zip: Pairing,
     /// The fixed trailing arguments (`args = (a, b)`).
     pub(crate) args: Vec<Expr>,
     /// Whether `args` was given but malformed (the call's arity is then unknown).
@@ -36,7 +36,7 @@ pub(crate) struct Options {
 /// Reads the options, recording every mistake in `cx`.
 pub(crate) fn parse(cx: &Ctxt, raw: &[RawOption]) -> Options {
     let mut common = Common::default();
-    let mut zip: Option<(Zip, Span)> = None;
+    let mut zip: Option<(Pairing, Span)> = None;
     let mut args: Option<Vec<Expr>> = None;
     let mut args_invalid = false;
     for opt in raw {
@@ -55,13 +55,20 @@ pub(crate) fn parse(cx: &Ctxt, raw: &[RawOption]) -> Options {
                     Expr::Lit(ExprLit {
                         lit: Lit::Bool(b), ..
                     }) => {
-                        zip = Some((if b.value { Zip::Zip } else { Zip::Product }, b.span));
+                        zip = Some((
+                            if b.value {
+                                Pairing::Zip
+                            } else {
+                                Pairing::Product
+                            },
+                            b.span,
+                        ));
                     }
                     Expr::Lit(lit) => cx.error_spanned_by(
                         lit,
                         "`zip` must be `true`, `false` or a `bool` expression",
                     ),
-                    e => zip = Some((Zip::Expr(e.clone()), opt.name.span())),
+                    e => zip = Some((Pairing::Expr(e.clone()), opt.name.span())),
                 }
             }
             "args" => {
@@ -80,8 +87,8 @@ pub(crate) fn parse(cx: &Ctxt, raw: &[RawOption]) -> Options {
                         cx.error_spanned_by(e, bad);
                         args_invalid = true;
                     }
-                    RawValue::List(_) => {
-                        cx.error_at(opt.name.span(), bad);
+                    RawValue::List(tokens) => {
+                        cx.error_at(opt.name.span(), format!("{bad}: `args = ({tokens})`"));
                         args_invalid = true;
                     }
                 }
@@ -100,7 +107,7 @@ pub(crate) fn parse(cx: &Ctxt, raw: &[RawOption]) -> Options {
     }
     Options {
         common,
-        zip: zip.map_or(Zip::Product, |z| z.0),
+        zip: zip.map_or(Pairing::Product, |z| z.0),
         args: args.unwrap_or_default(),
         args_invalid,
     }
@@ -140,16 +147,16 @@ mod tests {
     fn zip_and_args() {
         let (o, r) = parse_str("zip = true, args = (a, b + 1), on_error = \"collect\"");
         assert!(r.is_ok());
-        assert!(matches!(o.zip, Zip::Zip));
+        assert!(matches!(o.zip, Pairing::Zip));
         assert_eq!(o.args.len(), 2);
         assert!(matches!(o.common.on_error, Some((OnError::Collect, _))));
         let (o, r) = parse_str("zip = z, args = (a)");
         assert!(r.is_ok());
-        assert!(matches!(o.zip, Zip::Expr(_)));
+        assert!(matches!(o.zip, Pairing::Expr(_)));
         assert_eq!(o.args.len(), 1);
         let (o, r) = parse_str("zip = false, args = (a,), workers = 2");
         assert!(r.is_ok());
-        assert!(matches!(o.zip, Zip::Product));
+        assert!(matches!(o.zip, Pairing::Product));
         assert_eq!(o.args.len(), 1);
         assert!(matches!(o.common.workers, Some(Value::Lit(2, _))));
     }

@@ -82,6 +82,13 @@ mod tests {
         syn::parse_str::<Input>(src).map_err(|e| e.to_string())
     }
 
+    fn err(src: &str) -> String {
+        match parse(src) {
+            Ok(_) => panic!("`{src}` parsed"),
+            Err(e) => e,
+        }
+    }
+
     #[test]
     fn function_sources_and_options() {
         let i = parse("|a, b| a * b, x, &y[2..], 0..=n; zip = true, engine = \"serial\",").unwrap();
@@ -98,25 +105,13 @@ mod tests {
 
     #[test]
     fn mistakes_are_explained() {
-        assert!(
-            parse("")
-                .unwrap_err()
-                .contains("needs a function and at least one source")
-        );
-        assert!(
-            parse("; engine = \"serial\"")
-                .unwrap_err()
-                .contains("expected the function")
-        );
-        assert!(parse(", x").unwrap_err().contains("expected the function"));
-        assert!(parse("f").unwrap_err().contains("at least one source"));
-        assert!(parse("f,").unwrap_err().contains("at least one source"));
-        assert!(
-            parse("f; zip = true")
-                .unwrap_err()
-                .contains("at least one source")
-        );
-        assert!(parse("f x").unwrap_err().contains("expected `,`"));
-        assert!(parse("f, x; zip").unwrap_err().contains("zip = value"));
+        assert!(err("").contains("needs a function and at least one source"));
+        assert!(err("; engine = \"serial\"").contains("expected the function"));
+        assert!(err(", x").contains("expected the function"));
+        assert!(err("f").contains("at least one source"));
+        assert!(err("f,").contains("at least one source"));
+        assert!(err("f; zip = true").contains("at least one source"));
+        assert!(err("f x").contains("expected `,`"));
+        assert!(err("f, x; zip").contains("zip = value"));
     }
 }

@@ -34,7 +34,7 @@
 //! A closure literal with unannotated parameters is wrapped in `sigN(probe.., closure)`, which
 //! gives it its parameter types; those parameters then get the elements unconverted.
 
-use super::args::{Options, Zip};
+use super::args::{Options, Pairing};
 use crate::options::OnError;
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
@@ -180,9 +180,9 @@ pub(crate) fn expand(func: &Expr, sources: &[Expr], opts: &Options) -> TokenStre
     let item = named("item");
     let wire = named("wire");
     let shape = match &opts.zip {
-        Zip::Product => quote!(#p::Shape::product([#(#lens),*])),
-        Zip::Zip => quote!(#p::Shape::zip([#(#lens),*])),
-        Zip::Expr(e) => {
+        Pairing::Product => quote!(#p::Shape::product([#(#lens),*])),
+        Pairing::Zip => quote!(#p::Shape::zip([#(#lens),*])),
+        Pairing::Expr(e) => {
             let z = named("zip");
             let check = quote_spanned!(e.span()=> let #z: ::core::primitive::bool = #e;);
             quote!({

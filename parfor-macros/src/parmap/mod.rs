@@ -18,13 +18,14 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
     };
     let cx = Ctxt::new();
     let opts = args::parse(&cx, &input.options);
-    let arity_ok = valid::check(&cx, &input, &opts);
+    // The call's arity is unknown or wrong: the expansion would only add errors.
+    let arity_unknown = !valid::check(&cx, &input, &opts) || opts.args_invalid;
+    let arity_errors = cx.has_errors();
     let errors = match cx.check() {
         Ok(()) => return expand::expand(&input.func, &input.sources, &opts),
         Err(err) => err,
     };
-    if opts.args_invalid || !arity_ok {
-        // The call's arity is unknown or wrong: the expansion would only add errors.
+    if arity_unknown && arity_errors {
         return fallback(&errors);
     }
     // Expand with the options that were valid, so the result keeps its type and mistakes in
