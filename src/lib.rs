@@ -1,5 +1,6 @@
 //! parfor: MATLAB-style `parfor` loops and `parmap!` parameter sweeps.
 #![doc = "See the README."]
+#![doc = include_str!("parmap.md")]
 
 pub use parfor_macros::{parfor, parmap};
 pub use parfor_runtime::{
