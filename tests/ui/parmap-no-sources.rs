@@ -1,5 +1,6 @@
 use parfor::parmap;
 
 fn main() {
-    let _y: Vec<f64> = parmap!(f64::sqrt; workers = 2);
+    let y = parmap!(f64::sqrt; workers = 2);
+    println!("{}", y.len());
 }

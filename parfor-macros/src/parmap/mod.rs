@@ -41,3 +41,69 @@ fn fallback(err: &syn::Error) -> TokenStream {
     let errors = to_compile_errors(err);
     quote!({ #errors ::std::vec::Vec::new() })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand_str(src: &str) -> String {
+        expand(src.parse().unwrap()).to_string()
+    }
+
+    #[test]
+    fn valid_calls_expand_without_errors() {
+        for src in [
+            "hypot, x, y",
+            "|a, b| a * b, x, &y[1..]; zip = true",
+            "|a: f64, k| a * k, x; args = (k,), on_error = \"collect\", crate = ::other",
+            "f, 0..n, a..=b; zip = n > 3, engine = e, workers = w, chunk = 8",
+        ] {
+            let out = expand_str(src);
+            assert!(!out.contains("compile_error"), "{src}: {out}");
+        }
+        assert!(expand_str("f, x; on_error = \"collect\"").contains("try_map"));
+        assert!(expand_str("f, x, y; zip = true").contains("Shape :: zip"));
+        assert!(expand_str("f, x; crate = ::other").contains(":: other :: __private :: map"));
+    }
+
+    #[test]
+    fn mistakes_give_errors_never_panics() {
+        for src in [
+            "",
+            ";",
+            ",",
+            "f",
+            "f,",
+            "f x",
+            "f, x; engin = 1",
+            "f, x; engine = \"gpu\", workers = 0, chunk = 0",
+            "f, x; args = k",
+            "f, x; args(k)",
+            "f, x; zip",
+            "f, x; zip = 1",
+            "|a, b| a, x",
+            "f, x; = 3",
+            "f, x; on_error = \"ignore\"",
+            "f, x; 3 = 4",
+        ] {
+            let out = expand_str(src);
+            assert!(out.contains("compile_error"), "{src}: {out}");
+        }
+    }
+
+    #[test]
+    fn option_mistakes_keep_the_expansion() {
+        // The result keeps its type, so the mistake is the only error.
+        let out = expand_str("f, x; engine = \"gpu\"");
+        assert!(
+            out.contains("compile_error") && out.contains("__private :: map"),
+            "{out}"
+        );
+        // Without a usable `args`, the arity is unknown: no expansion.
+        let out = expand_str("f, x; args = k");
+        assert!(
+            out.contains("compile_error") && !out.contains("__private :: map"),
+            "{out}"
+        );
+    }
+}
