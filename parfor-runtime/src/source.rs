@@ -265,6 +265,24 @@ pub fn probe_any<T>() -> Probe<T> {
     Probe::new()
 }
 
+/// Results that can cross a process boundary (the fork engine's requirement).
+#[diagnostic::on_unimplemented(
+    message = "`engine = \"fork\"` needs results that implement serde's `Serialize` and \
+               `DeserializeOwned`; `{Self}` does not",
+    label = "the fork engine sends every result back from a worker process",
+    note = "derive `serde::Serialize` and `serde::Deserialize` for `{Self}`, or use \
+            `engine = \"threads\"`"
+)]
+pub trait ForkResult {}
+
+impl<T: serde::Serialize + serde::de::DeserializeOwned> ForkResult for T {}
+
+/// Requires results that can cross a process boundary, for calls that choose
+/// `engine = "fork"` literally (other engines, and an engine chosen at run time, report a
+/// missing wire only when the fork engine runs).
+#[inline(always)]
+pub fn fork_result<A, R: ForkResult, F: Fn(A) -> R>(_: &F) {}
+
 macro_rules! sigs {
     ($($name:ident($($a:ident),*);)*) => {$(
         /// Returns `f` unchanged, giving a closure literal its parameter types (the witnesses'

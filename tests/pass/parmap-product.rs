@@ -14,4 +14,6 @@ fn main() {
     assert_eq!(out.len(), 12);
     let zipped = parmap!(|a: f64, b: f64| a + b, xs, &xs[..]; zip = true);
     assert_eq!(zipped, [2.0, 4.0]);
+    // Serde results satisfy the compile-time check of a literal fork engine (not run here).
+    let _run_on_fork = || parmap!(|a: f64| (a, a > 1.0), xs; engine = "fork");
 }

@@ -35,7 +35,7 @@
 //! gives it its parameter types; those parameters then get the elements unconverted.
 
 use super::args::{Options, Pairing};
-use crate::options::OnError;
+use crate::options::{OnError, Value};
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
@@ -195,6 +195,14 @@ pub(crate) fn expand(func: &Expr, sources: &[Expr], opts: &Options) -> TokenStre
             })
         }
     };
+    // A literal `engine = "fork"` needs serde results: say so at compile time, at the literal.
+    let fork_check = match &opts.common.engine {
+        Some(Value::Lit("fork", span)) => {
+            let ps = respan(p.clone(), *span);
+            quote_spanned!(*span=> #ps::fork_result(&#item);)
+        }
+        _ => TokenStream::new(),
+    };
     let run = match opts.common.on_error {
         Some((OnError::Collect, _)) => quote!(#p::try_map),
         _ => quote!(#p::map),
@@ -206,6 +214,7 @@ pub(crate) fn expand(func: &Expr, sources: &[Expr], opts: &Options) -> TokenStre
     quote! {{
         #stmts
         let #item = move |[#(#idx),*]: [::core::primitive::usize; #k]| #call;
+        #fork_check
         let #wire = #p::wire_of!(#p::probe_ret(&#item));
         #run(#shape, &#opts_ident, #wire, #item)
     }}
