@@ -463,3 +463,29 @@ fn nested_calls() {
     );
     assert_eq!(got, [0, 3, 6, 9]);
 }
+
+#[test]
+fn patterns_and_nested_references() {
+    let pairs = vec![(1.0, 2.0), (3.0, 4.0)];
+    assert_eq!(parmap!(|(a, b): (f64, f64)| a + b, pairs), [3.0, 7.0]);
+    assert_eq!(parmap!(|&(a, b)| a * b, pairs), [2.0, 12.0]);
+    let words = vec!["ab", "c"];
+    fn len(s: &str) -> usize {
+        s.len()
+    }
+    assert_eq!(parmap!(len, words), [2, 1]);
+    assert_eq!(
+        parmap!(|w: &str, i: usize| w.len() * i, words, 1..3usize),
+        [2, 4, 1, 2]
+    );
+}
+
+#[test]
+fn user_names_like_the_temporaries_are_the_users() {
+    #![allow(clippy::used_underscore_binding)]
+    let __parfor_f = 100.0;
+    let __parfor_s0 = [1.0, 2.0];
+    let __parfor_i0 = 7.0;
+    let got = parmap!(|a: f64| a + __parfor_f + __parfor_i0, __parfor_s0);
+    assert_eq!(got, [108.0, 109.0]);
+}
