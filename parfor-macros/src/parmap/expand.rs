@@ -124,7 +124,12 @@ pub(crate) fn expand(func: &Expr, sources: &[Expr], opts: &Options) -> TokenStre
     let mut idx = Vec::new();
     let mut call_args = Vec::new();
     let mut probes = Vec::new();
-    let pass_of = |i: usize| pass.as_ref().map_or(Pass::Convert, |p| p[i]);
+    // (`valid` rejects a closure whose arity does not match; default defensively anyway.)
+    let pass_of = |i: usize| {
+        pass.as_ref()
+            .and_then(|p| p.get(i).copied())
+            .unwrap_or(Pass::Convert)
+    };
     for (i, src) in sources.iter().enumerate() {
         let (b, s, ix) = (ident("b", i), ident("s", i), ident("i", i));
         // Generated tokens standing for this source: located at it, resolved at the call site.
