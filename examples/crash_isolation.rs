@@ -33,7 +33,7 @@ fn main() {
     for r in &results {
         match r {
             Ok(v) => print!("{v} "),
-            Err(e) => print!("[failed] "),
+            Err(_) => print!("[failed] "),
         }
     }
     println!();

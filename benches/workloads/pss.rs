@@ -2,7 +2,7 @@
 //! set sizes (PSS, from `/proc/PID/smaps_rollup`), sampled every few milliseconds by a
 //! background thread. PSS splits each shared page among the processes that map it, so pages
 //! shared copy-on-write between the parent and its workers count once in the sum.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -1,5 +1,5 @@
 //! Helpers shared by the example scripts: engine selection from the command line and timing.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 #[path = "../../benches/workloads/pss.rs"]
 pub mod pss;

@@ -11,7 +11,48 @@ mod parmap;
 
 use proc_macro::TokenStream;
 
-/// Maps a function over the Cartesian product of collections, in parallel.
+/// Maps a function over the Cartesian product (or the zip) of collections, in parallel.
+///
+/// ```text
+/// parmap!(f, s1, s2, ...; zip = bool, args = (a, ...), engine = "threads", workers = n,
+///         chunk = n, on_error = "fail" | "collect", timeout = "10s", progress = bool,
+///         crate = path)
+/// ```
+///
+/// Returns `Vec<R>` (`Vec<Result<R, TaskError>>` with `on_error = "collect"`) holding
+/// `f(s1[i], s2[j], ..., a, ...)` for every `i`, `j`, ... in row-major order (first source
+/// outermost). Sources are slices (anything that derefs to one) and integer ranges, borrowed;
+/// slice elements reach a parameter `T: Copy` by value and a parameter `&T` by reference;
+/// unannotated closure parameters get `&T` (slices) or the integer (ranges). See the crate
+/// documentation of `parfor` for the full description and examples.
+///
+/// `parmap!(f, xs, 0..n; args = (k,))` expands to (temporaries are hygienic):
+///
+/// ```ignore
+/// {
+///     let __parfor_f = &(f);
+///     let __parfor_b0 = &(xs);
+///     let __parfor_s0 = __parfor_b0.parmap_source_must_be_a_slice_or_an_integer_range();
+///     let __parfor_b1 = &(0..n);
+///     let __parfor_s1 = __parfor_b1.parmap_source_must_be_a_slice_or_an_integer_range();
+///     let __parfor_a0 = &(k);
+///     let __parfor_opts = ::parfor::__private::Options::new();
+///     let __parfor_item = move |[__parfor_i0, __parfor_i1]: [usize; 2]| {
+///         __parfor_f(
+///             Arg::arg(Source::get(&__parfor_s0, __parfor_i0)),
+///             Arg::arg(Source::get(&__parfor_s1, __parfor_i1)),
+///             Arg::arg(__parfor_a0),
+///         )
+///     };
+///     let __parfor_wire = wire_of!(probe_ret(&__parfor_item));
+///     ::parfor::__private::map(
+///         Shape::product([Source::len(&__parfor_s0), Source::len(&__parfor_s1)]),
+///         &__parfor_opts,
+///         __parfor_wire,
+///         __parfor_item,
+///     )
+/// }
+/// ```
 #[proc_macro]
 pub fn parmap(input: TokenStream) -> TokenStream {
     parmap::expand(input.into()).into()

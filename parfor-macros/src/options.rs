@@ -271,6 +271,7 @@ impl Common {
     }
 
     /// Fills unset options from `defaults` (the outer `#[parfor(...)]` attribute).
+    #[allow(dead_code)] // used by `#[parfor]` only
     pub(crate) fn inherit(&mut self, defaults: &Common) {
         fn take<T: Clone>(slot: &mut Option<T>, d: &Option<T>) {
             if slot.is_none() {

@@ -19,6 +19,7 @@ mod shared_vec;
 #[cfg(unix)]
 mod shm;
 mod slice_out;
+pub mod source;
 pub mod wire;
 mod worker;
 

@@ -1,11 +1,103 @@
-//! `parmap!(f, s1, s2, ...; options)`.
+//! `parmap!(f, s1, s2, ...; options)`: parse ([`ast`]), read the options ([`args`]), check
+//! ([`valid`]), generate ([`expand`]). On a mistake the call still expands to code of a
+//! plausible type next to the `compile_error!`s, so one mistake gives one error.
 
+mod args;
+mod ast;
+mod expand;
+mod valid;
+
+use crate::ctxt::{Ctxt, to_compile_errors};
 use proc_macro2::TokenStream;
+use quote::quote;
 
 pub(crate) fn expand(input: TokenStream) -> TokenStream {
-    syn::Error::new(proc_macro2::Span::call_site(), "parmap! is not implemented yet")
-        .to_compile_error()
-        .into_iter()
-        .chain(input.into_iter().take(0))
-        .collect()
+    let input = match syn::parse2::<ast::Input>(input) {
+        Ok(input) => input,
+        Err(err) => return fallback(&err),
+    };
+    let cx = Ctxt::new();
+    let opts = args::parse(&cx, &input.options);
+    // The call's arity is unknown or wrong: the expansion would only add errors.
+    let arity_unknown = !valid::check(&cx, &input, &opts) || opts.args_invalid;
+    let arity_errors = cx.has_errors();
+    let errors = match cx.check() {
+        Ok(()) => return expand::expand(&input.func, &input.sources, &opts),
+        Err(err) => err,
+    };
+    if arity_unknown && arity_errors {
+        return fallback(&errors);
+    }
+    // Expand with the options that were valid, so the result keeps its type and mistakes in
+    // the function or the sources are still reported.
+    let expansion = expand::expand(&input.func, &input.sources, &opts);
+    let errors = to_compile_errors(&errors);
+    quote!({ #errors #expansion })
+}
+
+/// The errors, and a stand-in `Vec` of an unconstrained type (so `let v: Vec<f64> = parmap!(..)`
+/// reports only the real mistake).
+fn fallback(err: &syn::Error) -> TokenStream {
+    let errors = to_compile_errors(err);
+    quote!({ #errors ::std::vec::Vec::new() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand_str(src: &str) -> String {
+        expand(src.parse().unwrap()).to_string()
+    }
+
+    #[test]
+    fn valid_calls_expand_without_errors() {
+        for src in [
+            "hypot, x, y",
+            "|a, b| a * b, x, &y[1..]; zip = true",
+            "|a: f64, k| a * k, x; args = (k,), on_error = \"collect\", crate = ::other",
+            "f, 0..n, a..=b; zip = n > 3, engine = e, workers = w, chunk = 8",
+        ] {
+            let out = expand_str(src);
+            assert!(!out.contains("compile_error"), "{src}: {out}");
+        }
+        assert!(expand_str("f, x; on_error = \"collect\"").contains("try_map"));
+        assert!(expand_str("f, x, y; zip = true").contains("Shape :: zip"));
+        assert!(expand_str("f, x; crate = ::other").contains(":: other :: __private :: map"));
+    }
+
+    #[test]
+    fn mistakes_give_errors_never_panics() {
+        for src in [
+            "",
+            ";",
+            ",",
+            "f",
+            "f,",
+            "f x",
+            "f, x; engin = 1",
+            "f, x; engine = \"gpu\", workers = 0, chunk = 0",
+            "f, x; args = k",
+            "f, x; args(k)",
+            "f, x; zip",
+            "f, x; zip = 1",
+            "|a, b| a, x",
+            "f, x; = 3",
+            "f, x; on_error = \"ignore\"",
+            "f, x; 3 = 4",
+        ] {
+            let out = expand_str(src);
+            assert!(out.contains("compile_error"), "{src}: {out}");
+        }
+    }
+
+    #[test]
+    fn option_mistakes_keep_the_expansion() {
+        // The result keeps its type, so the mistake is the only error.
+        let out = expand_str("f, x; engine = \"gpu\"");
+        assert!(out.contains("compile_error") && out.contains("__private :: map"), "{out}");
+        // Without a usable `args`, the arity is unknown: no expansion.
+        let out = expand_str("f, x; args = k");
+        assert!(out.contains("compile_error") && !out.contains("__private :: map"), "{out}");
+    }
 }

@@ -1,0 +1,185 @@
+//! The options of `parmap!`: the common ones plus `zip` and `args`.
+
+use crate::ctxt::Ctxt;
+use crate::options::{COMMON_NAMES, Common, RawOption, RawValue, one_of};
+use proc_macro2::Span;
+use syn::{Expr, ExprLit, Lit};
+
+/// The names `parmap!` accepts, for "expected one of" messages.
+fn names() -> Vec<&'static str> {
+    let mut names = COMMON_NAMES.to_vec();
+    names.extend(["zip", "args"]);
+    names
+}
+
+/// How the sources combine.
+#[derive(Clone)]
+pub(crate) enum Pairing {
+    /// Their Cartesian product (the default, `zip = false`).
+    Product,
+    /// Element-wise (`zip = true`).
+    Zip,
+    /// Decided at run time by a `bool` expression.
+    Expr(Expr),
+}
+
+/// The options of one call.
+pub(crate) struct Options {
+    pub(crate) common: Common,
+    pub(crate) zip: Pairing,
+    /// The fixed trailing arguments (`args = (a, b)`).
+    pub(crate) args: Vec<Expr>,
+    /// Whether `args` was given but malformed (the call's arity is then unknown).
+    pub(crate) args_invalid: bool,
+}
+
+/// Reads the options, recording every mistake in `cx`.
+pub(crate) fn parse(cx: &Ctxt, raw: &[RawOption]) -> Options {
+    let mut common = Common::default();
+    let mut zip: Option<(Pairing, Span)> = None;
+    let mut args: Option<Vec<Expr>> = None;
+    let mut args_invalid = false;
+    for opt in raw {
+        if common.accept(cx, opt) {
+            continue;
+        }
+        let name = opt.name.to_string();
+        match name.as_str() {
+            "zip" => {
+                if zip.is_some() {
+                    cx.error_at(opt.name.span(), "duplicate option `zip`");
+                    continue;
+                }
+                let Some(e) = opt.expr(cx) else { continue };
+                match e {
+                    Expr::Lit(ExprLit { lit: Lit::Bool(b), .. }) => {
+                        zip = Some((if b.value { Pairing::Zip } else { Pairing::Product }, b.span));
+                    }
+                    Expr::Lit(lit) => cx.error_spanned_by(
+                        lit,
+                        "`zip` must be `true`, `false` or a `bool` expression",
+                    ),
+                    e => zip = Some((Pairing::Expr(e.clone()), opt.name.span())),
+                }
+            }
+            "args" => {
+                if args.is_some() || args_invalid {
+                    cx.error_at(opt.name.span(), "duplicate option `args`");
+                    continue;
+                }
+                let bad = "expected `args = (a, b, ...)`: the fixed trailing arguments of every \
+                           call, in parentheses";
+                match &opt.value {
+                    RawValue::Expr(Expr::Tuple(t)) => {
+                        args = Some(t.elems.iter().cloned().collect());
+                    }
+                    RawValue::Expr(Expr::Paren(p)) => args = Some(vec![(*p.expr).clone()]),
+                    RawValue::Expr(e) => {
+                        cx.error_spanned_by(e, bad);
+                        args_invalid = true;
+                    }
+                    RawValue::List(tokens) => {
+                        cx.error_at(opt.name.span(), format!("{bad}: `args = ({tokens})`"));
+                        args_invalid = true;
+                    }
+                }
+            }
+            _ => {
+                let mut msg = format!(
+                    "unknown parmap! option `{name}`; expected one of {}",
+                    one_of(&names())
+                );
+                if let Some(near) = names().into_iter().find(|n| near_miss(&name, n)) {
+                    msg.push_str(&format!(" (did you mean `{near}`?)"));
+                }
+                cx.error_at(opt.name.span(), msg);
+            }
+        }
+    }
+    Options {
+        common,
+        zip: zip.map_or(Pairing::Product, |z| z.0),
+        args: args.unwrap_or_default(),
+        args_invalid,
+    }
+}
+
+/// Whether `a` is one edit (insertion, deletion, substitution or adjacent swap) from `b`.
+fn near_miss(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    if a == b {
+        return false;
+    }
+    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let (ra, rb) = (&a[prefix..], &b[prefix..]);
+    match (ra.len(), rb.len()) {
+        (x, y) if x == y + 1 => ra[1..] == *rb,
+        (x, y) if y == x + 1 => rb[1..] == *ra,
+        (x, y) if x == y => {
+            ra[1..] == rb[1..] || (x >= 2 && ra[0] == rb[1] && ra[1] == rb[0] && ra[2..] == rb[2..])
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::{OnError, Value, parse_options};
+
+    fn parse_str(src: &str) -> (Options, Result<(), String>) {
+        let raw = syn::parse::Parser::parse_str(parse_options, src).unwrap();
+        let cx = Ctxt::new();
+        let opts = parse(&cx, &raw);
+        (opts, cx.check().map_err(|e| e.to_string()))
+    }
+
+    #[test]
+    fn zip_and_args() {
+        let (o, r) = parse_str("zip = true, args = (a, b + 1), on_error = \"collect\"");
+        assert!(r.is_ok());
+        assert!(matches!(o.zip, Pairing::Zip));
+        assert_eq!(o.args.len(), 2);
+        assert!(matches!(o.common.on_error, Some((OnError::Collect, _))));
+        let (o, r) = parse_str("zip = z, args = (a)");
+        assert!(r.is_ok());
+        assert!(matches!(o.zip, Pairing::Expr(_)));
+        assert_eq!(o.args.len(), 1);
+        let (o, r) = parse_str("zip = false, args = (a,), workers = 2");
+        assert!(r.is_ok());
+        assert!(matches!(o.zip, Pairing::Product));
+        assert_eq!(o.args.len(), 1);
+        assert!(matches!(o.common.workers, Some(Value::Lit(2, _))));
+    }
+
+    #[test]
+    fn mistakes() {
+        let (_, r) = parse_str("engin = \"threads\"");
+        assert_eq!(
+            r.unwrap_err(),
+            "unknown parmap! option `engin`; expected one of `engine`, `workers`, `chunk`, \
+             `on_error`, `timeout`, `progress`, `crate`, `zip` or `args` (did you mean `engine`?)"
+        );
+        let (_, r) = parse_str("zip = 1");
+        assert!(r.unwrap_err().contains("`zip` must be `true`, `false` or a `bool` expression"));
+        let (o, r) = parse_str("args = a");
+        assert!(r.unwrap_err().contains("expected `args = (a, b, ...)`"));
+        assert!(o.args_invalid);
+        let (_, r) = parse_str("zip = true, zip = false");
+        assert_eq!(r.unwrap_err(), "duplicate option `zip`");
+        let (_, r) = parse_str("args = (a), args = (b)");
+        assert_eq!(r.unwrap_err(), "duplicate option `args`");
+        let (_, r) = parse_str("args(a, b)");
+        assert!(r.unwrap_err().contains("expected `args = (a, b, ...)`"));
+    }
+
+    #[test]
+    fn near_misses() {
+        assert!(near_miss("engin", "engine"));
+        assert!(near_miss("wrokers", "workers"));
+        assert!(near_miss("chunks", "chunk"));
+        assert!(near_miss("zap", "zip"));
+        assert!(!near_miss("zip", "zip"));
+        assert!(!near_miss("speed", "engine"));
+    }
+}

@@ -1,0 +1,236 @@
+//! The code `parmap!` generates.
+//!
+//! ```text
+//! parmap!(f, xs, 0..n; args = (k,), zip = false)
+//! ```
+//! becomes (every identifier below is `Span::mixed_site()`, so user code cannot name it)
+//! ```text
+//! {
+//!     let __parfor_f = &(f);                       // evaluated once, borrowed
+//!     let __parfor_b0 = &(xs);                     // borrowed, never moved or cloned
+//!     let __parfor_s0 = {
+//!         use AsSource as _;
+//!         __parfor_b0.parmap_source_must_be_a_slice_or_an_integer_range()
+//!     };
+//!     let __parfor_b1 = &(0..n);
+//!     let __parfor_s1 = {
+//!         use AsSource as _;
+//!         __parfor_b1.parmap_source_must_be_a_slice_or_an_integer_range()
+//!     };
+//!     let __parfor_a0 = &(k);
+//!     let __parfor_opts = Options::new();
+//!     let __parfor_item = move |[__parfor_i0, __parfor_i1]: [usize; 2]| {
+//!         __parfor_f(
+//!             Arg::arg(Source::get(&__parfor_s0, __parfor_i0)),
+//!             Arg::arg(Source::get(&__parfor_s1, __parfor_i1)),
+//!             Arg::arg(__parfor_a0),
+//!         )
+//!     };
+//!     let __parfor_wire = wire_of!(probe_ret(&__parfor_item));
+//!     map(Shape::product([Source::len(&__parfor_s0), Source::len(&__parfor_s1)]),
+//!         &__parfor_opts, __parfor_wire, __parfor_item)
+//! }
+//! ```
+//! A closure literal with unannotated parameters is wrapped in `sigN(probe.., closure)`, which
+//! gives it its parameter types; those parameters then get the elements unconverted.
+
+use super::args::{Options, Pairing};
+use crate::options::{OnError, Value};
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Expr, Pat};
+
+/// The most parameters of a closure with unannotated parameters; keep in sync with
+/// `parfor_runtime::source::MAX_INFERRED_ARITY`.
+pub(crate) const MAX_INFERRED_ARITY: usize = 12;
+
+/// `tokens` with every span set to `span` (so an error in generated code points at the user
+/// tokens it stands for).
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut t| {
+            if let TokenTree::Group(g) = &t {
+                let mut ng = Group::new(g.delimiter(), respan(g.stream(), span));
+                ng.set_span(span);
+                t = TokenTree::Group(ng);
+            } else {
+                t.set_span(span);
+            }
+            t
+        })
+        .collect()
+}
+
+fn ident(name: &str, k: usize) -> syn::Ident {
+    format_ident!("__parfor_{}{}", name, k, span = Span::mixed_site())
+}
+
+fn named(name: &str) -> syn::Ident {
+    format_ident!("__parfor_{}", name, span = Span::mixed_site())
+}
+
+/// How each parameter of the mapped function gets its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pass {
+    /// Through `Arg::arg`, which converts to the type the parameter asks for.
+    Convert,
+    /// As the source yields it (`&T`, or the integer), giving a closure its parameter type.
+    Natural,
+}
+
+/// The closure literal `func` is, seen through parentheses.
+pub(crate) fn closure(func: &Expr) -> Option<&syn::ExprClosure> {
+    match func {
+        Expr::Closure(c) => Some(c),
+        Expr::Paren(p) => closure(&p.expr),
+        _ => None,
+    }
+}
+
+/// How each of the `arity` parameters is passed: `None` when every one goes through
+/// `Arg::arg` (the function's signature is known), else one entry per closure parameter.
+pub(crate) fn passing(func: &Expr) -> Option<Vec<Pass>> {
+    let c = closure(func)?;
+    let pass: Vec<Pass> = c
+        .inputs
+        .iter()
+        .map(|p| if matches!(p, Pat::Type(_)) { Pass::Convert } else { Pass::Natural })
+        .collect();
+    pass.contains(&Pass::Natural).then_some(pass)
+}
+
+/// The call's expression.
+pub(crate) fn expand(func: &Expr, sources: &[Expr], opts: &Options) -> TokenStream {
+    let krate = opts.common.krate();
+    let p = quote!(#krate::__private);
+    let k = sources.len();
+    let f = named("f");
+    let mut stmts = TokenStream::new();
+
+    let pass = passing(func);
+    if pass.is_none() {
+        stmts.extend(quote!(let #f = &(#func);));
+    }
+
+    let mut lens = Vec::new();
+    let mut idx = Vec::new();
+    let mut call_args = Vec::new();
+    let mut probes = Vec::new();
+    // (`valid` rejects a closure whose arity does not match; default defensively anyway.)
+    let pass_of = |i: usize| pass.as_ref().and_then(|p| p.get(i).copied()).unwrap_or(Pass::Convert);
+    for (i, src) in sources.iter().enumerate() {
+        let (b, s, ix) = (ident("b", i), ident("s", i), ident("i", i));
+        // Generated tokens standing for this source: located at it, resolved at the call site.
+        let span = Span::call_site().located_at(src.span());
+        let ps = respan(p.clone(), span);
+        stmts.extend(quote_spanned! {span=>
+            let #b = &(#src);
+            let #s = {
+                use #ps::AsSource as _;
+                #b.parmap_source_must_be_a_slice_or_an_integer_range()
+            };
+        });
+        lens.push(quote!(#p::Source::len(&#s)));
+        let get = quote_spanned!(span=> #ps::Source::get(&#s, #ix));
+        match pass_of(i) {
+            Pass::Convert => {
+                call_args.push(quote_spanned!(span=> #ps::Arg::arg(#get)));
+                probes.push(quote!(#p::probe_any()));
+            }
+            Pass::Natural => {
+                call_args.push(get);
+                probes.push(quote!(#p::probe_item(&#s)));
+            }
+        }
+        idx.push(ix);
+    }
+    for (j, arg) in opts.args.iter().enumerate() {
+        let a = ident("a", j);
+        let span = Span::call_site().located_at(arg.span());
+        let ps = respan(p.clone(), span);
+        stmts.extend(quote_spanned!(span=> let #a = &(#arg);));
+        match pass_of(k + j) {
+            Pass::Convert => {
+                call_args.push(quote_spanned!(span=> #ps::Arg::arg(#a)));
+                probes.push(quote!(#p::probe_any()));
+            }
+            Pass::Natural => {
+                call_args.push(quote!(#a));
+                probes.push(quote!(#p::probe_ref(#a)));
+            }
+        }
+    }
+
+    if pass.is_some() {
+        let sig = format_ident!("sig{}", probes.len());
+        stmts.extend(quote!(let #f = &#p::#sig(#(#probes,)* #func);));
+    }
+
+    let opts_ident = named("opts");
+    let options = opts.common.to_options();
+    stmts.extend(quote!(let #opts_ident = #options;));
+
+    let item = named("item");
+    let wire = named("wire");
+    let shape = match &opts.zip {
+        Pairing::Product => quote!(#p::Shape::product([#(#lens),*])),
+        Pairing::Zip => quote!(#p::Shape::zip([#(#lens),*])),
+        Pairing::Expr(e) => {
+            let z = named("zip");
+            let check = quote_spanned!(e.span()=> let #z: ::core::primitive::bool = #e;);
+            quote!({
+                #check
+                if #z {
+                    #p::Shape::zip([#(#lens),*])
+                } else {
+                    #p::Shape::product([#(#lens),*])
+                }
+            })
+        }
+    };
+    // A literal `engine = "fork"` needs serde results: say so at compile time, at the literal.
+    let fork_check = match &opts.common.engine {
+        Some(Value::Lit("fork", span)) => {
+            let ps = respan(p.clone(), *span);
+            quote_spanned!(*span=> #ps::fork_result(&#item);)
+        }
+        _ => TokenStream::new(),
+    };
+    let run = match opts.common.on_error {
+        Some((OnError::Collect, _)) => quote!(#p::try_map),
+        _ => quote!(#p::map),
+    };
+    // Located at the function, so an arity or type mismatch points at it.
+    let fspan = Span::mixed_site().located_at(func.span());
+    let f_at = syn::Ident::new("__parfor_f", fspan);
+    let call = quote_spanned!(fspan=> #f_at(#(#call_args),*));
+    quote! {{
+        #stmts
+        let #item = move |[#(#idx),*]: [::core::primitive::usize; #k]| #call;
+        #fork_check
+        let #wire = #p::wire_of!(#p::probe_ret(&#item));
+        #run(#shape, &#opts_ident, #wire, #item)
+    }}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pass_of(src: &str) -> Option<Vec<Pass>> {
+        passing(&syn::parse_str(src).unwrap())
+    }
+
+    #[test]
+    fn closures_with_unannotated_parameters_get_natural_elements() {
+        use Pass::{Convert, Natural};
+        assert_eq!(pass_of("hypot"), None);
+        assert_eq!(pass_of("f64::hypot"), None);
+        assert_eq!(pass_of("|a: f64, b: &Image| a"), None);
+        assert_eq!(pass_of("|a, b| a * b"), Some(vec![Natural, Natural]));
+        assert_eq!(pass_of("(move |a: f64, b| a * b)"), Some(vec![Convert, Natural]));
+        assert_eq!(pass_of("|&a| a"), Some(vec![Natural]));
+    }
+}

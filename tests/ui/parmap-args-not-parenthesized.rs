@@ -1,0 +1,7 @@
+use parfor::parmap;
+
+fn main() {
+    let x = vec![1.0_f64, 2.0];
+    let k = 2.0;
+    let _y: Vec<f64> = parmap!(|a: f64, k: f64| a * k, x; args = k);
+}

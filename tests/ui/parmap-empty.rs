@@ -1,0 +1,5 @@
+use parfor::parmap;
+
+fn main() {
+    let _y: Vec<f64> = parmap!();
+}

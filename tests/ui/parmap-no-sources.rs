@@ -1,0 +1,6 @@
+use parfor::parmap;
+
+fn main() {
+    let y = parmap!(f64::sqrt; workers = 2);
+    println!("{}", y.len());
+}
