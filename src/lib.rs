@@ -38,9 +38,7 @@ pub mod __private {
     pub use parfor_runtime::wire::{self, Probe, Wire, probe_elem, probe_ret, probe_val};
     pub use parfor_runtime::{Options, Shape, SliceOut, Sliced, fold, map, try_map};
 
-    pub use crate::loop_support::{
-        IntoAcc, LoopSlice, LoopSliceMut, new_vec, none, range_len, range_nth,
-    };
+    pub use crate::loop_support::{IntoAcc, LoopRange, LoopSlice, LoopSliceMut, new_vec, none};
 }
 
 /// The README's code blocks, compiled and run as doctests.

@@ -2,7 +2,9 @@
 //! empty accumulators, range indexing, the first contribution of a reduction, and the traits
 //! that turn a loop's domain into a slice with a readable error for anything else.
 
+use parfor_runtime::source::{AsSource, IntRange};
 use parfor_runtime::wire::Probe;
+use std::ops::{Range, RangeInclusive};
 
 /// An empty reduction accumulator for values of the probed type.
 pub fn none<T>(_: &Probe<T>) -> Option<T> {
@@ -14,25 +16,43 @@ pub fn new_vec<T>(_: &Probe<T>) -> Vec<T> {
     Vec::new()
 }
 
-/// The number of items of a range loop's domain.
-///
-/// # Panics
-/// When the range has more than `usize::MAX` items.
-pub fn range_len<R: Iterator>(r: &R) -> usize {
-    match r.size_hint() {
-        (lo, Some(hi)) if lo == hi => lo,
-        _ => panic!("parfor: the loop's range has more than `usize::MAX` items"),
+/// A range loop's domain (`a..b`, `a..=b` of a primitive integer type) as the runtime's
+/// borrowed integer range, which gives item `k` in O(1) without overflow checks (`k` is below
+/// the length, so the sum is in range).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an integer range that a `#[parfor]` loop can split",
+    label = "expected `a..b` or `a..=b` of a primitive integer type",
+    note = "`#[parfor]` range loops run over integer ranges; iterate a slice with `&v` or             `v.iter()` instead"
+)]
+pub trait LoopRange {
+    /// The loop variable's type.
+    type Item;
+
+    /// The domain as a runtime source.
+    fn __parfor_range(&self) -> IntRange<Self::Item>;
+}
+
+impl<T> LoopRange for Range<T>
+where
+    for<'a> Range<T>: AsSource<'a, Source = IntRange<T>>,
+{
+    type Item = T;
+
+    #[inline]
+    fn __parfor_range(&self) -> IntRange<T> {
+        self.parmap_source_must_be_a_slice_or_an_integer_range()
     }
 }
 
-/// Item `k` of a range loop's domain (`Range::nth` is O(1)).
-///
-/// # Panics
-/// When `k` is out of range (never for `k < range_len(r)`).
-pub fn range_nth<R: Iterator + Clone>(r: &R, k: usize) -> R::Item {
-    match r.clone().nth(k) {
-        Some(v) => v,
-        None => panic!("parfor: internal error: position {k} is outside the loop's range"),
+impl<T> LoopRange for RangeInclusive<T>
+where
+    for<'a> RangeInclusive<T>: AsSource<'a, Source = IntRange<T>>,
+{
+    type Item = T;
+
+    #[inline]
+    fn __parfor_range(&self) -> IntRange<T> {
+        self.parmap_source_must_be_a_slice_or_an_integer_range()
     }
 }
 

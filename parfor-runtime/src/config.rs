@@ -201,7 +201,10 @@ pub fn default_workers() -> Result<usize, ConfigError> {
     if let Ok(Some(n)) = env_count("RAYON_NUM_THREADS") {
         return Ok(n);
     }
-    Ok(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    // Reading the core count means reading cgroup files on Linux (tens of microseconds):
+    // read it once.
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    Ok(*CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())))
 }
 
 /// Whether the workers count came from the call or the environment (then the threads engine

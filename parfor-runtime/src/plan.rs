@@ -9,10 +9,12 @@ use std::ops::Range;
 
 /// The largest number of blocks the default plan cuts a space into.
 ///
-/// 1024 blocks keep per-block overhead (a task hand-out and a few atomics, about a
-/// microsecond) far below the work of any space worth running in parallel, while leaving
-/// enough blocks for dynamic load balancing of uneven items on any realistic core count.
-pub(crate) const MAX_DEFAULT_BLOCKS: usize = 1024;
+/// 256 blocks keep the per-block cost (a task hand-out, a panic guard, storing the block's
+/// state: well under a microsecond on the threads engine, one message on the fork engine)
+/// far below the work of any space worth running in parallel, while leaving enough blocks to
+/// balance uneven items dynamically on the core counts this library targets (measured on 2
+/// cores: 1024 blocks cost about 5% more than 256 on a 1e7-item memory-bound loop).
+pub(crate) const MAX_DEFAULT_BLOCKS: usize = 256;
 
 /// Ordered blocks of an iteration space of `n` items.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,7 +25,7 @@ pub struct Plan {
 
 impl Plan {
     /// Cuts `n` items into blocks of `chunk` items (the last may be shorter), or, without
-    /// `chunk`, into at most 1024 equal blocks.
+    /// `chunk`, into at most [`MAX_DEFAULT_BLOCKS`] equal blocks.
     ///
     /// A `chunk` of zero is treated as one.
     pub fn new(n: usize, chunk: Option<usize>) -> Plan {

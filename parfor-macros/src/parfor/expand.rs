@@ -123,10 +123,10 @@ pub(crate) fn expand_loop(lp: &Loop, usage: &Usage) -> TokenStream {
     let (setup, elem) = match lp.domain.kind {
         DomainKind::Range => (
             quote_spanned! {ms()=>
-                let #dom = #expr;
-                let #n: ::core::primitive::usize = #krate::__private::range_len(&#dom);
+                let #dom = #krate::__private::LoopRange::__parfor_range(&(#expr));
+                let #n: ::core::primitive::usize = #krate::__private::Source::len(&#dom);
             },
-            quote_spanned!(ms()=> #krate::__private::range_nth(&#dom, #pos)),
+            quote_spanned!(ms()=> #krate::__private::Source::get(&#dom, #pos)),
         ),
         DomainKind::Slice => (
             quote_spanned! {ms()=>
@@ -174,12 +174,8 @@ pub(crate) fn expand_loop(lp: &Loop, usage: &Usage) -> TokenStream {
         let offset = ident("__parfor_offset");
         sliced_setup.extend(if lp.domain.kind == DomainKind::Range {
             quote_spanned! {ms()=>
-                let #offset: ::core::primitive::usize = match ::core::iter::Iterator::next(
-                    &mut ::core::clone::Clone::clone(&#dom),
-                ) {
-                    ::core::option::Option::Some(__parfor_first) => __parfor_first,
-                    ::core::option::Option::None => 0,
-                };
+                let #offset: ::core::primitive::usize =
+                    if #n == 0 { 0 } else { #krate::__private::Source::get(&#dom, 0) };
             }
         } else {
             quote_spanned!(ms()=> let #offset: ::core::primitive::usize = 0;)
@@ -248,7 +244,7 @@ pub(crate) fn expand_loop(lp: &Loop, usage: &Usage) -> TokenStream {
     let describe = match (&lp.domain.kind, &lp.index) {
         (DomainKind::Range, Some(i)) => {
             let name = i.to_string();
-            quote_spanned!(ms()=> &|#pos: ::core::primitive::usize| ::std::format!("{} = {:?}", #name, #krate::__private::range_nth(&#dom, #pos)))
+            quote_spanned!(ms()=> &|#pos: ::core::primitive::usize| ::std::format!("{} = {:?}", #name, #krate::__private::Source::get(&#dom, #pos)))
         }
         _ => {
             quote_spanned!(ms()=> &|#pos: ::core::primitive::usize| ::std::format!("at position {}", #pos))
