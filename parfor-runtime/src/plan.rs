@@ -25,7 +25,7 @@ pub struct Plan {
 
 impl Plan {
     /// Cuts `n` items into blocks of `chunk` items (the last may be shorter), or, without
-    /// `chunk`, into at most [`MAX_DEFAULT_BLOCKS`] equal blocks.
+    /// `chunk`, into at most 256 equal blocks.
     ///
     /// A `chunk` of zero is treated as one.
     pub fn new(n: usize, chunk: Option<usize>) -> Plan {
