@@ -10,11 +10,9 @@
 //! - [`TaskError`] reports the failure of one item; [`SharedVec`] is memory that fork
 //!   workers write in place.
 //!
-//! The README has the engines, options and environment variables in tables.
+#![doc = include_str!("../README.md")]
 //!
 #![doc = include_str!("parmap.md")]
-//!
-#![doc = include_str!("parfor.md")]
 
 mod loop_support;
 
@@ -40,8 +38,3 @@ pub mod __private {
 
     pub use crate::loop_support::{IntoAcc, LoopRange, LoopSlice, LoopSliceMut, new_vec, none};
 }
-
-/// The README's code blocks, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-struct ReadmeDoctests;
