@@ -7,7 +7,6 @@
 // index loops, which these lints would rewrite.
 #![allow(clippy::assign_op_pattern, clippy::needless_range_loop, clippy::needless_borrow)]
 
-#[allow(unreachable_pub)] // shared with other suites, which use the items
 mod common;
 
 use parfor::{Engine, parfor};

@@ -1,7 +1,6 @@
 //! Random float inputs, worker counts and chunk sizes: `#[parfor]` float reductions are
 //! bit-identical on every engine and worker count for a given chunk size.
 
-#[allow(unreachable_pub)] // shared with other suites, which use the items
 mod common;
 
 use parfor::{Engine, parfor};

@@ -1,7 +1,6 @@
 //! `parmap!` against plain serial loops: source kinds, shapes, argument passing, options,
 //! engines and failures.
 
-#[allow(unreachable_pub)] // shared by every test binary
 mod common;
 
 use common::{ENGINES, WORKERS};
