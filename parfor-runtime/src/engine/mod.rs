@@ -55,12 +55,11 @@ pub(crate) fn execute(job: &dyn Job, plan: &Plan, run: &Run) {
     if plan.is_empty() {
         return;
     }
-    let tracked = if run.progress { crate::progress::Tracked::new(job, plan.len()) } else { None };
-    match &tracked {
-        Some(t) => {
-            backend(run.engine).execute(t, plan, run);
-            t.finish();
-        }
-        None => backend(run.engine).execute(job, plan, run),
+    if run.progress {
+        crate::progress::with_progress(job, plan.len(), |job| {
+            backend(run.engine).execute(job, plan, run);
+        });
+    } else {
+        backend(run.engine).execute(job, plan, run);
     }
 }
