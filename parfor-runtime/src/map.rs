@@ -183,6 +183,28 @@ where
     F: Fn([usize; K]) -> R + Sync,
     M: Mode<R>,
 {
+    /// Runs the items of `sub` in order, handing each result to `sink`: the loop every way of
+    /// running a range shares. Sets `*cur` to each item before running it (for `guarded`)
+    /// and, in a fork worker (`in_worker`), tells the parent which item runs.
+    #[inline(always)]
+    fn each_item(
+        &self,
+        sub: Range<usize>,
+        cur: &mut usize,
+        in_worker: bool,
+        mut sink: impl FnMut(usize, R),
+    ) {
+        let mut idx = self.shape.indices(sub.start);
+        for i in sub {
+            *cur = i;
+            if in_worker {
+                engine::item_started(i);
+            }
+            sink(i, (self.f)(idx));
+            self.shape.advance(&mut idx);
+        }
+    }
+
     /// Writes slot `i`.
     ///
     /// Every slot is written at most once: the plan's blocks are disjoint, an engine runs a
@@ -271,15 +293,7 @@ where
         guarded(
             range.clone(),
             self.failures.catch(),
-            |sub, cur| {
-                let mut idx = self.shape.indices(sub.start);
-                for i in sub {
-                    *cur = i;
-                    let r = (self.f)(idx);
-                    self.write(i, M::ok(r));
-                    self.shape.advance(&mut idx);
-                }
-            },
+            |sub, cur| self.each_item(sub, cur, false, |i, r| self.write(i, M::ok(r))),
             |i, cause| {
                 let go_on = self.failed(i, cause);
                 if !go_on {
@@ -315,18 +329,13 @@ where
             range,
             true,
             |sub, cur| {
-                let mut idx = self.shape.indices(sub.start);
-                for i in sub {
-                    *cur = i;
-                    engine::item_started(i);
-                    let r = (self.f)(idx);
+                self.each_item(sub, cur, true, |_, r| {
                     let mut out = out.borrow_mut();
                     out.push(0);
                     if let Err(e) = wire.encode(&r, &mut out) {
                         err = Some(Cause::Engine(e));
                     }
-                    self.shape.advance(&mut idx);
-                }
+                });
             },
             |_, cause| {
                 let mut out = out.borrow_mut();
@@ -383,19 +392,14 @@ where
             range,
             true,
             |sub, cur| {
-                let mut idx = self.shape.indices(sub.start);
-                for i in sub {
-                    *cur = i;
-                    engine::item_started(i);
-                    let r = (self.f)(idx);
+                self.each_item(sub, cur, true, |i, r| {
                     debug_assert!(i < end);
                     // SAFETY: `start <= i < end`, so the write lies inside `dst` (asserted to
                     // hold `end - start` values of `R`, aligned); `dst` is borrowed mutably.
                     // `R: Pod` (the wire is the plain-old-data one), so overwriting the
                     // previous bytes drops nothing.
                     unsafe { base.add(i - start).write(r) };
-                    self.shape.advance(&mut idx);
-                }
+                });
             },
             |i, cause| {
                 out.extend_from_slice(&(i as u64).to_le_bytes());
