@@ -2,7 +2,7 @@
 //! hand-written rayon code, side by side in one run, plus the fork engine's fixed costs.
 //!
 //! ```text
-//! cargo run --release --example bench_report -- [--quick] [--json | --markdown] [--workers N]
+//! cargo run --release --example bench_report -- [--quick] [--json | --markdown] [--workers N] [--only NAME]...
 //! ```
 //!
 //! Each workload is built once (untimed), run once per runner as a warm-up, then timed
@@ -31,6 +31,8 @@ const MB: f64 = 1024.0 * 1024.0;
 /// The command line.
 struct Args {
     quick: bool,
+    /// Run only the workloads with these names (all when empty).
+    only: Vec<String>,
     format: Format,
     workers: usize,
 }
@@ -47,6 +49,7 @@ impl Args {
         let mut args = Args {
             quick: std::env::var_os("PARFOR_QUICK").is_some(),
             format: Format::Text,
+            only: Vec::new(),
             workers: parfor::default_workers().unwrap_or_else(|e| panic!("{e}")),
         };
         let mut it = std::env::args().skip(1);
@@ -55,6 +58,7 @@ impl Args {
                 "--quick" => args.quick = true,
                 "--json" => args.format = Format::Json,
                 "--markdown" => args.format = Format::Markdown,
+                "--only" => args.only.push(it.next().expect("--only takes a workload name")),
                 "--workers" => {
                     args.workers = it
                         .next()
@@ -63,7 +67,7 @@ impl Args {
                         .expect("--workers takes a number of at least 1");
                 }
                 other => panic!(
-                    "unknown argument `{other}`; expected --quick, --json, --markdown, --workers N"
+                    "unknown argument `{other}`; expected --quick, --json, --markdown, --workers N, --only NAME"
                 ),
             }
         }
@@ -89,20 +93,20 @@ impl Sizes {
     fn new(quick: bool) -> Sizes {
         if quick {
             Sizes {
-                reps: 3,
-                sum: 10_000_000,
-                sliced: 1_000_000,
-                sqrt_sin: 1_000_000,
-                hypot_side: 1000,
-                slice_mean: 1_000_000,
-                images: (8, 2896), // 8 x 8 MiB
-                uneven: 400,
-                returned: 10_000_000,
+                reps: 5,
+                sum: 25_000_000,
+                sliced: 2_500_000,
+                sqrt_sin: 2_500_000,
+                hypot_side: 1500,
+                slice_mean: 2_500_000,
+                images: (8, 5793), // 8 x 32 MiB
+                uneven: 1000,
+                returned: 25_000_000,
                 tiny_reps: 9,
             }
         } else {
             Sizes {
-                reps: 7,
+                reps: 9,
                 sum: 100_000_000,
                 sliced: 10_000_000,
                 sqrt_sin: 10_000_000,
@@ -136,11 +140,19 @@ impl Sizes {
     }
 }
 
-/// `10000000` as `1e7`, other numbers as they are.
+/// `10000000` as `1e7` and `2500000` as `2.5e6`; numbers below 10000, or with more than
+/// three significant digits, as they are.
 fn sci(n: usize) -> String {
     let digits = n.to_string();
-    let zeros = digits.len() - digits.trim_end_matches('0').len();
-    if zeros >= 4 { format!("{}e{zeros}", &digits[..digits.len() - zeros]) } else { digits }
+    let significant = digits.trim_end_matches('0');
+    if n < 10_000 || significant.len() > 3 {
+        return digits;
+    }
+    let exp = digits.len() - 1;
+    match significant.split_at(1) {
+        (first, "") => format!("{first}e{exp}"),
+        (first, rest) => format!("{first}.{rest}e{exp}"),
+    }
 }
 
 /// One line of the report.
@@ -188,7 +200,7 @@ impl Row {
 
     fn cells(&self) -> Vec<String> {
         let ratio = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"));
-        let pss_vs_input = if self.input_mb > 0.0 {
+        let pss_vs_input = if self.input_mb >= 1.0 {
             format!("{:.2}", self.peak_pss_mb / self.input_mb)
         } else {
             "-".to_owned()
@@ -280,16 +292,6 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
-/// Checks a run's checksum against the warm-up's: bit for bit on the parfor engines, which
-/// promise it; within rounding for rayon, whose reductions split differently every run.
-fn check(workload: &str, runner: Runner, got: f64, want: f64) {
-    let same = match runner {
-        Runner::Parfor(_) => got.to_bits() == want.to_bits(),
-        Runner::Rayon => (got - want).abs() <= 1e-9 * want.abs().max(1.0),
-    };
-    assert!(same, "{workload}: {} gave {got}, earlier {want}", runner.name());
-}
-
 /// Runs `w` on every runner, interleaved, and returns one row per runner.
 fn measure(w: &Workload, workers: usize, reps: usize) -> Vec<Row> {
     let mut runners = vec![
@@ -324,7 +326,7 @@ fn measure(w: &Workload, workers: usize, reps: usize) -> Vec<Row> {
             let c = (w.run)(runners[i], workers);
             let dt = t0.elapsed();
             peaks[i] = peaks[i].max(peak.stop());
-            check(w.name, runners[i], c, checks[i]);
+            workloads::same_checksum(w.name, runners[i], c, checks[i]);
             times[i].push(dt.as_secs_f64());
         }
     }
@@ -502,18 +504,22 @@ fn main() {
     // The fixed cost of a fork call, first in this still-small process.
     let mut tiny = vec![tiny_fork_call(workers, sizes.tiny_reps)];
 
-    let suite: Vec<Box<dyn Fn() -> Workload>> = vec![
-        Box::new(|| workloads::sum_reduction(sizes.sum)),
-        Box::new(|| workloads::sliced_output(sizes.sliced)),
-        Box::new(|| workloads::sqrt_sin(sizes.sqrt_sin)),
-        Box::new(|| workloads::cartesian_hypot(sizes.hypot_side)),
-        Box::new(|| workloads::slice_mean(sizes.slice_mean)),
-        Box::new(|| workloads::uneven(sizes.uneven)),
-        Box::new(|| workloads::return_f64(sizes.returned)),
-        Box::new(|| workloads::big_images(sizes.images.0, sizes.images.1)),
+    type Build<'a> = Box<dyn Fn() -> Workload + 'a>;
+    let suite: Vec<(&str, Build<'_>)> = vec![
+        ("sum_reduction", Box::new(|| workloads::sum_reduction(sizes.sum))),
+        ("sliced_output", Box::new(|| workloads::sliced_output(sizes.sliced))),
+        ("sqrt_sin_map", Box::new(|| workloads::sqrt_sin(sizes.sqrt_sin))),
+        ("cartesian_hypot", Box::new(|| workloads::cartesian_hypot(sizes.hypot_side))),
+        ("slice_mean", Box::new(|| workloads::slice_mean(sizes.slice_mean))),
+        ("uneven", Box::new(|| workloads::uneven(sizes.uneven))),
+        ("return_f64", Box::new(|| workloads::return_f64(sizes.returned))),
+        ("big_images", Box::new(|| workloads::big_images(sizes.images.0, sizes.images.1))),
     ];
     let mut rows = Vec::new();
-    for build in &suite {
+    for (name, build) in &suite {
+        if !args.only.is_empty() && !args.only.iter().any(|o| o == name) {
+            continue;
+        }
         // Built one at a time and dropped after, so each workload runs in a parent holding
         // only its own input.
         let w = build();
