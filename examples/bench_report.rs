@@ -287,6 +287,14 @@ fn print_table(header: &[&str], rows: &[Vec<String>], markdown: bool) {
     }
 }
 
+/// The 1, 5 and 15 minute load averages: above the worker count, other processes competed
+/// for the cores during the run.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     xs[xs.len() / 2]
@@ -385,7 +393,8 @@ fn tiny_fork_call(workers: usize, reps: usize) -> Row {
 /// One goal of the report, checked against the rows.
 struct Goal {
     what: String,
-    met: bool,
+    /// `None` when these sizes cannot tell.
+    met: Option<bool>,
     detail: String,
 }
 
@@ -407,7 +416,7 @@ fn goals(rows: &[Row], tiny: &[Row]) -> Vec<Goal> {
     }
     goals.push(Goal {
         what: "threads within 5% of rayon".into(),
-        met: slow.is_empty(),
+        met: Some(slow.is_empty()),
         detail: if slow.is_empty() {
             format!("worst threads/rayon {worst:.2}")
         } else {
@@ -421,7 +430,7 @@ fn goals(rows: &[Row], tiny: &[Row]) -> Vec<Goal> {
         let v = f.wall_s / t.wall_s;
         goals.push(Goal {
             what: "fork within 1.3x of threads on tiny items (cartesian_hypot)".into(),
-            met: v <= 1.3,
+            met: Some(v <= 1.3),
             detail: format!("fork/threads {v:.2}"),
         });
     }
@@ -430,7 +439,7 @@ fn goals(rows: &[Row], tiny: &[Row]) -> Vec<Goal> {
         let v = f.peak_pss_mb / f.input_mb;
         goals.push(Goal {
             what: "peak PSS <= 1.10x input on big_images (fork)".into(),
-            met: v <= 1.10,
+            met: Some(v <= 1.10),
             detail: format!(
                 "{:.0} MiB for {:.0} MiB of input = {v:.3}x",
                 f.peak_pss_mb, f.input_mb
@@ -451,7 +460,7 @@ fn goals(rows: &[Row], tiny: &[Row]) -> Vec<Goal> {
     }
     goals.push(Goal {
         what: ">= 1.8x over serial on CPU-bound items".into(),
-        met,
+        met: Some(met),
         detail: speedups.join(", "),
     });
 
@@ -459,13 +468,14 @@ fn goals(rows: &[Row], tiny: &[Row]) -> Vec<Goal> {
         tiny.iter().max_by(|a, b| a.parent_mb.unwrap_or(0.0).total_cmp(&b.parent_mb.unwrap_or(0.0)))
     {
         let small = &tiny[0];
+        let parent = big.parent_mb.unwrap_or(0.0);
         goals.push(Goal {
             what: "fork tiny-call cost in a 1 GiB parent <= 60 ms".into(),
-            met: big.wall_s <= 0.060,
+            // Only a parent of about 1 GiB (the full-size images) can show it.
+            met: Some(big.wall_s <= 0.060).filter(|_| parent >= 900.0),
             detail: format!(
-                "{} with {:.0} MiB resident, {} with {:.0} MiB",
+                "{} with {parent:.0} MiB resident, {} with {:.0} MiB",
                 format_secs(big.wall_s),
-                big.parent_mb.unwrap_or(0.0),
                 format_secs(small.wall_s),
                 small.parent_mb.unwrap_or(0.0)
             ),
@@ -476,7 +486,7 @@ fn goals(rows: &[Row], tiny: &[Row]) -> Vec<Goal> {
         let g = f.gb_per_s.unwrap_or(0.0);
         goals.push(Goal {
             what: format!(">= 1 GB/s returning {} f64 on fork", sci(f.n)),
-            met: g >= 1.0,
+            met: Some(g >= 1.0),
             detail: format!("{g:.2} GB/s ({})", format_secs(f.wall_s)),
         });
     }
@@ -498,6 +508,7 @@ fn main() {
             sizes.reps
         );
         println!("sizes: {}", sizes.describe());
+        println!("load average at the start: {}", load_average());
         println!();
     }
 
@@ -566,8 +577,13 @@ fn main() {
     println!();
     println!("goals{}:", if args.quick { " (quick sizes: indicative only)" } else { "" });
     for g in goals(&rows, &tiny) {
-        println!("- [{}] {}: {}", if g.met { "x" } else { " " }, g.what, g.detail);
+        let mark = match g.met {
+            Some(true) => "met",
+            Some(false) => "NOT met",
+            None => "not measured at these sizes",
+        };
+        println!("- {}: {mark} ({})", g.what, g.detail);
     }
     println!();
-    println!("report took {:.1?}", started.elapsed());
+    println!("report took {:.1?}; load average at the end: {}", started.elapsed(), load_average());
 }
