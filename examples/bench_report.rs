@@ -8,8 +8,9 @@
 //! Each workload is built once (untimed), run once per runner as a warm-up, then timed
 //! `reps` times with the runners interleaved (their order rotates every repetition, so drift
 //! on a noisy machine spreads over all of them); a row reports the median. The peak memory of
-//! a row is the largest total PSS of this process and its children (fork workers) seen while
-//! that runner's timed runs ran. Linux only (the memory figures come from `/proc`).
+//! a row is the largest total PSS of this process and its children (fork workers) sampled
+//! during one more, untimed, run of that runner (sampling costs too much CPU to run next to
+//! the timed runs). Linux only (the memory figures come from `/proc`).
 //!
 //! Output: an aligned table (default), a Markdown table (`--markdown`), or one JSON object
 //! per line (`--json`) with the keys `workload`, `engine`, `workers`, `n`, `wall_s`,
@@ -329,14 +330,21 @@ fn measure(w: &Workload, workers: usize, reps: usize) -> Vec<Row> {
     for rep in 0..reps {
         for k in 0..runners.len() {
             let i = (k + rep) % runners.len();
-            let peak = PeakPss::start();
             let t0 = Instant::now();
             let c = (w.run)(runners[i], workers);
             let dt = t0.elapsed();
-            peaks[i] = peaks[i].max(peak.stop());
             workloads::same_checksum(w.name, runners[i], c, checks[i]);
             times[i].push(dt.as_secs_f64());
         }
+    }
+    // The memory sampler reads `/proc/PID/smaps_rollup`, which walks the page tables: about
+    // 10 ms per GiB resident and process, a core's worth of work next to a big workload. So
+    // the peak comes from one more run per runner, untimed.
+    for (i, &runner) in runners.iter().enumerate() {
+        let peak = PeakPss::start();
+        let c = (w.run)(runner, workers);
+        peaks[i] = peak.stop();
+        workloads::same_checksum(w.name, runner, c, checks[i]);
     }
     let walls: Vec<f64> = times.into_iter().map(median).collect();
     let serial = walls[0];
@@ -365,7 +373,6 @@ fn tiny_fork_call(workers: usize, reps: usize) -> Row {
     let parent = pss::total_pss();
     let call = || parmap!(|i: usize| i as f64, 0..2; engine = Engine::Fork, workers = workers);
     assert_eq!(call(), [0.0, 1.0]);
-    let peak = PeakPss::start();
     let wall = median(
         (0..reps)
             .map(|_| {
@@ -383,7 +390,11 @@ fn tiny_fork_call(workers: usize, reps: usize) -> Row {
         wall_s: wall,
         vs_rayon: None,
         vs_serial: None,
-        peak_pss_mb: peak.stop() as f64 / MB,
+        peak_pss_mb: {
+            let peak = PeakPss::start();
+            call();
+            peak.stop() as f64 / MB
+        },
         input_mb: 0.0,
         gb_per_s: None,
         parent_mb: Some(parent as f64 / MB),
