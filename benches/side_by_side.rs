@@ -21,6 +21,9 @@ fn main() {
         workloads::sqrt_sin(10_000_000 / scale),
         workloads::sum_reduction(100_000_000 / scale),
         workloads::sliced_output(10_000_000 / scale),
+        workloads::slice_mean(10_000_000 / scale),
+        workloads::uneven(4000 / scale),
+        workloads::big_images(if quick { 8 } else { 32 }, 5793 / scale.isqrt()),
     ];
     println!("{workers} workers; median of {reps} runs");
     println!(

@@ -30,9 +30,23 @@ pub fn children() -> Vec<String> {
 }
 
 /// The PSS of this process plus its children, in bytes.
+///
+/// The children are listed before this process's PSS is read: a child forked between reading
+/// the parent (while it still owned its pages alone) and reading the child (which by then
+/// shares them) would count the shared pages twice. Listed first, every child read was
+/// already sharing when the parent was read. A sample during which the set of children
+/// changed is taken again (a few times at most), so exits do not lower the sum either.
 pub fn total_pss() -> u64 {
-    let own = pss_of("self").unwrap_or(0);
-    own + children().iter().filter_map(|pid| pss_of(pid)).sum::<u64>()
+    let mut total = 0;
+    for _ in 0..4 {
+        let kids = children();
+        let own = pss_of("self").unwrap_or(0);
+        total = own + kids.iter().filter_map(|pid| pss_of(pid)).sum::<u64>();
+        if children() == kids {
+            break;
+        }
+    }
+    total
 }
 
 /// Samples [`total_pss`] until dropped or [`PeakPss::stop`]ped, keeping the peak.
