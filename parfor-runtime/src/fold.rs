@@ -35,6 +35,48 @@ where
     }
 }
 
+impl<S, I, B> FoldJob<'_, S, I, B>
+where
+    S: Send,
+    I: Fn() -> S + Sync,
+    B: Fn(&mut S, usize) + Sync,
+{
+    /// Folds the items of `range` into a fresh state (`None` when an item failed: `guarded`
+    /// then reports it through `on_panic`, which must say stop). `hook` tells a fork worker's
+    /// parent which item runs.
+    ///
+    /// The state lives in a local of the loop, not in a capture: nothing else can point at it,
+    /// so the compiler keeps an accumulator in a register even though the loop also stores
+    /// the current item where others can see it (`cur`, the fork worker's slot).
+    #[inline(always)]
+    fn fold_range(
+        &self,
+        range: Range<usize>,
+        catch: bool,
+        hook: Option<engine::ItemHook>,
+        on_panic: impl FnMut(usize, Cause) -> bool,
+    ) -> Option<S> {
+        let mut state = Some((self.init)());
+        guarded(
+            range,
+            catch,
+            |sub, cur| {
+                let Some(mut st) = state.take() else { return };
+                for i in sub {
+                    *cur = i;
+                    if let Some(hook) = hook {
+                        hook.started(i);
+                    }
+                    (self.body)(&mut st, i);
+                }
+                state = Some(st);
+            },
+            on_panic,
+        );
+        state
+    }
+}
+
 impl<S, I, B> Job for FoldJob<'_, S, I, B>
 where
     S: Send,
@@ -42,24 +84,11 @@ where
     B: Fn(&mut S, usize) + Sync,
 {
     fn run(&self, block: usize, range: Range<usize>) {
-        let mut state = (self.init)();
-        let mut ok = true;
-        guarded(
-            range.clone(),
-            self.failures.catch(),
-            |sub, cur| {
-                for i in sub {
-                    *cur = i;
-                    (self.body)(&mut state, i);
-                }
-            },
-            |i, cause| {
-                self.failures.record(i, cause);
-                ok = false;
-                false
-            },
-        );
-        if ok {
+        let state = self.fold_range(range.clone(), self.failures.catch(), None, |i, cause| {
+            self.failures.record(i, cause);
+            false
+        });
+        if let Some(state) = state {
             self.store(block, range.start, state);
         }
     }
@@ -77,25 +106,14 @@ where
                 std::any::type_name::<S>()
             ))
         })?;
-        let mut state = (self.init)();
         let mut failed = None;
-        guarded(
-            range.clone(),
-            true,
-            |sub, cur| {
-                for i in sub {
-                    *cur = i;
-                    engine::item_started(i);
-                    (self.body)(&mut state, i);
-                }
-            },
-            |i, cause| {
-                failed = Some((i, cause));
-                false
-            },
-        );
-        match failed {
-            None => {
+        let hook = engine::ItemHook::current();
+        let state = self.fold_range(range.clone(), true, Some(hook), |i, cause| {
+            failed = Some((i, cause));
+            false
+        });
+        match (state, failed) {
+            (Some(state), _) => {
                 out.push(0);
                 wire.encode(&state, out).map_err(Cause::Engine)?;
                 for o in self.outputs {
@@ -103,7 +121,10 @@ where
                 }
                 Ok(())
             }
-            Some((i, cause)) => {
+            (None, failed) => {
+                let (i, cause) = failed.unwrap_or_else(|| {
+                    (range.start, Cause::Engine("an item failed without a cause".into()))
+                });
                 out.push(1);
                 out.extend_from_slice(&(i as u64).to_le_bytes());
                 encode_cause(&cause, out);

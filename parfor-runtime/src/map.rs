@@ -185,20 +185,20 @@ where
 {
     /// Runs the items of `sub` in order, handing each result to `sink`: the loop every way of
     /// running a range shares. Sets `*cur` to each item before running it (for `guarded`)
-    /// and, in a fork worker (`in_worker`), tells the parent which item runs.
+    /// and, in a fork worker (`hook`), tells the parent which item runs.
     #[inline(always)]
     fn each_item(
         &self,
         sub: Range<usize>,
         cur: &mut usize,
-        in_worker: bool,
+        hook: Option<engine::ItemHook>,
         mut sink: impl FnMut(usize, R),
     ) {
         let mut idx = self.shape.indices(sub.start);
         for i in sub {
             *cur = i;
-            if in_worker {
-                engine::item_started(i);
+            if let Some(hook) = hook {
+                hook.started(i);
             }
             sink(i, (self.f)(idx));
             self.shape.advance(&mut idx);
@@ -293,7 +293,7 @@ where
         guarded(
             range.clone(),
             self.failures.catch(),
-            |sub, cur| self.each_item(sub, cur, false, |i, r| self.write(i, M::ok(r))),
+            |sub, cur| self.each_item(sub, cur, None, |i, r| self.write(i, M::ok(r))),
             |i, cause| {
                 let go_on = self.failed(i, cause);
                 if !go_on {
@@ -325,11 +325,12 @@ where
         })?;
         let mut err = None;
         let out = std::cell::RefCell::new(out);
+        let hook = engine::ItemHook::current();
         guarded(
             range,
             true,
             |sub, cur| {
-                self.each_item(sub, cur, true, |_, r| {
+                self.each_item(sub, cur, Some(hook), |_, r| {
                     let mut out = out.borrow_mut();
                     out.push(0);
                     if let Err(e) = wire.encode(&r, &mut out) {
@@ -388,11 +389,12 @@ where
         assert!(base.is_aligned(), "parfor: internal error: misaligned output range");
         let start = range.start;
         let end = range.end;
+        let hook = engine::ItemHook::current();
         guarded(
             range,
             true,
             |sub, cur| {
-                self.each_item(sub, cur, true, |i, r| {
+                self.each_item(sub, cur, Some(hook), |i, r| {
                     debug_assert!(i < end);
                     // SAFETY: `start <= i < end`, so the write lies inside `dst` (asserted to
                     // hold `end - start` values of `R`, aligned); `dst` is borrowed mutably.

@@ -113,7 +113,22 @@ impl<T: Send> Sliced for SliceOut<'_, T> {
                 std::any::type_name::<T>()
             ))
         })?;
-        for i in self.elems(&pos) {
+        let elems = self.elems(&pos);
+        if wire.is_pod() {
+            // Plain old data: the elements' bytes, in one copy.
+            // SAFETY: `elems` lies inside the slice (`elems` clamps it); the pod wire
+            // guarantees `T: Pod`, so every byte is initialized; called after the iterations
+            // `pos` ran, by the one thread that ran them.
+            let bytes = unsafe {
+                std::slice::from_raw_parts(
+                    self.ptr.add(elems.start).cast::<u8>(),
+                    elems.len() * size_of::<T>(),
+                )
+            };
+            out.extend_from_slice(bytes);
+            return Ok(());
+        }
+        for i in elems {
             // SAFETY: called after the iterations `pos` ran, by the one thread that ran them.
             let v = unsafe { &*self.ptr.add(i) };
             wire.encode(v, out).map_err(Cause::Engine)?;
@@ -126,7 +141,29 @@ impl<T: Send> Sliced for SliceOut<'_, T> {
             return Ok(());
         }
         let wire = self.wire.ok_or_else(|| Cause::Engine("no wire for sliced output".into()))?;
-        for i in self.elems(&pos) {
+        let elems = self.elems(&pos);
+        if wire.is_pod() {
+            let len = elems.len() * size_of::<T>();
+            if input.len() < len {
+                return Err(Cause::Engine("corrupt sliced output from a worker".into()));
+            }
+            // SAFETY: `len` bytes are readable from `input` (checked) and writable at the
+            // slice's elements `elems` (inside the slice); the pod wire guarantees `T: Pod`,
+            // so any bytes are valid values and nothing is dropped. The parent stores each
+            // range once, from one thread, while no worker of this process runs the loop's
+            // iterations; the two buffers do not overlap (one is the parent's slice, the
+            // other a received message).
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    input.as_ptr(),
+                    self.ptr.add(elems.start).cast::<u8>(),
+                    len,
+                );
+            }
+            *input = &input[len..];
+            return Ok(());
+        }
+        for i in elems {
             let v = wire.decode(input).map_err(Cause::Engine)?;
             // SAFETY: the parent stores each range once, from one thread, while no worker of
             // this process runs the loop's iterations.

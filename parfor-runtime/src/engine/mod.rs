@@ -5,7 +5,7 @@
 
 mod fork;
 
-pub(crate) use fork::item_started;
+pub(crate) use fork::ItemHook;
 mod serial;
 mod threads;
 

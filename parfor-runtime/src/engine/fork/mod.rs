@@ -61,22 +61,43 @@ static SLOT: std::sync::atomic::AtomicPtr<ctl::Slot> =
 #[cfg(unix)]
 static TIMED: AtomicBool = AtomicBool::new(false);
 
-/// Tells the parent which item this worker process runs from now on; jobs call it before
-/// each item in [`Job::run_encoded`] and [`Job::run_pod`]. Does nothing outside a worker.
-#[inline(always)]
-pub(crate) fn item_started(i: usize) {
+/// Tells the parent which item this worker process runs: jobs take one per range (reading the
+/// worker's slot and the call's time-out once) and call [`ItemHook::started`] before each item
+/// in [`Job::run_encoded`] and [`Job::run_pod`]. Does nothing outside a worker.
+#[derive(Clone, Copy)]
+pub(crate) struct ItemHook {
     #[cfg(unix)]
-    {
-        let slot = SLOT.load(Ordering::Relaxed);
-        if !slot.is_null() {
-            // SAFETY: `SLOT` is only set in a worker process, to its slot in the control
-            // mapping, which stays mapped until the process ends (a worker never returns to
-            // the code that would unmap it: it leaves with `_exit`).
-            unsafe { (*slot).item(i, TIMED.load(Ordering::Relaxed)) };
+    slot: *const ctl::Slot,
+    #[cfg(unix)]
+    timed: bool,
+}
+
+impl ItemHook {
+    /// The hook of this process: live in a fork worker, inert elsewhere.
+    #[inline]
+    pub(crate) fn current() -> ItemHook {
+        #[cfg(unix)]
+        {
+            ItemHook { slot: SLOT.load(Ordering::Relaxed), timed: TIMED.load(Ordering::Relaxed) }
         }
+        #[cfg(not(unix))]
+        ItemHook {}
     }
-    #[cfg(not(unix))]
-    let _ = i;
+
+    /// Records that item `i` starts now.
+    #[inline(always)]
+    pub(crate) fn started(self, i: usize) {
+        #[cfg(unix)]
+        if !self.slot.is_null() {
+            // SAFETY: a non-null `slot` was read from `SLOT`, which is only set in a worker
+            // process, to its slot in the control mapping; that stays mapped until the process
+            // ends (a worker never returns to the code that would unmap it: it leaves with
+            // `_exit`).
+            unsafe { (*self.slot).item(i, self.timed) };
+        }
+        #[cfg(not(unix))]
+        let _ = i;
+    }
 }
 
 impl Backend for Fork {
