@@ -42,18 +42,19 @@ where
     B: Fn(&mut S, usize) + Sync,
 {
     /// Folds the items of `range` into a fresh state (`None` when an item failed: `guarded`
-    /// then reports it through `on_panic`, which must say stop). `hook` tells a fork worker's
-    /// parent which item runs.
+    /// then reports it through `on_panic`, which must say stop). With `HOOKED`, `hook` tells
+    /// a fork worker's parent which item runs (a parameter of the type, so the in-process loop
+    /// is compiled without it).
     ///
     /// The state lives in a local of the loop, not in a capture: nothing else can point at it,
     /// so the compiler keeps an accumulator in a register even though the loop also stores
     /// the current item where others can see it (`cur`, the fork worker's slot).
     #[inline(always)]
-    fn fold_range(
+    fn fold_range<const HOOKED: bool>(
         &self,
         range: Range<usize>,
         catch: bool,
-        hook: Option<engine::ItemHook>,
+        hook: engine::ItemHook,
         on_panic: impl FnMut(usize, Cause) -> bool,
     ) -> Option<S> {
         let mut state = Some((self.init)());
@@ -64,7 +65,7 @@ where
                 let Some(mut st) = state.take() else { return };
                 for i in sub {
                     *cur = i;
-                    if let Some(hook) = hook {
+                    if HOOKED {
                         hook.started(i);
                     }
                     (self.body)(&mut st, i);
@@ -84,10 +85,12 @@ where
     B: Fn(&mut S, usize) + Sync,
 {
     fn run(&self, block: usize, range: Range<usize>) {
-        let state = self.fold_range(range.clone(), self.failures.catch(), None, |i, cause| {
-            self.failures.record(i, cause);
-            false
-        });
+        let hook = engine::ItemHook::current();
+        let state =
+            self.fold_range::<false>(range.clone(), self.failures.catch(), hook, |i, cause| {
+                self.failures.record(i, cause);
+                false
+            });
         if let Some(state) = state {
             self.store(block, range.start, state);
         }
@@ -108,7 +111,7 @@ where
         })?;
         let mut failed = None;
         let hook = engine::ItemHook::current();
-        let state = self.fold_range(range.clone(), true, Some(hook), |i, cause| {
+        let state = self.fold_range::<true>(range.clone(), true, hook, |i, cause| {
             failed = Some((i, cause));
             false
         });

@@ -73,7 +73,9 @@ impl<'a, T> SliceOut<'a, T> {
     #[inline(always)]
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn slot(&self, i: usize) -> &mut T {
-        assert!(i < self.len, "index out of bounds: the len is {} but the index is {i}", self.len);
+        if i >= self.len {
+            out_of_bounds(i, self.len);
+        }
         // SAFETY: in bounds (asserted); exclusive by the caller's contract; the borrow of the
         // slice outlives `self`.
         unsafe { &mut *self.ptr.add(i) }
@@ -83,6 +85,16 @@ impl<'a, T> SliceOut<'a, T> {
         let start = (self.offset + pos.start).min(self.len);
         start..(self.offset + pos.end).min(self.len)
     }
+}
+
+/// The panic of an out-of-bounds sliced output, like slice indexing's. Kept out of line and
+/// given copies, so the hot loop never lends the output's fields to a call (which would make
+/// the compiler reload them after every store).
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn out_of_bounds(i: usize, len: usize) -> ! {
+    panic!("index out of bounds: the len is {len} but the index is {i}")
 }
 
 /// A sliced output as the engines see it: for the fork engine, the elements a range of
