@@ -492,3 +492,30 @@ fn a_failed_iteration_names_the_loop_variable() {
         .unwrap_or_default();
     assert!(msg.contains("i = 13") && msg.contains("unlucky"), "{msg}");
 }
+
+#[parfor]
+fn fill_too_far(out: &mut [u32], n: usize, engine: Engine) {
+    #[parfor(engine = engine, workers = 2)]
+    for i in 0..n {
+        out[i] = 1;
+    }
+}
+
+#[test]
+fn a_sliced_output_out_of_bounds_panics_like_indexing() {
+    for &engine in common::ENGINES {
+        let mut out = vec![0u32; 3];
+        fill_too_far(&mut out, 3, engine);
+        assert_eq!(out, [1, 1, 1]);
+        let err = std::panic::catch_unwind(move || fill_too_far(&mut out, 5, engine)).unwrap_err();
+        let msg = err
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| err.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_default();
+        assert!(
+            msg.contains("index out of bounds: the len is 3 but the index is 3"),
+            "{engine}: {msg}"
+        );
+    }
+}
