@@ -1,6 +1,7 @@
-//! The threads engine: blocks run on rayon worker threads, handed out dynamically by rayon's
-//! work stealing. The default worker count uses rayon's global pool; an explicit count uses a
-//! pool of exactly that many threads, built on first use and kept for the program's life.
+//! The threads engine: blocks run on rayon worker threads, one task per thread claiming the
+//! next block from a shared counter (OpenMP's dynamic schedule). The default worker count
+//! uses rayon's global pool; an explicit count uses a pool of exactly that many threads,
+//! built on first use and kept for the program's life.
 
 use super::Backend;
 use crate::job::{Job, Run};
