@@ -79,7 +79,8 @@ pub fn parmap(input: TokenStream) -> TokenStream {
 /// ```
 ///
 /// expands to roughly this hand-written code (each block of the plan folds its iterations
-/// into a fresh accumulator; the blocks are combined in order after the loop):
+/// into a fresh accumulator; the blocks are combined in order after the loop; what every
+/// iteration reads besides the user's variables reaches the body by value, `ctx`):
 ///
 /// ```ignore
 /// fn norm2(v: &[f64], out: &mut [f64]) -> f64 {
@@ -87,15 +88,20 @@ pub fn parmap(input: TokenStream) -> TokenStream {
 ///     let opts = parfor::__private::Options::new().workers(4);
 ///     let range = 0..v.len();
 ///     let out_slices = parfor::__private::SliceOut::new(&mut out[..], 0, None);
+///     let out_slots = out_slices.slots();
 ///     let blocks: Vec<(Option<f64>,)> = parfor::__private::fold(
 ///         v.len(), &opts, None, &[&out_slices], &|p| format!("i = {p}"),
+///         (range.clone(), out_slots),
 ///         || (None,),
-///         |state, pos| {
-///             let i = range.start + pos;
-///             // SAFETY: iteration `i` is the only one that touches `out[i]`.
-///             unsafe { *out_slices.slot(i) = v[i] * v[i] };
-///             let value = unsafe { *out_slices.slot(i) };
-///             state.0 = Some(match state.0.take() { None => value, Some(a) => a + value });
+///         |state, (range, out_slots), positions, cursor| {
+///             for pos in positions {
+///                 cursor.at(pos);
+///                 let i = range.start + pos;
+///                 // SAFETY: iteration `i` is the only one that touches `out[i]`.
+///                 unsafe { *out_slots.slot(i) = v[i] * v[i] };
+///                 let value = unsafe { *out_slots.slot(i) };
+///                 state.0 = Some(match state.0.take() { None => value, Some(a) => a + value });
+///             }
 ///         },
 ///     );
 ///     for (block,) in blocks {

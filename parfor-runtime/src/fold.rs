@@ -13,7 +13,8 @@ use crate::wire::Wire;
 use std::ops::Range;
 use std::sync::Mutex;
 
-struct FoldJob<'a, S, I, B> {
+struct FoldJob<'a, S, C, I, B> {
+    ctx: C,
     init: &'a I,
     body: &'a B,
     /// Per block, the states of the ranges that ran, keyed by their first item.
@@ -23,11 +24,12 @@ struct FoldJob<'a, S, I, B> {
     outputs: &'a [&'a dyn Sliced],
 }
 
-impl<S, I, B> FoldJob<'_, S, I, B>
+impl<S, C, I, B> FoldJob<'_, S, C, I, B>
 where
     S: Send,
+    C: Copy + Sync,
     I: Fn() -> S + Sync,
-    B: Fn(&mut S, usize) + Sync,
+    B: Fn(&mut S, C, Range<usize>, &mut Cursor<'_>) + Sync,
 {
     fn store(&self, block: usize, start: usize, state: S) {
         let mut slot = self.slots[block].lock().unwrap_or_else(|e| e.into_inner());
@@ -35,11 +37,12 @@ where
     }
 }
 
-impl<S, I, B> FoldJob<'_, S, I, B>
+impl<S, C, I, B> FoldJob<'_, S, C, I, B>
 where
     S: Send,
+    C: Copy + Sync,
     I: Fn() -> S + Sync,
-    B: Fn(&mut S, usize) + Sync,
+    B: Fn(&mut S, C, Range<usize>, &mut Cursor<'_>) + Sync,
 {
     /// Folds the items of `range` into a fresh state (`None` when an item failed: `guarded`
     /// then reports it through `on_panic`, which must say stop). With `HOOKED`, `hook` tells
@@ -63,13 +66,8 @@ where
             catch,
             |sub, cur| {
                 let Some(mut st) = state.take() else { return };
-                for i in sub {
-                    *cur = i;
-                    if HOOKED {
-                        hook.started(i);
-                    }
-                    (self.body)(&mut st, i);
-                }
+                let mut cursor = Cursor { pos: cur, hook: HOOKED.then_some(hook) };
+                (self.body)(&mut st, self.ctx, sub, &mut cursor);
                 state = Some(st);
             },
             on_panic,
@@ -78,11 +76,12 @@ where
     }
 }
 
-impl<S, I, B> Job for FoldJob<'_, S, I, B>
+impl<S, C, I, B> Job for FoldJob<'_, S, C, I, B>
 where
     S: Send,
+    C: Copy + Sync,
     I: Fn() -> S + Sync,
-    B: Fn(&mut S, usize) + Sync,
+    B: Fn(&mut S, C, Range<usize>, &mut Cursor<'_>) + Sync,
 {
     fn run(&self, block: usize, range: Range<usize>) {
         let hook = engine::ItemHook::current();
@@ -164,29 +163,55 @@ where
     }
 }
 
-/// Runs `body(&mut state, i)` for every `i` in `0..n`, each range of iterations folding into
-/// a fresh `init()` state; returns the states in iteration order.
+/// Where a loop body is: it calls [`Cursor::at`] before each iteration, so a failure names
+/// the iteration (and a fork worker's parent knows which one runs).
+pub struct Cursor<'a> {
+    pos: &'a mut usize,
+    hook: Option<engine::ItemHook>,
+}
+
+impl Cursor<'_> {
+    /// Iteration `pos` starts.
+    #[inline(always)]
+    pub fn at(&mut self, pos: usize) {
+        *self.pos = pos;
+        if let Some(hook) = self.hook {
+            hook.started(pos);
+        }
+    }
+}
+
+/// Runs the iterations `0..n` of a loop: `body(&mut state, ctx, range, cursor)` runs the
+/// iterations of `range` (calling `cursor.at(i)` before iteration `i`), each range folding
+/// into a fresh `init()` state; returns the states in iteration order.
 ///
-/// `outputs` are the loop's sliced outputs, which the fork engine ships back from its worker
+/// `ctx` holds what every iteration reads besides its captures (the loop's domain, handles of
+/// its sliced outputs); it reaches the body by value, so the compiler keeps it in registers
+/// across a range, which a capture behind a reference does not allow. `outputs` are the loop's sliced outputs, which the fork engine ships back from its worker
 /// processes. On a failed iteration the call stops and panics with a message naming it
 /// through `describe(i)` (for example `i = 13`) and carrying the cause.
-pub fn fold<S, I, B>(
+// Called only by generated code, which names every argument; a struct would only move them.
+#[allow(clippy::too_many_arguments)]
+pub fn fold<S, C, I, B>(
     n: usize,
     opts: &Options,
     wire: Option<Wire<S>>,
     outputs: &[&dyn Sliced],
     describe: &dyn Fn(usize) -> String,
+    ctx: C,
     init: I,
     body: B,
 ) -> Vec<S>
 where
     S: Send,
+    C: Copy + Sync,
     I: Fn() -> S + Sync,
-    B: Fn(&mut S, usize) + Sync,
+    B: Fn(&mut S, C, Range<usize>, &mut Cursor<'_>) + Sync,
 {
     let plan = Plan::new(n, opts.chunk);
     let run = engine::resolve(opts);
     let job = FoldJob {
+        ctx,
         init: &init,
         body: &body,
         slots: (0..plan.blocks()).map(|_| Mutex::new(Vec::new())).collect(),

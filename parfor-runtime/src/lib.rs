@@ -27,12 +27,12 @@ pub use config::{
     ConfigError, Engine, clear_default_engine, default_engine, default_workers, set_default_engine,
 };
 pub use error::{Cause, OnError, TaskError};
-pub use fold::fold;
+pub use fold::{Cursor, fold};
 pub use map::{Shape, map, try_map};
 pub use options::Options;
 pub use plan::Plan;
 #[cfg(unix)]
 pub use shared_vec::SharedVec;
-pub use slice_out::{SliceOut, Sliced};
+pub use slice_out::{SliceOut, Sliced, Slots};
 pub use wire::Pod;
 pub use worker::worker_id;

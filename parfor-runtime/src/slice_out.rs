@@ -81,9 +81,56 @@ impl<'a, T> SliceOut<'a, T> {
         unsafe { &mut *self.ptr.add(i) }
     }
 
+    /// The elements, as a `Copy` handle that the loop body receives by value with each block
+    /// of iterations, so the compiler keeps its pointer and length in registers.
+    pub fn slots(&self) -> Slots<'a, T> {
+        Slots { ptr: self.ptr, len: self.len, _borrow: PhantomData }
+    }
+
     fn elems(&self, pos: &Range<usize>) -> Range<usize> {
         let start = (self.offset + pos.start).min(self.len);
         start..(self.offset + pos.end).min(self.len)
+    }
+}
+
+/// The elements of a [`SliceOut`], for the loop body: see [`SliceOut::slots`].
+pub struct Slots<'a, T> {
+    ptr: *mut T,
+    len: usize,
+    _borrow: PhantomData<&'a mut [T]>,
+}
+
+impl<T> Clone for Slots<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Slots<'_, T> {}
+
+// SAFETY: as for `SliceOut`: iterations touch disjoint elements (the contract of
+// `Slots::slot`), and the values cross threads, hence `T: Send`.
+unsafe impl<T: Send> Sync for Slots<'_, T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Send for Slots<'_, T> {}
+
+impl<'a, T> Slots<'a, T> {
+    /// The element at `i`.
+    ///
+    /// # Panics
+    /// When `i` is out of bounds, like slice indexing.
+    ///
+    /// # Safety
+    /// As for [`SliceOut::slot`]: only the iteration whose loop variable is `i` calls this
+    /// with `i`, and the reference is dead before another iteration touches element `i`.
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn slot(&self, i: usize) -> &'a mut T {
+        if i >= self.len {
+            out_of_bounds(i, self.len);
+        }
+        // SAFETY: in bounds (checked); exclusive by the caller's contract; the slice's borrow
+        // lasts for `'a`.
+        unsafe { &mut *self.ptr.add(i) }
     }
 }
 

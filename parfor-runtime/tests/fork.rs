@@ -1,13 +1,31 @@
 //! The fork engine, driven through the runtime's entry points with plain closures.
 #![cfg(unix)]
 
-use parfor_runtime::wire::Probe;
+use parfor_runtime::wire::{Probe, Wire};
 use parfor_runtime::{
     Cause, Engine, Options, Shape, SharedVec, SliceOut, Sliced, fold, map, try_map,
 };
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
+
+/// `fold` with a per-item body, run the way generated code runs it.
+fn fold_items<S: Send>(
+    n: usize,
+    opts: &Options,
+    wire: Option<Wire<S>>,
+    outputs: &[&dyn Sliced],
+    describe: &dyn Fn(usize) -> String,
+    init: impl Fn() -> S + Sync,
+    body: impl Fn(&mut S, usize) + Sync,
+) -> Vec<S> {
+    fold(n, opts, wire, outputs, describe, (), init, |s, (), range, cursor| {
+        for i in range {
+            cursor.at(i);
+            body(s, i);
+        }
+    })
+}
 
 /// Fork tests count processes, descriptors and mappings of this process: one at a time.
 static FORK_MTX: Mutex<()> = Mutex::new(());
@@ -131,8 +149,8 @@ fn fold_float_sums_are_bit_identical_to_serial() {
                 opts = opts.chunk(c);
                 sopts = sopts.chunk(c);
             }
-            let want = fold(10_007, &sopts, None, &[], &describe, || 0.0f64, body);
-            let got = fold(10_007, &opts, wire!(f64), &[], &describe, || 0.0f64, body);
+            let want = fold_items(10_007, &sopts, None, &[], &describe, || 0.0f64, body);
+            let got = fold_items(10_007, &opts, wire!(f64), &[], &describe, || 0.0f64, body);
             assert_eq!(got.len(), want.len());
             let sum = |v: &[f64]| v.iter().fold(0.0f64, |a, b| a + b).to_bits();
             assert_eq!(sum(&got), sum(&want), "workers {workers} chunk {chunk:?}");
@@ -261,7 +279,7 @@ fn fail_mode_panics_naming_the_item() {
     assert!(msg.contains("item 5 failed: panicked: five is bad"), "{msg}");
     let describe = |i: usize| format!("i = {i}");
     let err = catch_unwind(AssertUnwindSafe(|| {
-        fold(
+        fold_items(
             40,
             &fork(2).chunk(4),
             wire!(u64),
@@ -435,7 +453,7 @@ fn shared_vec_is_written_in_place_by_fork_workers() {
         let out = SliceOut::new(&mut sv[..], 0, None);
         assert!(out.is_shared());
         let outputs: [&dyn Sliced; 1] = [&out];
-        let states = fold(
+        let states = fold_items(
             n,
             &fork(2).chunk(512),
             wire!(u32),
@@ -457,7 +475,7 @@ fn shared_vec_is_written_in_place_by_fork_workers() {
     {
         let out = SliceOut::shared(&mut sv, 10);
         let outputs: [&dyn Sliced; 1] = [&out];
-        fold(
+        fold_items(
             10,
             &fork(3).chunk(2),
             wire!(()),
@@ -483,7 +501,7 @@ fn ordinary_sliced_outputs_are_shipped_back() {
         let out = SliceOut::new(&mut v, 0, wire!(String));
         assert!(!out.is_shared());
         let outputs: [&dyn Sliced; 1] = [&out];
-        fold(
+        fold_items(
             300,
             &fork(2).chunk(7),
             wire!(()),

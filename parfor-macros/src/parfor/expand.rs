@@ -1,6 +1,8 @@
 //! Code generation: a `#[parfor]` loop becomes one call of the runtime's `fold`, whose body
-//! closure is the rewritten loop body and whose block states carry the reductions; sliced
-//! outputs become `SliceOut`s that each iteration writes at its own index.
+//! closure runs a range of iterations of the rewritten loop body (so the item loop is
+//! compiled with the body, and what it reads every iteration arrives by value in `ctx`) and
+//! whose block states carry the reductions; sliced outputs become `SliceOut`s that each
+//! iteration writes at its own index.
 //!
 //! Synthesized identifiers use `Span::mixed_site()`, so the user's code can neither name nor
 //! shadow them; the user's tokens keep their spans; every path is absolute.
@@ -86,9 +88,16 @@ pub(crate) fn slot_access(so: &Ident, index: &syn::Expr) -> TokenStream {
     quote_spanned!(ms()=> (*unsafe { #so.slot(#index) }))
 }
 
+/// The label of the generated loop over a block's iterations (hygienic: the user cannot
+/// name it).
+fn items_label() -> syn::Lifetime {
+    syn::Lifetime::new("'__parfor_items", ms())
+}
+
 /// An unlabeled `continue` at the top of the body: end this iteration.
 pub(crate) fn end_iteration() -> TokenStream {
-    quote_spanned!(ms()=> return)
+    let label = items_label();
+    quote_spanned!(ms()=> continue #label)
 }
 
 /// The block that replaces `lp`.
@@ -120,6 +129,14 @@ pub(crate) fn expand_loop(lp: &Loop, usage: &Usage) -> TokenStream {
 
     // The domain: `dom` and its length `n`, and how iteration `pos` binds the pattern.
     let mut outputs: Vec<Ident> = Vec::new();
+    // What every iteration reads besides the user's variables, all `Copy`: the domain and the
+    // handles of the sliced outputs. The body gets them by value with each block of
+    // iterations (`ctx`), so they stay in registers across the block.
+    let dom_slots = ident("__parfor_dom_slots");
+    let mut ctx: Vec<Ident> = vec![match lp.domain.kind {
+        DomainKind::Range | DomainKind::Slice => dom.clone(),
+        DomainKind::SliceMut | DomainKind::IterMut => dom_slots.clone(),
+    }];
     let (setup, elem) = match lp.domain.kind {
         DomainKind::Range => (
             quote_spanned! {ms()=>
@@ -154,10 +171,11 @@ pub(crate) fn expand_loop(lp: &Loop, usage: &Usage) -> TokenStream {
                     let #n: ::core::primitive::usize = #sl.len();
                     let #w = #wire_of!(#probe_elem(&*#sl));
                     let #dom = #slice_out::new(#sl, 0, #w);
+                    let #dom_slots = #dom.slots();
                 },
                 // SAFETY (of the generated block): iteration `pos` is the only one that
                 // touches element `pos` of the domain (one iteration per element).
-                quote_spanned!(ms()=> unsafe { #dom.slot(#pos) }),
+                quote_spanned!(ms()=> unsafe { #dom_slots.slot(#pos) }),
             )
         }
     };
@@ -188,8 +206,12 @@ pub(crate) fn expand_loop(lp: &Loop, usage: &Usage) -> TokenStream {
                 let #w = #wire_of!(#probe_elem(&(#v)[..]));
                 let #so = #slice_out::new(&mut (#v)[..], #offset, #w);
             });
+            // The body writes through a `Copy` handle of its own, which it gets in `ctx`.
+            let slots = ident(&format!("__parfor_out{i}_slots"));
+            sliced_setup.extend(quote_spanned! {ms()=> let #slots = #so.slots(); });
+            ctx.push(slots.clone());
             outputs.push(so.clone());
-            sliced.insert(name.clone(), so);
+            sliced.insert(name.clone(), slots);
         }
     }
 
@@ -263,6 +285,8 @@ pub(crate) fn expand_loop(lp: &Loop, usage: &Usage) -> TokenStream {
         }
     };
     let fold = p(quote!(fold));
+    let (range, cursor, items_label) =
+        (ident("__parfor_range"), ident("__parfor_cursor"), items_label());
     quote_spanned! {ms()=>
         {
             let #opts_id: #krate::__private::Options = #opts;
@@ -278,10 +302,14 @@ pub(crate) fn expand_loop(lp: &Loop, usage: &Usage) -> TokenStream {
                 #wire,
                 &[ #( &#outputs as &dyn #sliced_dyn ),* ],
                 #describe,
+                ( #(#ctx,)* ),
                 #init,
-                |#state, #pos| {
-                    #bind
-                    #body
+                |#state, ( #(#ctx,)* ), #range, #cursor| {
+                    #items_label: for #pos in #range {
+                        #cursor.at(#pos);
+                        #bind
+                        #body
+                    }
                 },
             );
             #combine_loop
