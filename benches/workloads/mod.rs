@@ -3,8 +3,11 @@
 //! rayon code, and returns a checksum so the runs can be compared and are not optimized away.
 #![allow(dead_code, unreachable_pub)]
 
+mod rng;
+
 use parfor::{Engine, parfor, parmap};
 use rayon::prelude::*;
+pub use rng::uniform;
 use std::time::{Duration, Instant};
 
 /// Who runs a workload: a parfor engine or the hand-written rayon equivalent.
@@ -144,15 +147,6 @@ pub fn sliced_output(n: usize) -> Workload {
             out[n / 2] + out[n - 1]
         }),
     }
-}
-
-/// A deterministic pseudo-random number in [0, 1) for (`seed`, `i`) (splitmix64).
-pub fn uniform(seed: u64, i: u64) -> f64 {
-    let mut z = seed.wrapping_add(i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
 fn window_mean(data: &[f64], k: usize, window: usize, step: usize) -> f64 {

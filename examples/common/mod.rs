@@ -1,8 +1,12 @@
 //! Helpers shared by the example scripts: engine selection from the command line and timing.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 #[path = "../../benches/workloads/pss.rs"]
 pub mod pss;
+#[path = "../../benches/workloads/rng.rs"]
+mod rng;
+
+pub use rng::uniform;
 
 use parfor::Engine;
 use std::time::{Duration, Instant};
@@ -28,14 +32,4 @@ pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     let t0 = Instant::now();
     let v = f();
     (v, t0.elapsed())
-}
-
-/// A deterministic pseudo-random number in [0, 1) for (`seed`, `i`): splitmix64, so every
-/// iteration draws its own numbers whatever engine or worker runs it.
-pub fn uniform(seed: u64, i: u64) -> f64 {
-    let mut z = seed.wrapping_add(i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
 }
