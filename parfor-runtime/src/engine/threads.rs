@@ -14,7 +14,9 @@ pub(crate) struct Threads;
 
 impl Backend for Threads {
     fn execute(&self, job: &dyn Job, plan: &Plan, run: &Run) {
-        if run.workers.count == 1 {
+        // One worker or one block: nothing to share out, so no hand-off to the pool (about
+        // 15 us) either.
+        if run.workers.count == 1 || plan.blocks() == 1 {
             return super::serial::run_in_caller(job, plan);
         }
         // OpenMP's dynamic schedule: one task per thread, each claiming the next block from a
