@@ -164,7 +164,6 @@ fn serve(mut child: Child<'_>) -> i32 {
                 return MACHINERY_FAILED;
             }
             slot.busy.store(false, Ordering::Release);
-            ctl.done.fetch_add(range.len(), Ordering::Relaxed);
         }
     })
 }

@@ -1,7 +1,7 @@
 //! The control block that a call's parent process and its worker processes share: the
-//! next-block counter workers pull blocks from, the stop flag, the progress counter, and one
-//! slot per worker saying which range and item it runs (so the parent can name the item of a
-//! worker that died, and time items out).
+//! next-block counter workers pull blocks from, the stop flag, and one slot per worker
+//! saying which range and item it runs (so the parent can name the item of a worker that
+//! died, and time items out). Progress is counted by the parent as results arrive.
 
 use crate::shm::Mapping;
 use std::io;
@@ -15,8 +15,6 @@ pub(super) struct Control {
     pub(super) next_block: AtomicUsize,
     /// Set by the parent when the call stops (fail mode): workers claim no more blocks.
     pub(super) stop: AtomicBool,
-    /// Items whose results were sent to the parent (progress).
-    pub(super) done: AtomicUsize,
 }
 
 /// What one worker process is doing. Padded to its own cache lines: each worker writes its
