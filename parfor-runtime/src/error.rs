@@ -2,7 +2,24 @@
 
 use std::fmt;
 
-/// What a call does when an item fails.
+/// What a call does when an item fails: `on_error = "fail"` (the default) or
+/// `on_error = "collect"` in `parmap!`.
+///
+/// ```
+/// use parfor::{parmap, TaskError};
+///
+/// fn checked_sqrt(x: f64) -> f64 {
+///     assert!(x >= 0.0, "negative input {x}");
+///     x.sqrt()
+/// }
+/// let xs = [4.0, -1.0, 9.0];
+/// // "collect": every item runs, failures come back as values
+/// let r: Vec<Result<f64, TaskError>> = parmap!(checked_sqrt, xs; on_error = "collect");
+/// assert_eq!((r[0].clone(), r[2].clone()), (Ok(2.0), Ok(3.0)));
+/// // "fail" (the default): the call panics naming the item
+/// let caught = std::panic::catch_unwind(|| parmap!(checked_sqrt, xs; engine = "threads"));
+/// assert!(caught.is_err());
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum OnError {
     /// Stop handing out work and panic in the caller with a message naming the failed item
@@ -13,7 +30,22 @@ pub enum OnError {
     Collect,
 }
 
-/// Why an item failed.
+/// Why an item failed, as [`TaskError::cause`] tells it.
+///
+/// ```
+/// use parfor::{parmap, Cause, TaskError};
+///
+/// fn risky(i: u32) -> u32 {
+///     if i == 1 {
+///         panic!("no ones");
+///     }
+///     i
+/// }
+/// let r: Vec<Result<u32, TaskError>> = parmap!(risky, 0..3u32; on_error = "collect");
+/// let err = r[1].as_ref().unwrap_err();
+/// assert_eq!(err.cause(), &Cause::Panic("no ones".into()));
+/// assert_eq!(err.cause().to_string(), "panicked: no ones");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Cause {

@@ -64,7 +64,15 @@ impl<T: Serialize + DeserializeOwned> Wire<T> {
 /// Plain old data: values that are nothing but their bytes, so copying those bytes between
 /// processes (or into shared memory) moves the value.
 ///
-/// Implemented for the primitive integer and floating-point types and arrays of them.
+/// Implemented for the primitive integer and floating-point types and arrays of them. The
+/// fork engine copies such results straight into the caller's output instead of serializing
+/// them, and [`crate::SharedVec`] holds them.
+///
+/// ```
+/// fn assert_pod<T: parfor::Pod>() {}
+/// assert_pod::<f64>();
+/// assert_pod::<[u32; 4]>();
+/// ```
 ///
 /// # Safety
 /// Implementors have no padding bytes, no drop glue, nothing that points into a process's
