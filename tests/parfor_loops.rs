@@ -519,3 +519,25 @@ fn a_sliced_output_out_of_bounds_panics_like_indexing() {
         );
     }
 }
+
+#[parfor]
+fn one_block_sum(xs: &[f64], engine: Engine) -> f64 {
+    let mut s = 0.0;
+    #[parfor(engine = engine, chunk = xs.len().max(1))]
+    for i in 0..xs.len() {
+        s += xs[i];
+    }
+    s
+}
+
+#[test]
+fn one_block_equals_the_left_to_right_loop() {
+    let xs = reals(5000, 9);
+    let mut plain = 0.0;
+    for x in &xs {
+        plain += x;
+    }
+    for &engine in common::ENGINES {
+        assert_eq!(one_block_sum(&xs, engine).to_bits(), plain.to_bits(), "{engine}");
+    }
+}
