@@ -569,3 +569,38 @@ fn sigint_ends_the_caller_and_its_workers() {
     }
     assert!(!workers.iter().any(alive), "workers {workers:?} outlived the interrupt");
 }
+
+/// An item that panics in a worker while another thread of the parent is panicking (and so
+/// holds the standard panic hook's locks at the moment of the fork) must fail on its own, not
+/// wait for those locks forever; the time-out turns a would-be hang into a test failure.
+#[test]
+fn items_panic_while_another_thread_panics() {
+    let _g = lock();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let noise = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = catch_unwind(|| panic!("noise from another thread"));
+            }
+        })
+    };
+    let opts = fork(2).chunk(1).timeout(Duration::from_secs(5));
+    for _ in 0..40 {
+        let r = try_map(Shape::product([8]), &opts, wire!(usize), |[i]: [usize; 1]| {
+            assert!(i % 2 == 1, "even item {i}");
+            i
+        });
+        for (i, x) in r.iter().enumerate() {
+            match x {
+                Ok(v) => assert_eq!(*v, i),
+                Err(e) => {
+                    assert_eq!(i % 2, 0);
+                    assert_eq!(e.cause(), &Cause::Panic(format!("even item {i}")), "item {i}");
+                }
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    noise.join().unwrap();
+}

@@ -38,6 +38,34 @@ pub(super) struct Child<'a> {
     pub(super) timed: bool,
 }
 
+/// Makes panics in worker processes report without taking any lock of the parent's.
+///
+/// The standard panic hook takes a process-wide backtrace lock (and stderr's): when another
+/// thread of the parent holds one of them at the moment of `fork()` (it was panicking or
+/// printing), a worker whose item panics would wait for it forever. Installed once, before
+/// the first fork, this hook hands every panic outside a worker to the hook it replaced,
+/// and reports a worker's panic with one plain `write(2)` to stderr. (A program that later
+/// installs a hook of its own without chaining to the previous one loses this protection.)
+pub(super) fn install_panic_hook() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !super::in_worker_process() {
+                return previous(info);
+            }
+            let msg = info.payload_as_str().unwrap_or("<non-string panic payload>");
+            let text = match info.location() {
+                Some(at) => {
+                    format!("parfor fork worker {}: panicked at {at}:\n{msg}\n", std::process::id())
+                }
+                None => format!("parfor fork worker {}: panicked:\n{msg}\n", std::process::id()),
+            };
+            let _ = write_all(2, text.as_bytes());
+        }));
+    });
+}
+
 /// Runs the worker and ends the process; never returns, never unwinds.
 pub(super) fn main(child: Child<'_>) -> ! {
     let code = match catch_unwind(AssertUnwindSafe(|| serve(child))) {

@@ -56,6 +56,7 @@ struct Parent<'a> {
 }
 
 pub(super) fn execute(job: &dyn Job, plan: &Plan, run: &Run) {
+    super::child::install_panic_hook();
     let workers = run.workers.count.clamp(1, plan.blocks().max(1));
     let shared = match Shared::new(workers) {
         Ok(s) => s,
