@@ -9,7 +9,7 @@ use crate::job::{Failures, Job, decode_cause, encode_cause, guarded};
 use crate::options::Options;
 use crate::plan::Plan;
 use crate::slice_out::Sliced;
-use crate::wire::Wire;
+use crate::wire::{Wire, required};
 use std::ops::Range;
 use std::sync::Mutex;
 
@@ -101,13 +101,7 @@ where
         range: Range<usize>,
         out: &mut Vec<u8>,
     ) -> Result<(), Cause> {
-        let wire = self.wire.ok_or_else(|| {
-            Cause::Engine(format!(
-                "the fork engine needs loop state (reduction variables, pushed values) that \
-                 implements serde's Serialize and DeserializeOwned; `{}` does not",
-                std::any::type_name::<S>()
-            ))
-        })?;
+        let wire = required(self.wire, "loop state (reduction variables, pushed values)")?;
         let mut failed = None;
         let hook = engine::ItemHook::current();
         let state = self.fold_range::<true>(range.clone(), true, hook, |i, cause| {
@@ -136,7 +130,7 @@ where
     }
 
     fn store_encoded(&self, block: usize, range: Range<usize>, bytes: &[u8]) -> Result<(), Cause> {
-        let wire = self.wire.ok_or_else(|| Cause::Engine("no wire for loop state".into()))?;
+        let wire = required(self.wire, "loop state (reduction variables, pushed values)")?;
         let corrupt = || Cause::Engine("corrupt loop state from a worker".into());
         let (&tag, mut input) = bytes.split_first().ok_or_else(corrupt)?;
         if tag == 0 {

@@ -2,7 +2,7 @@
 //! engines only decide where and when each block runs.
 
 use crate::config::{Engine, Workers};
-use crate::error::{Cause, OnError, TaskError};
+use crate::error::{Cause, OnError};
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
@@ -219,11 +219,6 @@ pub(crate) fn decode_cause(input: &mut &[u8]) -> Result<Cause, Cause> {
     let text = String::from_utf8_lossy(&rest[..len]).into_owned();
     *input = &rest[len..];
     Ok(if tag == 0 { Cause::Panic(text) } else { Cause::Engine(text) })
-}
-
-/// Builds the error the caller sees for the failure that stopped a call.
-pub(crate) fn stop_error(index: usize, indices: Vec<usize>, cause: Cause) -> TaskError {
-    TaskError::new(index, indices, cause)
 }
 
 #[cfg(test)]

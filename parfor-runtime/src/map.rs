@@ -3,10 +3,10 @@
 
 use crate::engine;
 use crate::error::{Cause, OnError, TaskError};
-use crate::job::{Failures, Job, decode_cause, encode_cause, guarded, stop_error};
+use crate::job::{Failures, Job, decode_cause, encode_cause, guarded};
 use crate::options::Options;
 use crate::plan::Plan;
-use crate::wire::Wire;
+use crate::wire::{Wire, required};
 use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -316,13 +316,7 @@ where
         range: Range<usize>,
         out: &mut Vec<u8>,
     ) -> Result<(), Cause> {
-        let wire = self.wire.ok_or_else(|| {
-            Cause::Engine(format!(
-                "the fork engine needs results that implement serde's Serialize and \
-                 DeserializeOwned; `{}` does not",
-                std::any::type_name::<R>()
-            ))
-        })?;
+        let wire = required(self.wire, "results")?;
         let mut err = None;
         let out = std::cell::RefCell::new(out);
         let hook = engine::ItemHook::current();
@@ -349,7 +343,7 @@ where
     }
 
     fn store_encoded(&self, block: usize, range: Range<usize>, bytes: &[u8]) -> Result<(), Cause> {
-        let wire = self.wire.ok_or_else(|| Cause::Engine("no wire for results".into()))?;
+        let wire = required(self.wire, "results")?;
         let corrupt = |e: String| Cause::Engine(format!("corrupt results from a worker: {e}"));
         // Decode the whole range before storing anything, so a decoding error leaves every
         // slot of the range free for the engine to report.
@@ -513,7 +507,7 @@ where
             }
         }
         // `out` now holds no live value; dropping it frees the buffer only.
-        return Err(stop_error(i, shape.indices(i).to_vec(), cause));
+        return Err(TaskError::new(i, shape.indices(i).to_vec(), cause));
     }
     assert!(
         (0..plan.blocks()).all(|b| job.complete(b)),

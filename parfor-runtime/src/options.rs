@@ -70,9 +70,4 @@ impl Options {
         self.progress = progress;
         self
     }
-
-    /// The engine chosen by this call, if any.
-    pub fn get_engine(&self) -> Option<Engine> {
-        self.engine
-    }
 }

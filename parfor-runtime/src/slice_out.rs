@@ -2,7 +2,7 @@
 //! loop, so each iteration owns one element.
 
 use crate::error::Cause;
-use crate::wire::Wire;
+use crate::wire::{Wire, required};
 use std::marker::PhantomData;
 use std::ops::Range;
 
@@ -73,12 +73,8 @@ impl<'a, T> SliceOut<'a, T> {
     #[inline(always)]
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn slot(&self, i: usize) -> &mut T {
-        if i >= self.len {
-            out_of_bounds(i, self.len);
-        }
-        // SAFETY: in bounds (asserted); exclusive by the caller's contract; the borrow of the
-        // slice outlives `self`.
-        unsafe { &mut *self.ptr.add(i) }
+        // SAFETY: the same contract as `Slots::slot`, which the caller upholds.
+        unsafe { self.slots().slot(i) }
     }
 
     /// The elements, as a `Copy` handle that the loop body receives by value with each block
@@ -165,13 +161,7 @@ impl<T: Send> Sliced for SliceOut<'_, T> {
         if self.shared {
             return Ok(());
         }
-        let wire = self.wire.ok_or_else(|| {
-            Cause::Engine(format!(
-                "the fork engine needs sliced-output elements that implement serde's Serialize \
-                 and DeserializeOwned; `{}` does not",
-                std::any::type_name::<T>()
-            ))
-        })?;
+        let wire = required(self.wire, "sliced-output elements")?;
         let elems = self.elems(&pos);
         if wire.is_pod() {
             // Plain old data: the elements' bytes, in one copy.
@@ -199,7 +189,7 @@ impl<T: Send> Sliced for SliceOut<'_, T> {
         if self.shared {
             return Ok(());
         }
-        let wire = self.wire.ok_or_else(|| Cause::Engine("no wire for sliced output".into()))?;
+        let wire = required(self.wire, "sliced-output elements")?;
         let elems = self.elems(&pos);
         if wire.is_pod() {
             let len = elems.len() * size_of::<T>();

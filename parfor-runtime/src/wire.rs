@@ -147,6 +147,18 @@ impl<T> Wire<T> {
     }
 }
 
+/// The wire of values the fork engine must ship (`what` says which, for the message), or the
+/// error naming the type that lacks serde support.
+pub(crate) fn required<T>(wire: Option<Wire<T>>, what: &str) -> Result<Wire<T>, crate::Cause> {
+    wire.ok_or_else(|| {
+        crate::Cause::Engine(format!(
+            "the fork engine needs {what} to implement serde's Serialize and \
+             DeserializeOwned; `{}` does not",
+            std::any::type_name::<T>()
+        ))
+    })
+}
+
 /// A type witness for the autoref probe; see the module docs.
 pub struct Probe<T>(PhantomData<fn() -> T>);
 
