@@ -34,7 +34,12 @@ pub mod __private {
         sig3, sig4, sig5, sig6, sig7, sig8, sig9, sig10, sig11, sig12,
     };
     pub use parfor_runtime::wire::{self, Probe, Wire, probe_elem, probe_ret, probe_val};
-    pub use parfor_runtime::{Cursor, Options, Shape, SliceOut, Sliced, Slots, fold, map, try_map};
+    pub use parfor_runtime::{
+        Cursor, Options, Shape, SliceOut, Sliced, SlotCell, Slots, fold, map, try_map,
+    };
 
-    pub use crate::loop_support::{IntoAcc, LoopRange, LoopSlice, LoopSliceMut, new_vec, none};
+    pub use crate::loop_support::{
+        AnyOps, ConcatBuf, IntOps, IntoAcc, LoopIndex, LoopRange, LoopSlice, LoopSliceMut,
+        PlainOps, WrapOps, WrappingInt, concat_buf, none,
+    };
 }

@@ -4,16 +4,11 @@
 
 use parfor_runtime::source::{AsSource, IntRange};
 use parfor_runtime::wire::Probe;
-use std::ops::{Range, RangeInclusive};
+use std::ops::{Add, Mul, Range, RangeInclusive, Sub};
 
 /// An empty reduction accumulator for values of the probed type.
 pub fn none<T>(_: &Probe<T>) -> Option<T> {
     None
-}
-
-/// An empty concatenation buffer for elements of the probed type.
-pub fn new_vec<T>(_: &Probe<T>) -> Vec<T> {
-    Vec::new()
 }
 
 /// A range loop's domain (`a..b`, `a..=b` of a primitive integer type) as the runtime's
@@ -167,4 +162,164 @@ impl<S: LoopSliceMut + ?Sized> LoopSliceMut for &mut S {
     fn __parfor_as_mut_slice(&mut self) -> &mut [S::Elem] {
         (**self).__parfor_as_mut_slice()
     }
+}
+
+/// A range loop's variable as the index of a sliced output: `out[i]` with `i` of any
+/// primitive integer type means the element at `i` when `i` fits a `usize`, and is out of
+/// bounds (a panic, never a wrap onto another iteration's element) when it does not.
+#[diagnostic::on_unimplemented(
+    message = "a sliced output cannot be indexed by `{Self}`",
+    label = "the loop variable indexes a sliced output",
+    note = "sliced outputs `out[i]` take the variable of a range loop over a primitive integer \
+            type (`0..n`, `0u32..n`, `-5i64..5`), or the index of `.enumerate()`"
+)]
+pub trait LoopIndex: Copy {
+    /// The element index: `usize::MAX` when the value does not fit a `usize`.
+    fn __parfor_index(self) -> usize;
+    /// The value, widened (saturating for `u128`).
+    fn __parfor_offset(self) -> i128;
+}
+
+macro_rules! loop_index {
+    ($($t:ty)*) => {$(
+        impl LoopIndex for $t {
+            #[inline(always)]
+            fn __parfor_index(self) -> usize {
+                usize::try_from(self).unwrap_or(usize::MAX)
+            }
+            #[inline(always)]
+            fn __parfor_offset(self) -> i128 {
+                i128::try_from(self).unwrap_or(i128::MAX)
+            }
+        }
+    )*};
+}
+loop_index!(u8 u16 u32 u64 u128 usize i8 i16 i32 i64 i128 isize);
+
+/// The arithmetic of a `+`, `-` or `*` reduction over a primitive integer type: wrapping, so
+/// that a block's partial result, which groups the terms differently from the plain loop,
+/// never overflows where the plain loop does not; whenever the plain loop completes, two's
+/// complement arithmetic gives the same result.
+#[derive(Clone, Copy, Debug)]
+pub struct WrapOps;
+
+/// The arithmetic of a `+`, `-` or `*` reduction over any other type: the operators.
+#[derive(Clone, Copy, Debug)]
+pub struct PlainOps;
+
+/// Selects [`WrapOps`] for primitive integers (autoref specialization: implemented on
+/// `&Probe<T>`, so `(&&probe).__parfor_ops()` finds it before [`AnyOps`]).
+pub trait IntOps {
+    /// The arithmetic.
+    fn __parfor_ops(&self) -> WrapOps {
+        WrapOps
+    }
+}
+
+/// Selects [`PlainOps`] for every type that is not a primitive integer.
+pub trait AnyOps {
+    /// The arithmetic.
+    fn __parfor_ops(&self) -> PlainOps {
+        PlainOps
+    }
+}
+
+impl<T> AnyOps for Probe<T> {}
+
+/// Primitive integers' wrapping arithmetic.
+pub trait WrappingInt: Copy {
+    /// `self + v`, wrapping.
+    fn wrap_add(self, v: Self) -> Self;
+    /// `self - v`, wrapping.
+    fn wrap_sub(self, v: Self) -> Self;
+    /// `self * v`, wrapping.
+    fn wrap_mul(self, v: Self) -> Self;
+}
+
+macro_rules! wrapping_int {
+    ($($t:ty)*) => {$(
+        impl IntOps for &Probe<$t> {}
+        impl WrappingInt for $t {
+            #[inline(always)]
+            fn wrap_add(self, v: Self) -> Self { self.wrapping_add(v) }
+            #[inline(always)]
+            fn wrap_sub(self, v: Self) -> Self { self.wrapping_sub(v) }
+            #[inline(always)]
+            fn wrap_mul(self, v: Self) -> Self { self.wrapping_mul(v) }
+        }
+    )*};
+}
+wrapping_int!(u8 u16 u32 u64 u128 usize i8 i16 i32 i64 i128 isize);
+
+impl WrapOps {
+    /// `a + v`, wrapping.
+    #[inline(always)]
+    pub fn add<T: WrappingInt, V: IntoAcc<T>>(self, a: T, v: V) -> T {
+        a.wrap_add(v.into_acc())
+    }
+    /// `a - v`, wrapping.
+    #[inline(always)]
+    pub fn sub<T: WrappingInt, V: IntoAcc<T>>(self, a: T, v: V) -> T {
+        a.wrap_sub(v.into_acc())
+    }
+    /// `a * v`, wrapping.
+    #[inline(always)]
+    pub fn mul<T: WrappingInt, V: IntoAcc<T>>(self, a: T, v: V) -> T {
+        a.wrap_mul(v.into_acc())
+    }
+}
+
+impl PlainOps {
+    /// `a + v`.
+    #[inline(always)]
+    pub fn add<T: Add<V, Output = T>, V>(self, a: T, v: V) -> T {
+        a + v
+    }
+    /// `a - v`.
+    #[inline(always)]
+    pub fn sub<T: Sub<V, Output = T>, V>(self, a: T, v: V) -> T {
+        a - v
+    }
+    /// `a * v`.
+    #[inline(always)]
+    pub fn mul<T: Mul<V, Output = T>, V>(self, a: T, v: V) -> T {
+        a * v
+    }
+}
+
+/// What a concatenation reduction (`v.push(e)`, `v.extend(e)`, `s.push_str(e)`) can append
+/// to: each block fills a buffer of the same type, appended in iteration order.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot collect a concatenation in a `#[parfor]` loop",
+    label = "`push`/`extend` on an outer variable is a concatenation reduction",
+    note = "concatenation reductions collect into a `Vec` or a `String`"
+)]
+pub trait ConcatBuf: Sized {
+    /// An empty buffer.
+    fn __parfor_empty() -> Self;
+    /// Appends a block's buffer.
+    fn __parfor_append(&mut self, part: Self);
+}
+
+impl<T> ConcatBuf for Vec<T> {
+    fn __parfor_empty() -> Self {
+        Vec::new()
+    }
+    fn __parfor_append(&mut self, mut part: Self) {
+        self.append(&mut part);
+    }
+}
+
+impl ConcatBuf for String {
+    fn __parfor_empty() -> Self {
+        String::new()
+    }
+    fn __parfor_append(&mut self, part: Self) {
+        self.push_str(&part);
+    }
+}
+
+/// An empty concatenation buffer of the probed type.
+pub fn concat_buf<T: ConcatBuf>(_: &Probe<T>) -> T {
+    T::__parfor_empty()
 }

@@ -204,6 +204,14 @@ where
 {
     let plan = Plan::new(n, opts.chunk);
     let run = engine::resolve(opts);
+    if let (Some(what), crate::Engine::Fork) = (opts.interior_mutation, run.engine) {
+        panic!(
+            "parfor: this `#[parfor]` loop cannot run on the fork engine: {what} through a \
+             shared reference, which in a worker process changes only that worker's copy (the \
+             change would be lost); make the variable a reduction (`x += 1`, `v.push(e)`), \
+             write results into a `SharedVec`, or run the loop on the threads engine"
+        );
+    }
     let job = FoldJob {
         ctx,
         init: &init,

@@ -33,6 +33,6 @@ pub use options::Options;
 pub use plan::Plan;
 #[cfg(unix)]
 pub use shared_vec::SharedVec;
-pub use slice_out::{SliceOut, Sliced, Slots};
+pub use slice_out::{SliceOut, Sliced, SlotCell, Slots};
 pub use wire::Pod;
 pub use worker::worker_id;

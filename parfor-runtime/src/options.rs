@@ -18,6 +18,9 @@ pub struct Options {
     pub(crate) on_error: OnError,
     pub(crate) timeout: Option<Duration>,
     pub(crate) progress: bool,
+    /// Set by `#[parfor]` when the loop changes a broadcast variable through `&self`: what it
+    /// does, for the error on the fork engine.
+    pub(crate) interior_mutation: Option<&'static str>,
 }
 
 impl Options {
@@ -61,6 +64,16 @@ impl Options {
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Options {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Marks a `#[parfor]` loop that changes a broadcast variable through a shared reference
+    /// (`what` says how, for example "`hits.fetch_add(..)` changes the broadcast variable
+    /// `hits`"): such a loop panics with a clear message instead of running on the fork
+    /// engine, whose workers would change only their own copies.
+    #[must_use]
+    pub fn interior_mutation(mut self, what: &'static str) -> Options {
+        self.interior_mutation = Some(what);
         self
     }
 

@@ -13,7 +13,9 @@ use std::ops::Range;
 pub struct SliceOut<'a, T> {
     ptr: *mut T,
     len: usize,
-    offset: usize,
+    /// The element of the iteration at position 0 (the first value of a range loop's
+    /// variable, which may be negative or not fit a `usize`).
+    offset: i128,
     wire: Option<Wire<T>>,
     /// The slice lies in shared memory (a [`crate::SharedVec`]): fork workers' writes reach
     /// the parent directly, so nothing is shipped back.
@@ -32,7 +34,7 @@ impl<'a, T> SliceOut<'a, T> {
     ///
     /// When `slice` lies inside a live [`crate::SharedVec`] (for example `&mut v[..]`), the
     /// fork engine ships nothing back for it: its workers write the shared memory itself.
-    pub fn new(slice: &'a mut [T], offset: usize, wire: Option<Wire<T>>) -> SliceOut<'a, T> {
+    pub fn new(slice: &'a mut [T], offset: i128, wire: Option<Wire<T>>) -> SliceOut<'a, T> {
         #[cfg(unix)]
         let shared = crate::shared_vec::is_shared(slice.as_ptr().cast(), size_of_val(slice));
         #[cfg(not(unix))]
@@ -50,7 +52,7 @@ impl<'a, T> SliceOut<'a, T> {
     /// Wraps a shared buffer, which the loop's iteration at position `p` writes at
     /// `offset + p`; the fork engine ships nothing back for it.
     #[cfg(unix)]
-    pub fn shared(vec: &'a mut crate::SharedVec<T>, offset: usize) -> SliceOut<'a, T>
+    pub fn shared(vec: &'a mut crate::SharedVec<T>, offset: i128) -> SliceOut<'a, T>
     where
         T: crate::Pod,
     {
@@ -83,9 +85,13 @@ impl<'a, T> SliceOut<'a, T> {
         Slots { ptr: self.ptr, len: self.len, _borrow: PhantomData }
     }
 
+    /// The elements that the iterations at positions `pos` write (clamped to the slice).
     fn elems(&self, pos: &Range<usize>) -> Range<usize> {
-        let start = (self.offset + pos.start).min(self.len);
-        start..(self.offset + pos.end).min(self.len)
+        let clamp = |p: usize| {
+            let e = self.offset.saturating_add(p as i128).clamp(0, self.len as i128);
+            e as usize
+        };
+        clamp(pos.start)..clamp(pos.end)
     }
 }
 
@@ -130,6 +136,71 @@ impl<'a, T> Slots<'a, T> {
     }
 }
 
+/// One iteration's handle on its own element of a sliced output.
+///
+/// `#[parfor]` creates one per sliced output at the start of every iteration, as a local the
+/// user's code cannot name, and rewrites every `out[i]` of the body to `*out.get()` (a read)
+/// or `*out.get_mut()` (a write, a `&mut` borrow, a method receiver). So the borrow checker
+/// sees the element as one local place per iteration: two overlapping borrows of `out[i]` in
+/// one iteration are rejected as they are in a plain loop, and no reference to the element
+/// can outlive the iteration (it borrows this local).
+///
+/// The element is found lazily, so an iteration that never touches its element does not
+/// check its bounds, as in a plain loop.
+pub struct SlotCell<'a, T> {
+    slots: Slots<'a, T>,
+    i: usize,
+}
+
+// SAFETY: a `SlotCell` is an exclusive handle on one element, like `&mut T`: sending it to
+// another thread sends access to a `T` (`T: Send`); sharing it shares `&T` (`T: Sync`).
+unsafe impl<T: Send> Send for SlotCell<'_, T> {}
+// SAFETY: as above.
+unsafe impl<T: Sync> Sync for SlotCell<'_, T> {}
+
+impl<'a, T> SlotCell<'a, T> {
+    /// The handle on element `i` of `slots`.
+    ///
+    /// # Safety
+    /// While the handle lives, no other handle on element `i` of the same output exists and
+    /// nothing else accesses element `i`: the generated code derives `i` from the position of
+    /// the iteration in the plan, which the engines hand out once per call, through an
+    /// injective map (`i = offset + pos`; an index that does not fit a `usize` becomes
+    /// `usize::MAX`, which no slice reaches).
+    #[inline(always)]
+    pub unsafe fn new(slots: Slots<'a, T>, i: usize) -> SlotCell<'a, T> {
+        SlotCell { slots, i }
+    }
+
+    /// The element, to read.
+    ///
+    /// # Panics
+    /// When the index is out of bounds, like slice indexing.
+    #[inline(always)]
+    pub fn get(&self) -> &T {
+        if self.i >= self.slots.len {
+            out_of_bounds(self.i, self.slots.len);
+        }
+        // SAFETY: in bounds (checked); exclusive to this handle by `new`'s contract, and the
+        // returned borrow of `self` keeps `get_mut` from handing out a `&mut` meanwhile.
+        unsafe { &*self.slots.ptr.add(self.i) }
+    }
+
+    /// The element, to write.
+    ///
+    /// # Panics
+    /// When the index is out of bounds, like slice indexing.
+    #[inline(always)]
+    pub fn get_mut(&mut self) -> &mut T {
+        if self.i >= self.slots.len {
+            out_of_bounds(self.i, self.slots.len);
+        }
+        // SAFETY: in bounds (checked); exclusive to this handle by `new`'s contract, and the
+        // returned borrow of `self` is unique.
+        unsafe { &mut *self.slots.ptr.add(self.i) }
+    }
+}
+
 /// The panic of an out-of-bounds sliced output, like slice indexing's. Kept out of line and
 /// given copies, so the hot loop never lends the output's fields to a call (which would make
 /// the compiler reload them after every store).
@@ -137,6 +208,9 @@ impl<'a, T> Slots<'a, T> {
 #[inline(never)]
 #[track_caller]
 fn out_of_bounds(i: usize, len: usize) -> ! {
+    if i == usize::MAX {
+        panic!("index out of bounds: the len is {len} but the loop variable is not a valid index")
+    }
     panic!("index out of bounds: the len is {len} but the index is {i}")
 }
 

@@ -109,7 +109,10 @@ impl Loop {
         let domain = parse_domain(&for_loop.expr)?;
         let pat = *for_loop.pat;
         let index = match (&domain.kind, domain.enumerate, &pat) {
-            (DomainKind::Range, _, Pat::Ident(p)) if p.subpat.is_none() => Some(p.ident.clone()),
+            (DomainKind::Range, _, Pat::Ident(p)) if p.subpat.is_none() => {
+                check_index_binding(p)?;
+                Some(p.ident.clone())
+            }
             (DomainKind::Range, _, Pat::Wild(_)) => None,
             (DomainKind::Range, _, other) => {
                 return Err(syn::Error::new_spanned(
@@ -118,7 +121,10 @@ impl Loop {
                 ));
             }
             (_, true, Pat::Tuple(t)) => match t.elems.first() {
-                Some(Pat::Ident(p)) if p.subpat.is_none() => Some(p.ident.clone()),
+                Some(Pat::Ident(p)) if p.subpat.is_none() => {
+                    check_index_binding(p)?;
+                    Some(p.ident.clone())
+                }
                 _ => None,
             },
             _ => None,
@@ -132,6 +138,30 @@ impl Loop {
             body: for_loop.body,
         })
     }
+}
+
+/// The loop's index variable is bound once per iteration and never changes: each iteration
+/// owns the elements of the sliced outputs at its index.
+fn check_index_binding(p: &syn::PatIdent) -> syn::Result<()> {
+    let what = match (&p.by_ref, &p.mutability) {
+        (None, None) => return Ok(()),
+        (Some(_), Some(_)) => "`ref mut`",
+        (Some(_), None) => "`ref`",
+        (None, Some(_)) => "`mut`",
+    };
+    let tokens = match (&p.by_ref, &p.mutability) {
+        (Some(r), Some(m)) => quote::quote!(#r #m),
+        (Some(r), None) => r.to_token_stream(),
+        (None, Some(m)) => m.to_token_stream(),
+        (None, None) => unreachable!(),
+    };
+    Err(syn::Error::new_spanned(
+        tokens,
+        format!(
+            "the loop variable `{i}` of a `#[parfor]` loop cannot be declared {what}: each              iteration owns the elements at its index, so the index never changes; copy it              into a temporary (`let mut j = {i};`) to compute with it",
+            i = p.ident
+        ),
+    ))
 }
 
 /// How a reduction variable is combined; one per variable.
@@ -211,6 +241,18 @@ pub(crate) enum UseKind {
     IndexOk,
     /// `v[e]` with any other `e` (the span is `e`'s).
     IndexOther,
+    /// Named in the tokens of a macro parfor cannot parse.
+    Macro,
+}
+
+/// A method call that changes a broadcast variable through `&self` (a lock, an atomic, a
+/// cell, a channel): fine on threads, lost in fork workers.
+pub(crate) struct Interior {
+    /// The variable the call is rooted in.
+    pub(crate) var: String,
+    /// The call as written, for messages (`hits.fetch_add(..)`).
+    pub(crate) call: String,
+    pub(crate) span: Span,
 }
 
 /// What the classification found in one loop body.
@@ -219,6 +261,8 @@ pub(crate) struct Usage {
     pub(crate) reductions: BTreeMap<String, Reduction>,
     pub(crate) sliced: BTreeMap<String, SlicedVar>,
     pub(crate) uses: Vec<Use>,
-    /// Mistakes found while walking (control flow, order-dependent writes, ...).
-    pub(crate) errors: Vec<syn::Error>,
+    /// Calls that change broadcast variables through `&self`.
+    pub(crate) interior: Vec<Interior>,
+    /// The names of items declared in the body.
+    pub(crate) items: Vec<Ident>,
 }

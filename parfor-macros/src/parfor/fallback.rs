@@ -3,8 +3,8 @@
 //! errors are ours), followed by the errors (thiserror's fallback, tokio's
 //! `token_stream_with_error`).
 
-use crate::parfor::classify::expr_attrs_mut;
 use crate::parfor::is_parfor_attr;
+use crate::parfor::syntax::expr_attrs_mut;
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 use syn::visit_mut::{self, VisitMut};

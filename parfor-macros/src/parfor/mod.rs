@@ -1,15 +1,20 @@
 //! `#[parfor]` on a function and on the `for` loops inside it.
 //!
 //! Stages: [`args`] parses attribute arguments, [`ast`] builds the loop IR, [`classify`]
-//! classifies the variables of each marked loop, [`valid`] checks the classification,
-//! [`expand`] generates the `fold` call, and [`fallback`] emits the function unchanged next
-//! to the errors when there are any.
+//! classifies the variables of each marked loop (an analysis pass on the [`scope`] walker),
+//! [`valid`] checks the classification, [`expand`] generates the `fold` call (with the
+//! [`rewrite`] pass on the same walker for the body; its module docs hold the soundness
+//! argument), and [`fallback`] emits the function unchanged next to the errors when there
+//! are any.
 
 mod args;
 mod ast;
 mod classify;
 mod expand;
 mod fallback;
+mod rewrite;
+mod scope;
+mod syntax;
 mod valid;
 
 use crate::ctxt::Ctxt;
@@ -60,10 +65,10 @@ impl Finder<'_> {
         };
         args.common.inherit(&self.defaults.common);
         let result = match ast::Loop::new(args, f) {
-            Ok(lp) => {
-                let usage = classify::classify(&lp);
+            Ok(mut lp) => {
+                let usage = classify::classify(&lcx, &mut lp);
                 valid::check(&lcx, &lp, &usage);
-                (!lcx.has_errors()).then(|| expand::expand_loop(&lp, &usage))
+                (!lcx.has_errors()).then(|| expand::expand_loop(&mut lp, &usage))
             }
             Err(e) => {
                 lcx.syn_error(e);
@@ -90,7 +95,7 @@ impl VisitMut for Finder<'_> {
             }
             return;
         }
-        if let Some(attrs) = classify::expr_attrs_mut(e)
+        if let Some(attrs) = syntax::expr_attrs_mut(e)
             && let Some(a) = attrs.iter().find(|a| is_parfor_attr(a))
         {
             self.cx.error_spanned_by(
@@ -155,8 +160,8 @@ pub(crate) mod test_util {
         let f: syn::ExprForLoop = syn::parse2(tokens).expect("a for loop");
         let cx = Ctxt::new();
         match ast::Loop::new(Args::default(), f) {
-            Ok(lp) => {
-                let usage = classify::classify(&lp);
+            Ok(mut lp) => {
+                let usage = classify::classify(&cx, &mut lp);
                 valid::check(&cx, &lp, &usage);
             }
             Err(e) => cx.syn_error(e),

@@ -1,14 +1,41 @@
 //! Checks across a loop's classification: reads of reduction variables, sliced outputs used
-//! other than as `out[i]`, variables that are both, and unused `reduce(...)` declarations.
+//! other than as `out[i]`, variables that are both, items that shadow the loop's variables,
+//! broadcasts changed through `&self` on the fork engine, and unused `reduce(...)`
+//! declarations.
 
 use crate::ctxt::Ctxt;
+use crate::options::Value;
 use crate::parfor::ast::{Loop, RedOp, Usage, UseKind};
 use std::collections::BTreeSet;
 
 /// Records in `cx` every mistake of `lp` given its classification `usage`.
 pub(crate) fn check(cx: &Ctxt, lp: &Loop, usage: &Usage) {
-    for e in &usage.errors {
-        cx.syn_error(e.clone());
+    if let Some(Value::Lit("fork", _)) = lp.args.common.engine {
+        for i in &usage.interior {
+            cx.error_at(
+                i.span,
+                format!(
+                    "`{call}` changes the broadcast variable `{var}` through a shared \
+                     reference, which on the fork engine changes only a worker process's copy \
+                     (the change is lost); make `{var}` a reduction (`{var} += 1`, \
+                     `{var}.push(e)`), write results into a `parfor::SharedVec`, or run the \
+                     loop on `engine = \"threads\"`",
+                    call = i.call,
+                    var = i.var
+                ),
+            );
+        }
+    }
+    for id in &usage.items {
+        let name = id.to_string();
+        if usage.sliced.contains_key(&name) || usage.reductions.contains_key(&name) {
+            cx.error_spanned_by(
+                id,
+                format!(
+                    "this item is named `{name}` like a variable the `#[parfor]` loop writes,                      which it would shadow in the loop body; rename it"
+                ),
+            );
+        }
     }
     let index = lp.index.as_ref().map(ToString::to_string);
     let mut reported = BTreeSet::new();
@@ -50,6 +77,17 @@ pub(crate) fn check(cx: &Ctxt, lp: &Loop, usage: &Usage) {
                          variable; loop over a range (`for i in 0..n`) or use `.enumerate()` \
                          so that each iteration writes its own element `{name}[i]`",
                         name = s.ident
+                    ),
+                ),
+                (UseKind::Macro, _) => cx.error_at(
+                    u.span,
+                    format!(
+                        "the sliced output `{name}` cannot be passed to a macro inside a \
+                         `#[parfor]` loop: parfor cannot see what the macro does with it, and \
+                         each iteration may only touch its own element; pass `{name}[{i}]` \
+                         through a temporary (`let v = {name}[{i}];`), or use a function",
+                        name = s.ident,
+                        i = index.as_deref().unwrap_or("i"),
                     ),
                 ),
                 (UseKind::Read, _) => {

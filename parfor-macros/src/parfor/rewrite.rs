@@ -1,0 +1,224 @@
+//! The rewrite pass: turns a loop body, which [`crate::parfor::classify`] found free of
+//! mistakes, into the body of the runtime's `fold` closure, on the shared [`Walk`]. It only
+//! writes tokens:
+//!
+//! - a reduction `x op= e` folds `e` into the block's accumulator of `x`;
+//! - a concatenation `v.push(e)` appends to the block's buffer of `v`;
+//! - a sliced output `out[i]` becomes `*out.get()` or `*out.get_mut()`, where `out` is the
+//!   iteration's own handle on its element (a hygienic local the user cannot name; see the
+//!   soundness argument in `expand.rs`);
+//! - a `continue` that ends the iteration continues the generated item loop;
+//! - `#[parfor]` on loops nested in the body is dropped (they run as plain loops).
+
+use crate::parfor::ast::{Loop, RedOp, Reduction};
+use crate::parfor::is_parfor_attr;
+use crate::parfor::scope::{Continue, Pass, Place, Walk};
+use crate::parfor::syntax::{
+    Root, expr_attrs_mut, is_assign_op, is_concat, operand_mut, path_ident, reduction_form, root,
+    strip_parens,
+};
+use proc_macro2::{Punct, Spacing, Span, TokenStream};
+use quote::{ToTokens, quote, quote_spanned};
+use std::collections::BTreeMap;
+use syn::spanned::Spanned;
+use syn::{Expr, Ident};
+
+/// The generated names the rewritten body refers to.
+pub(crate) struct Names {
+    /// The body closure's `&mut` block state.
+    pub(crate) state: Ident,
+    /// The iteration's element handle of every sliced output, by output name.
+    pub(crate) cells: BTreeMap<String, Ident>,
+    /// The arithmetic of every reduction, by variable (see `expand::reduction_ops`).
+    pub(crate) ops: BTreeMap<String, Ident>,
+    pub(crate) krate: TokenStream,
+}
+
+struct Rewrite<'a> {
+    names: &'a Names,
+    reductions: &'a BTreeMap<String, Reduction>,
+    reducers: BTreeMap<String, TokenStream>,
+}
+
+/// Rewrites `lp`'s body in place for the `fold` closure.
+pub(crate) fn rewrite(lp: &mut Loop, names: &Names, reductions: &BTreeMap<String, Reduction>) {
+    let pass = Rewrite {
+        names,
+        reductions,
+        reducers: lp
+            .args
+            .reduce
+            .iter()
+            .map(|d| (d.var.to_string(), d.func.to_token_stream()))
+            .collect(),
+    };
+    let mut body = std::mem::replace(&mut lp.body, syn::parse_quote!({}));
+    Walk::new(lp, pass).run(&mut body);
+    lp.body = body;
+}
+
+fn ms() -> Span {
+    Span::mixed_site()
+}
+
+fn ident(name: &str) -> Ident {
+    Ident::new(name, ms())
+}
+
+fn op_token(op: &str, span: Span) -> TokenStream {
+    let mut p = Punct::new(op.chars().next().unwrap_or('+'), Spacing::Alone);
+    p.set_span(span);
+    p.into_token_stream()
+}
+
+fn slot_index(r: &Reduction) -> syn::Index {
+    syn::Index { index: r.slot as u32, span: ms() }
+}
+
+/// The label of the generated loop over a block's iterations (hygienic: the user cannot
+/// name it).
+pub(crate) fn items_label() -> syn::Lifetime {
+    syn::Lifetime::new("'__parfor_items", ms())
+}
+
+/// How a reduction combines an accumulator `a` with a value `v`: integer `+`, `-` and `*`
+/// through the reduction's arithmetic `ops` (wrapping for primitive integers, so that a
+/// block's partial result never overflows where the plain loop does not), everything else
+/// with the operator or function as written.
+pub(crate) fn combine(
+    op: &RedOp,
+    ops: &Ident,
+    op_span: Span,
+    a: TokenStream,
+    v: TokenStream,
+) -> TokenStream {
+    match op {
+        RedOp::Bin("+") | RedOp::Sub => quote_spanned!(op_span=> #ops.add(#a, #v)),
+        RedOp::Bin("*") => quote_spanned!(op_span=> #ops.mul(#a, #v)),
+        RedOp::Bin(op) => {
+            let op = op_token(op, op_span);
+            quote!(#a #op #v)
+        }
+        RedOp::Method(m) => quote!(#a.#m(#v)),
+        RedOp::Call { func, swapped: false } => quote!(#func(#a, #v)),
+        RedOp::Call { func, swapped: true } => quote!(#func(#v, #a)),
+        RedOp::Concat => unreachable!("concatenations use `concat`"),
+    }
+}
+
+impl Rewrite<'_> {
+    /// `x op= e` and friends: fold `e` into the block's accumulator of `x`.
+    ///
+    /// The accumulator is `None` until the block's first contribution, which becomes its
+    /// value (so no identity element is needed); later contributions combine with the
+    /// operator. For `-=` the block sums the subtracted terms; the caller subtracts the sum
+    /// after the loop.
+    fn contribution(&self, r: &Reduction, op_span: Span, e: TokenStream) -> TokenStream {
+        let (st, k, krate) = (&self.names.state, slot_index(r), &self.names.krate);
+        let (v, a) = (ident("__parfor_v"), ident("__parfor_a"));
+        let ops = &self.names.ops[&r.ident.to_string()];
+        let combined = combine(&r.op, ops, op_span, a.to_token_stream(), v.to_token_stream());
+        quote_spanned! {ms()=>
+            {
+                let #v = #e;
+                #st.#k = ::core::option::Option::Some(
+                    match ::core::option::Option::take(&mut #st.#k) {
+                        ::core::option::Option::None => #krate::__private::IntoAcc::into_acc(#v),
+                        ::core::option::Option::Some(#a) => #combined,
+                    },
+                );
+            }
+        }
+    }
+
+    /// `v.push(e)` / `v.extend(e)` / `s.push_str(e)`: append to the block's buffer.
+    fn concat(&self, r: &Reduction, method: &Ident, e: TokenStream) -> TokenStream {
+        let (st, k) = (&self.names.state, slot_index(r));
+        quote_spanned!(ms()=> #st.#k.#method(#e))
+    }
+
+    /// The reduction that assignment `e` makes, with its contribution operand.
+    fn assignment(w: &mut Walk<Self>, e: &mut Expr) -> bool {
+        let left = match &*e {
+            Expr::Assign(a) => &a.left,
+            Expr::Binary(b) => &b.left,
+            _ => return false,
+        };
+        let Root::Bare(id) = root(left) else { return false };
+        let name = id.to_string();
+        if w.scope.is_local(&name) {
+            return false;
+        }
+        let Some(r) = w.pass.reductions.get(&name) else { return false };
+        let Some((_, which)) = reduction_form(&name, e, &w.pass.reducers) else { return false };
+        let op_span = match &*e {
+            Expr::Assign(a) => a.eq_token.span,
+            Expr::Binary(b) => b.op.span(),
+            _ => unreachable!(),
+        };
+        let rhs = match e {
+            Expr::Assign(a) => &mut a.right,
+            Expr::Binary(b) => &mut b.right,
+            _ => unreachable!(),
+        };
+        let contribution = operand_mut(rhs, which);
+        w.expr(contribution, Place::Read);
+        let value = strip_parens(contribution).to_token_stream();
+        *e = Expr::Verbatim(w.pass.contribution(r, op_span, value));
+        true
+    }
+}
+
+impl Pass for Rewrite<'_> {
+    const REWRITES: bool = true;
+
+    fn expr(w: &mut Walk<Self>, e: &mut Expr, place: Place) {
+        if let Some(attrs) = expr_attrs_mut(e) {
+            attrs.retain(|a| !is_parfor_attr(a));
+        }
+        match e {
+            Expr::Assign(_) => {
+                if !Self::assignment(w, e) {
+                    w.children(e, place);
+                }
+            }
+            Expr::Binary(b) if is_assign_op(&b.op) => {
+                if !Self::assignment(w, e) {
+                    w.children(e, place);
+                }
+            }
+            Expr::MethodCall(m)
+                if is_concat(&m.method.to_string(), m.args.len())
+                    && let Some(id) = w.scope.outer(&m.receiver)
+                    && let Some(r) = w.pass.reductions.get(&id.to_string()) =>
+            {
+                let method = m.method.clone();
+                w.expr(&mut m.args[0], Place::Read);
+                *e = Expr::Verbatim(w.pass.concat(r, &method, m.args[0].to_token_stream()));
+            }
+            Expr::Index(ix)
+                if let Some(id) = w.scope.outer(&ix.expr)
+                    && let Some(cell) = w.pass.names.cells.get(&id.to_string()) =>
+            {
+                // The analysis proved that the index is the loop variable; the element is the
+                // iteration's own, which `cell` already designates.
+                debug_assert!(path_ident(&ix.index).is_some());
+                let at = ms().located_at(ix.span());
+                let cell = Ident::new(&cell.to_string(), ms().located_at(ix.expr.span()));
+                let get = match place {
+                    Place::Read => Ident::new("get", at),
+                    Place::Write | Place::Receiver => Ident::new("get_mut", at),
+                };
+                *e = Expr::Verbatim(quote_spanned!(at=> (*#cell.#get())));
+            }
+            Expr::Continue(c)
+                if !w.scope.in_closure()
+                    && w.scope.continue_target(c.label.as_ref()) == Continue::EndsIteration =>
+            {
+                let label = items_label();
+                *e = Expr::Verbatim(quote_spanned!(ms()=> continue #label));
+            }
+            _ => w.children(e, place),
+        }
+    }
+}
