@@ -158,7 +158,9 @@ fn check_index_binding(p: &syn::PatIdent) -> syn::Result<()> {
     Err(syn::Error::new_spanned(
         tokens,
         format!(
-            "the loop variable `{i}` of a `#[parfor]` loop cannot be declared {what}: each              iteration owns the elements at its index, so the index never changes; copy it              into a temporary (`let mut j = {i};`) to compute with it",
+            "the loop variable `{i}` of a `#[parfor]` loop cannot be declared {what}: each \
+             iteration owns the elements at its index, so the index never changes; copy it \
+             into a temporary (`let mut j = {i};`) to compute with it",
             i = p.ident
         ),
     ))
