@@ -5,14 +5,26 @@
 
 use crate::parfor::is_parfor_attr;
 use crate::parfor::syntax::expr_attrs_mut;
-use proc_macro2::TokenStream;
+use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::visit_mut::{self, VisitMut};
 
 struct Strip;
 
 impl VisitMut for Strip {
-    fn visit_item_mut(&mut self, _: &mut syn::Item) {}
+    fn visit_item_mut(&mut self, item: &mut syn::Item) {
+        // A nested function with its own `#[parfor]` keeps its marks for that expansion.
+        if let syn::Item::Fn(f) = item
+            && f.attrs.iter().any(is_parfor_attr)
+        {
+            return;
+        }
+        visit_mut::visit_item_mut(self, item);
+    }
+
+    fn visit_macro_mut(&mut self, mac: &mut syn::Macro) {
+        mac.tokens = strip_tokens(mac.tokens.clone());
+    }
 
     fn visit_expr_mut(&mut self, e: &mut syn::Expr) {
         if let Some(attrs) = expr_attrs_mut(e) {
@@ -25,6 +37,33 @@ impl VisitMut for Strip {
         l.attrs.retain(|a| !is_parfor_attr(a));
         visit_mut::visit_local_mut(self, l);
     }
+}
+
+/// `tokens` without their `#[parfor...]` attributes.
+fn strip_tokens(tokens: TokenStream) -> TokenStream {
+    let mut out: Vec<TokenTree> = Vec::new();
+    for tt in tokens {
+        match tt {
+            TokenTree::Group(g) => {
+                let is_mark = g.delimiter() == Delimiter::Bracket
+                    && matches!(out.last(), Some(TokenTree::Punct(p)) if p.as_char() == '#')
+                    && syn::parse2::<syn::Meta>(g.stream()).is_ok_and(|m| {
+                        let p: Vec<String> =
+                            m.path().segments.iter().map(|s| s.ident.to_string()).collect();
+                        p == ["parfor"] || p == ["parfor", "parfor"]
+                    });
+                if is_mark {
+                    out.pop();
+                    continue;
+                }
+                let mut ng = Group::new(g.delimiter(), strip_tokens(g.stream()));
+                ng.set_span(g.span());
+                out.push(TokenTree::Group(ng));
+            }
+            other => out.push(other),
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// Removes every `#[parfor]` attribute inside `block`.

@@ -44,6 +44,77 @@ fn attr_args(attr: &syn::Attribute) -> syn::Result<TokenStream> {
 struct Finder<'a> {
     cx: &'a Ctxt,
     defaults: &'a Args,
+    /// How many marked loops the function has.
+    loops: usize,
+}
+
+/// Whether `tokens` hold a `#[parfor...]` attribute.
+fn has_parfor_attr(tokens: &TokenStream) -> bool {
+    let mut prev_hash = false;
+    for tt in tokens.clone() {
+        match &tt {
+            proc_macro2::TokenTree::Group(g) => {
+                if prev_hash
+                    && g.delimiter() == proc_macro2::Delimiter::Bracket
+                    && let Ok(meta) = syn::parse2::<syn::Meta>(g.stream())
+                    && is_parfor_attr(&syn::Attribute {
+                        pound_token: Default::default(),
+                        style: syn::AttrStyle::Outer,
+                        bracket_token: Default::default(),
+                        meta,
+                    })
+                {
+                    return true;
+                }
+                if has_parfor_attr(&g.stream()) {
+                    return true;
+                }
+                prev_hash = false;
+            }
+            proc_macro2::TokenTree::Punct(p) => prev_hash = p.as_char() == '#',
+            _ => prev_hash = false,
+        }
+    }
+    false
+}
+
+/// Reports the marked loops inside a nested item, which the function's `#[parfor]` does not
+/// rewrite, and removes their marks (so rustc adds no error of its own).
+struct NestedItem<'a> {
+    cx: &'a Ctxt,
+    what: String,
+}
+
+impl VisitMut for NestedItem<'_> {
+    fn visit_item_mut(&mut self, item: &mut syn::Item) {
+        if let syn::Item::Fn(f) = item
+            && f.attrs.iter().any(is_parfor_attr)
+        {
+            return; // its own `#[parfor]` rewrites it
+        }
+        visit_mut::visit_item_mut(self, item);
+    }
+
+    fn visit_impl_item_fn_mut(&mut self, f: &mut syn::ImplItemFn) {
+        if !f.attrs.iter().any(is_parfor_attr) {
+            visit_mut::visit_impl_item_fn_mut(self, f);
+        }
+    }
+
+    fn visit_expr_mut(&mut self, e: &mut syn::Expr) {
+        if let syn::Expr::ForLoop(f) = e
+            && let Some(a) = f.attrs.iter().find(|a| is_parfor_attr(a))
+        {
+            let msg = format!(
+                "this `#[parfor]` loop is inside {}, which the `#[parfor]` of the function \
+                 around it does not rewrite; put `#[parfor]` on that function too",
+                self.what
+            );
+            self.cx.error_spanned_by(a, msg);
+            f.attrs.retain(|a| !is_parfor_attr(a));
+        }
+        visit_mut::visit_expr_mut(self, e);
+    }
 }
 
 impl Finder<'_> {
@@ -83,13 +154,35 @@ impl Finder<'_> {
 }
 
 impl VisitMut for Finder<'_> {
-    fn visit_item_mut(&mut self, _: &mut syn::Item) {}
+    fn visit_item_mut(&mut self, item: &mut syn::Item) {
+        let what = match item {
+            syn::Item::Fn(f) if f.attrs.iter().any(is_parfor_attr) => return,
+            syn::Item::Fn(f) => format!("the nested function `{}`", f.sig.ident),
+            _ => "a nested item".to_owned(),
+        };
+        NestedItem { cx: self.cx, what }.visit_item_mut(item);
+    }
+
+    fn visit_macro_mut(&mut self, mac: &mut syn::Macro) {
+        if has_parfor_attr(&mac.tokens) {
+            let name = mac.path.segments.last().map(|s| s.ident.to_string()).unwrap_or_default();
+            self.cx.error_spanned_by(
+                &mac.path,
+                format!(
+                    "a `#[parfor]` loop inside the macro call `{name}!` cannot be rewritten: \
+                     `#[parfor]` sees the macro's tokens before they expand; move the loop out \
+                     of the macro call"
+                ),
+            );
+        }
+    }
 
     fn visit_expr_mut(&mut self, e: &mut syn::Expr) {
         if let syn::Expr::ForLoop(f) = e
             && f.attrs.iter().any(is_parfor_attr)
         {
             let f = f.clone();
+            self.loops += 1;
             if let Some(tokens) = self.expand_for(f) {
                 *e = syn::Expr::Verbatim(tokens);
             }
@@ -122,6 +215,18 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let defaults = args::parse_args(&cx, args, Place::Fn);
     let mut func: syn::ItemFn = match syn::parse2(item.clone()) {
         Ok(f) => f,
+        Err(_) if syn::parse2::<syn::ExprForLoop>(item.clone()).is_ok() => {
+            // rustc hands a marked loop to the macro (after its own E0658) when the function
+            // around it has no `#[parfor]`.
+            cx.error_at(
+                Span::call_site(),
+                "this `#[parfor]` loop is in a function without `#[parfor]`, so it cannot be \
+                 rewritten (and rustc rejects an attribute on an expression); put `#[parfor]` \
+                 on the function around the loop",
+            );
+            let err = cx.check().err().map(|e| e.to_compile_error());
+            return quote::quote!({ #err #item });
+        }
         Err(_) => {
             match syn::parse2::<syn::TraitItemFn>(item.clone()) {
                 Ok(t) if t.default.is_none() => cx.error_spanned_by(
@@ -143,8 +248,33 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             return out;
         }
     };
+    if let Some(c) = &func.sig.constness {
+        cx.error_spanned_by(
+            c,
+            "`#[parfor]` cannot go on a `const fn`: its loops run on threads or worker \
+             processes, which compile-time evaluation cannot use; remove `const` or `#[parfor]`",
+        );
+    }
     let original = func.clone();
-    Finder { cx: &cx, defaults: &defaults }.visit_block_mut(&mut func.block);
+    let mut finder = Finder { cx: &cx, defaults: &defaults, loops: 0 };
+    finder.visit_block_mut(&mut func.block);
+    if finder.loops == 0 && !cx.has_errors() {
+        // A deprecation warning is the one warning a stable proc macro can raise.
+        let note = format!(
+            "`#[parfor]` on `{}` has no effect: no `for` loop inside it is marked \
+             `#[parfor]`; mark the loops to run in parallel, or remove the attribute",
+            func.sig.ident
+        );
+        let warn: syn::Stmt = syn::parse_quote_spanned! {Span::call_site()=>
+            {
+                #[deprecated(note = #note)]
+                #[allow(non_camel_case_types)]
+                struct parfor_without_loops;
+                let _ = parfor_without_loops;
+            }
+        };
+        func.block.stmts.insert(0, warn);
+    }
     match cx.check() {
         Ok(()) => func.into_token_stream(),
         Err(e) => fallback::emit(original, &e),
