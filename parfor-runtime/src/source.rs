@@ -267,6 +267,26 @@ pub trait ForkResult {}
 
 impl<T: serde::Serialize + serde::de::DeserializeOwned> ForkResult for T {}
 
+/// What a `#[parfor(engine = "fork")]` loop sends back from its worker processes: the values
+/// of its reductions and the elements of its sliced outputs.
+#[diagnostic::on_unimplemented(
+    message = "`engine = \"fork\"` sends this loop's reductions and sliced outputs back from \
+               worker processes, so `{Self}` must implement serde's `Serialize` and \
+               `DeserializeOwned`",
+    label = "a value of type `{Self}` crosses a process boundary",
+    note = "derive `serde::Serialize` and `serde::Deserialize` for `{Self}`; in a generic \
+            function, add the bound `{Self}: serde::Serialize + serde::de::DeserializeOwned`; \
+            or use `engine = \"threads\"`"
+)]
+pub trait ForkState {}
+
+impl<T: serde::Serialize + serde::de::DeserializeOwned> ForkState for T {}
+
+/// Requires a loop value of the probed type that can cross a process boundary, for loops
+/// that choose `engine = "fork"` literally.
+#[inline(always)]
+pub fn fork_state<T: ForkState>(_: &Probe<T>) {}
+
 /// Requires results that can cross a process boundary, for calls that choose
 /// `engine = "fork"` literally (other engines, and an engine chosen at run time, report a
 /// missing wire only when the fork engine runs).

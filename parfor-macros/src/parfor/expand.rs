@@ -35,8 +35,10 @@
 //! borrow-check error. The body closure is `Fn + Sync`, so it cannot assign or `&mut`-borrow
 //! any captured variable; reductions write only the block state it is given.
 
+use crate::options::Value;
 use crate::parfor::ast::{DomainKind, Loop, RedOp, Reduction, Usage};
 use crate::parfor::rewrite::{self, Names, combine, items_label};
+use crate::parmap::expand::respan;
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
 use std::collections::BTreeMap;
@@ -75,6 +77,11 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
     let wire_of = p(quote!(wire_of));
     let probe_elem = p(quote!(probe_elem));
     let probe_val = p(quote!(probe_val));
+    // A literal `engine = "fork"`: every value that crosses a process boundary must be serde,
+    // said at compile time at the variable that carries it.
+    let fork_literal = matches!(lp.args.common.engine, Some(Value::Lit("fork", _)));
+    let mut fork_checks = TokenStream::new();
+    let fork_state = p(quote!(fork_state));
     let pat = lp.pat.clone();
     let expr = lp.domain.expr.clone();
     // Trait errors ("cannot iterate over `HashMap`") point at the user's domain expression.
@@ -174,6 +181,12 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
                 let #so = #slice_out::new(&mut (#v)[..], #offset, #w);
                 let #slots = #so.slots();
             });
+            if fork_literal {
+                let (span, f) = (v.span(), respan(fork_state.clone(), v.span()));
+                fork_checks.extend(quote_spanned! {span=>
+                    #f(&#probe_elem(&(#v)[..]));
+                });
+            }
             ctx.push(slots.clone());
             outputs.push(so);
             // Named like the output, so the borrow checker's messages say `out`.
@@ -206,6 +219,10 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
         let x = &r.ident;
         let b = ident("__parfor_b");
         probes.extend(quote_spanned!(ms()=> let #probe = #probe_val(&#x);));
+        if fork_literal {
+            let f = respan(fork_state.clone(), x.span());
+            fork_checks.extend(quote_spanned!(x.span()=> #f(&#probe);));
+        }
         if let RedOp::Concat = r.op {
             inits.push(quote_spanned!(ms()=> #krate::__private::concat_buf(&#probe)));
             combine_parts.extend(quote_spanned! {ms()=>
@@ -286,6 +303,7 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
                     #setup
                     #sliced_setup
                     #probes
+                    #fork_checks
                     let #init = move || ( #(#inits,)* );
                     let #wire = #wire_of!(#probe_val(&#init()));
                     #[allow(clippy::undocumented_unsafe_blocks, unused_braces)]

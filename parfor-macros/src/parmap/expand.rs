@@ -47,7 +47,7 @@ pub(crate) const MAX_INFERRED_ARITY: usize = 12;
 
 /// `tokens` with every span set to `span` (so an error in generated code points at the user
 /// tokens it stands for).
-fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
     tokens
         .into_iter()
         .map(|mut t| {

@@ -4,7 +4,7 @@
 
 mod args;
 mod ast;
-mod expand;
+pub(crate) mod expand;
 mod valid;
 
 use crate::ctxt::{Ctxt, to_compile_errors};
