@@ -14,7 +14,7 @@ mod expand;
 mod fallback;
 mod rewrite;
 mod scope;
-mod syntax;
+pub(crate) mod syntax;
 mod valid;
 
 use crate::ctxt::Ctxt;
