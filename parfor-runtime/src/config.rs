@@ -185,6 +185,11 @@ fn env_count(var: &str) -> Result<Option<usize>, ConfigError> {
 /// The number of workers a call without a `workers` option uses: `PARFOR_WORKERS`, else
 /// `RAYON_NUM_THREADS`, else the number of cores.
 ///
+/// On the threads engine, such a call runs on the current rayon pool when it is made inside
+/// one (a user's `ThreadPool::install`, or an item of another call), whatever this says;
+/// outside one, the default runs on rayon's global pool, and a `PARFOR_WORKERS` count on a
+/// pool of parfor's own of at most one thread per block and at most 4 per core (256 in all).
+///
 /// # Errors
 /// A `PARFOR_WORKERS` value that is not a whole number of at least 1.
 ///
@@ -201,34 +206,65 @@ pub fn default_workers() -> Result<usize, ConfigError> {
     if let Ok(Some(n)) = env_count("RAYON_NUM_THREADS") {
         return Ok(n);
     }
+    Ok(cores())
+}
+
+/// The number of cores this process may use (`available_parallelism`, at least 1).
+fn cores() -> usize {
     // Reading the core count means reading cgroup files on Linux (tens of microseconds):
     // read it once.
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    Ok(*CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())))
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-/// Whether the workers count came from the call or the environment (then the threads engine
-/// uses a dedicated pool of exactly that many threads) or is the machine default (then it
-/// uses rayon's global pool).
+/// The most threads the threads engine runs one call on, whatever `workers` or
+/// `PARFOR_WORKERS` asks: 4 per core (`available_parallelism`), and never more than 256.
+/// Results do not depend on it: blocks depend only on the number of items and `chunk`.
+pub(crate) fn thread_cap() -> usize {
+    cores().saturating_mul(4).min(256)
+}
+
+/// Where a call's worker count came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WorkersFrom {
+    /// The call's `workers` option: the threads engine uses a pool of (at most) that many
+    /// threads of its own.
+    Option,
+    /// `PARFOR_WORKERS`: as an option, except inside a rayon pool, whose threads the call
+    /// then uses.
+    Env,
+    /// The machine default: the threads engine uses the current rayon pool (a user's pool
+    /// inside its `install`, else rayon's global pool).
+    Default,
+}
+
+/// A call's worker count and where it came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Workers {
     pub(crate) count: usize,
-    pub(crate) explicit: bool,
+    pub(crate) from: WorkersFrom,
 }
 
 pub(crate) fn resolve_workers(option: Option<usize>) -> Result<Workers, ConfigError> {
     if let Some(n) = option {
-        return Ok(Workers { count: n.max(1), explicit: true });
+        return Ok(Workers { count: n.max(1), from: WorkersFrom::Option });
     }
     if let Some(n) = env_count("PARFOR_WORKERS")? {
-        return Ok(Workers { count: n, explicit: true });
+        return Ok(Workers { count: n, from: WorkersFrom::Env });
     }
-    Ok(Workers { count: default_workers()?, explicit: false })
+    Ok(Workers { count: default_workers()?, from: WorkersFrom::Default })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thread_cap_is_four_per_core_up_to_256() {
+        let cap = thread_cap();
+        assert_eq!(cap, (4 * cores()).min(256));
+        assert!((4..=256).contains(&cap), "{cap}");
+    }
 
     #[test]
     fn names_round_trip() {

@@ -34,6 +34,11 @@ impl Options {
     }
 
     /// Runs on at most `workers` threads or processes (zero is treated as one).
+    ///
+    /// The threads engine runs a call on a pool of its own of `min(workers, blocks, cap)`
+    /// threads, where the cap is 4 threads per core and never more than 256; without this
+    /// option it runs on the current rayon pool (a user's pool inside its `install`, else
+    /// rayon's global pool).
     #[must_use]
     pub fn workers(mut self, workers: usize) -> Options {
         self.workers = Some(workers.max(1));

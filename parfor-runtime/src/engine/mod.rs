@@ -9,7 +9,7 @@ pub(crate) use fork::ItemHook;
 mod serial;
 mod threads;
 
-use crate::config::{self, Engine, Workers};
+use crate::config::{self, Engine, Workers, WorkersFrom};
 use crate::job::{Job, Run};
 use crate::options::Options;
 use crate::plan::Plan;
@@ -45,7 +45,7 @@ pub(crate) fn resolve(opts: &Options) -> Run {
         // Inside a fork worker everything runs serially: never start threads or processes
         // there (a rayon pool inherited through fork() would hang).
         engine = Engine::Serial;
-        workers = Workers { count: 1, explicit: true };
+        workers = Workers { count: 1, from: WorkersFrom::Option };
     }
     Run { engine, workers, timeout: opts.timeout, progress: opts.progress }
 }
