@@ -144,17 +144,49 @@ pub fn clear_default_engine() {
 /// # }
 /// ```
 pub fn default_engine() -> Result<Engine, ConfigError> {
+    default_engine_from().map(|(engine, _)| engine)
+}
+
+/// Where a call's engine came from, for error messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EngineFrom {
+    /// The call's `engine` option.
+    Option,
+    /// [`set_default_engine`].
+    Program,
+    /// `PARFOR_ENGINE`.
+    Env,
+    /// The built-in default.
+    Default,
+}
+
+impl fmt::Display for EngineFrom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EngineFrom::Option => "its `engine` option",
+            EngineFrom::Program => "`parfor::set_default_engine`",
+            EngineFrom::Env => "the PARFOR_ENGINE environment variable",
+            EngineFrom::Default => "the default engine",
+        })
+    }
+}
+
+/// [`default_engine`], and where it came from.
+pub(crate) fn default_engine_from() -> Result<(Engine, EngineFrom), ConfigError> {
     if let Some(e) = Engine::from_code(DEFAULT_ENGINE.load(Ordering::Relaxed)) {
-        return Ok(e);
+        return Ok((e, EngineFrom::Program));
     }
     match std::env::var("PARFOR_ENGINE") {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| ConfigError {
-            message: format!(
-                "invalid PARFOR_ENGINE value `{v}`; expected one of {}",
-                engine_names()
-            ),
-        }),
-        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(Engine::Threads),
+        Ok(v) if !v.trim().is_empty() => match v.trim().parse() {
+            Ok(e) => Ok((e, EngineFrom::Env)),
+            Err(_) => Err(ConfigError {
+                message: format!(
+                    "invalid PARFOR_ENGINE value `{v}`; expected one of {}",
+                    engine_names()
+                ),
+            }),
+        },
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok((Engine::Threads, EngineFrom::Default)),
         Err(std::env::VarError::NotUnicode(v)) => Err(ConfigError {
             message: format!(
                 "invalid PARFOR_ENGINE value {v:?}; expected one of {}",
@@ -162,6 +194,31 @@ pub fn default_engine() -> Result<Engine, ConfigError> {
             ),
         }),
     }
+}
+
+/// The engines that can stop an item that runs too long, so honour a `timeout`.
+const TIMEOUT_ENGINES: [Engine; 1] = [Engine::Fork];
+
+/// Refuses a `timeout` on an engine that cannot stop a running item (every engine but
+/// `fork`): ignoring it would let an item the caller meant to bound run forever.
+pub(crate) fn check_timeout(
+    engine: Engine,
+    from: EngineFrom,
+    timeout: Option<std::time::Duration>,
+) -> Result<(), ConfigError> {
+    let Some(timeout) = timeout else { return Ok(()) };
+    if TIMEOUT_ENGINES.contains(&engine) {
+        return Ok(());
+    }
+    let supported: Vec<String> = TIMEOUT_ENGINES.iter().map(|e| format!("`{e}`")).collect();
+    Err(ConfigError {
+        message: format!(
+            "the `timeout` option ({timeout:?}) needs the {} engine, but this call runs on \
+             `{engine}` (from {from}), which cannot stop an item that runs too long; remove \
+             `timeout`, or run the call on `engine = \"fork\"`",
+            supported.join(" or ")
+        ),
+    })
 }
 
 fn env_count(var: &str) -> Result<Option<usize>, ConfigError> {
@@ -264,6 +321,18 @@ mod tests {
         let cap = thread_cap();
         assert_eq!(cap, (4 * cores()).min(256));
         assert!((4..=256).contains(&cap), "{cap}");
+    }
+
+    #[test]
+    fn timeouts_need_an_engine_that_stops_items() {
+        let t = Some(std::time::Duration::from_secs(10));
+        assert_eq!(check_timeout(Engine::Fork, EngineFrom::Option, t), Ok(()));
+        for e in [Engine::Serial, Engine::Threads] {
+            assert_eq!(check_timeout(e, EngineFrom::Default, None), Ok(()));
+            let err = check_timeout(e, EngineFrom::Env, t).unwrap_err().to_string();
+            assert!(err.contains("`timeout` option (10s) needs the `fork` engine"), "{err}");
+            assert!(err.contains(&format!("runs on `{e}` (from the PARFOR_ENGINE")), "{err}");
+        }
     }
 
     #[test]
