@@ -95,6 +95,12 @@ fn child_parfor_engine_threads() {
         ),
         "{msg}"
     );
+    // SAFETY: this child process runs only this test (`--exact`, one test thread), and no
+    // other thread of it reads or writes the environment meanwhile: the refused calls above
+    // started none.
+    unsafe { std::env::remove_var("PARFOR_ENGINE") };
+    let msg = panic_message(|| parmap!(|i: u32| i, 0..8u32; timeout = "2m"));
+    assert!(msg.contains("runs on `threads` (from the built-in default"), "{msg}");
     parfor::set_default_engine(Engine::Serial);
     let msg = panic_message(|| parmap!(|i: u32| i, 0..8u32; timeout = "2m"));
     assert!(msg.contains("runs on `serial` (from `parfor::set_default_engine`)"), "{msg}");

@@ -166,7 +166,7 @@ impl fmt::Display for EngineFrom {
             EngineFrom::Option => "its `engine` option",
             EngineFrom::Program => "`parfor::set_default_engine`",
             EngineFrom::Env => "the PARFOR_ENGINE environment variable",
-            EngineFrom::Default => "the default engine",
+            EngineFrom::Default => "the built-in default, as no engine was chosen",
         })
     }
 }
