@@ -23,7 +23,7 @@ pub use parfor_runtime::{
 };
 
 #[cfg(unix)]
-pub use parfor_runtime::SharedVec;
+pub use parfor_runtime::{ReadOnlySharedVec, SharedVec};
 
 /// Implementation details of the macros. Not public API.
 #[doc(hidden)]

@@ -404,12 +404,16 @@ fn worker_id_is_set_inside_only() {
 #[test]
 fn runtime_options_are_expressions() {
     let x = floats(100, 0.0);
-    let engine = Engine::Threads;
+    let engine = Engine::Fork;
     let workers = 3;
     let got = parmap!(|a: f64| a * 2.0, x; engine = engine, workers = workers, chunk = x.len() / 7,
                       timeout = std::time::Duration::from_secs(60), progress = false);
     assert_eq!(got[99], x[99] * 2.0);
-    let got = parmap!(|a: f64| a * 2.0, x; timeout = "1h", progress = false, crate = ::parfor);
+    let got = parmap!(|a: f64| a * 2.0, x; engine = Engine::Threads, workers = workers,
+                      chunk = x.len() / 7, progress = false);
+    assert_eq!(got[99], x[99] * 2.0);
+    let got = parmap!(|a: f64| a * 2.0, x; timeout = "1h", progress = false, crate = ::parfor,
+                      engine = "fork");
     assert_eq!(got[0], x[0] * 2.0);
 }
 

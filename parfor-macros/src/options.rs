@@ -126,21 +126,60 @@ pub(crate) fn one_of(names: &[&str]) -> String {
     }
 }
 
-/// Parses a duration literal such as `"10s"`, `"250ms"`, `"2m"`, `"1.5h"`.
-pub(crate) fn parse_duration(s: &str) -> Option<std::time::Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let (num, unit) = s.split_at(split);
-    let num: f64 = num.parse().ok()?;
-    let secs = match unit.trim() {
-        "ms" => num / 1000.0,
-        "s" => num,
-        "m" | "min" => num * 60.0,
-        "h" => num * 3600.0,
-        _ => return None,
-    };
-    (secs.is_finite() && secs > 0.0).then(|| std::time::Duration::from_secs_f64(secs))
+/// Why a `timeout` literal was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BadDuration {
+    /// Not a number followed by `ms`, `s`, `m`, `min` or `h`.
+    Invalid,
+    /// Zero (or less than a nanosecond).
+    Zero,
+    /// More than a `Duration` can hold (`u64::MAX` seconds).
+    TooLarge,
 }
+
+/// Parses a duration literal such as `"10s"`, `"250ms"`, `"2m"`, `"1.5h"`, exactly (decimal
+/// digits, no floating point), to the nanosecond.
+pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, BadDuration> {
+    const NANOS: u128 = 1_000_000_000;
+    /// Fraction digits beyond these change the value by far less than a nanosecond (a unit
+    /// is at most an hour, 3.6e12 ns), and fewer keep the arithmetic inside `u128`.
+    const FRACTION_DIGITS: usize = 20;
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or(BadDuration::Invalid)?;
+    let (num, unit) = s.split_at(split);
+    let unit: u128 = match unit.trim() {
+        "ms" => NANOS / 1000,
+        "s" => NANOS,
+        "m" | "min" => 60 * NANOS,
+        "h" => 3600 * NANOS,
+        _ => return Err(BadDuration::Invalid),
+    };
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    if (int.is_empty() && frac.is_empty()) || frac.contains('.') {
+        return Err(BadDuration::Invalid);
+    }
+    // Only digits are left, so parsing fails only on overflow.
+    let int: u128 =
+        if int.is_empty() { 0 } else { int.parse().map_err(|_| BadDuration::TooLarge)? };
+    let frac = &frac[..frac.len().min(FRACTION_DIGITS)];
+    let (frac_value, scale) = match frac {
+        "" => (0, 1),
+        f => (f.parse::<u128>().map_err(|_| BadDuration::Invalid)?, 10u128.pow(f.len() as u32)),
+    };
+    let nanos = int
+        .checked_mul(unit)
+        .and_then(|n| n.checked_add(frac_value * unit / scale))
+        .ok_or(BadDuration::TooLarge)?;
+    if nanos == 0 {
+        return Err(BadDuration::Zero);
+    }
+    let secs = u64::try_from(nanos / NANOS).map_err(|_| BadDuration::TooLarge)?;
+    Ok(std::time::Duration::new(secs, (nanos % NANOS) as u32))
+}
+
+/// The engines that can stop an item that runs too long, for `timeout`. Keep in sync with the
+/// runtime's check.
+pub(crate) const TIMEOUT_ENGINES: &[&str] = &["fork"];
 
 impl Common {
     /// Takes `opt` if it is a common option; returns `false` for a name it does not know.
@@ -222,8 +261,20 @@ impl Common {
                 }
                 self.timeout = Some(match str_lit(e) {
                     Some(s) => match parse_duration(&s.value()) {
-                        Some(d) => Value::Lit(d, s.span()),
-                        None => {
+                        Ok(d) => Value::Lit(d, s.span()),
+                        Err(BadDuration::TooLarge) => {
+                            cx.error_spanned_by(
+                                s,
+                                format!(
+                                    "`timeout` {:?} is too large: a `std::time::Duration` \
+                                     holds at most {} seconds (about 584 billion years)",
+                                    s.value(),
+                                    u64::MAX
+                                ),
+                            );
+                            return true;
+                        }
+                        Err(BadDuration::Invalid | BadDuration::Zero) => {
                             cx.error_spanned_by(
                                 s,
                                 "invalid `timeout`; expected a positive duration such as \
@@ -319,10 +370,27 @@ impl Common {
                 None => {}
             }
         }
+        if let (Some(Value::Lit(engine, _)), Some(timeout)) = (&self.engine, &self.timeout)
+            && !TIMEOUT_ENGINES.contains(engine)
+        {
+            // Checked here, after `#[parfor]` loops inherit their function's options, so an
+            // engine and a timeout from different attributes are caught too.
+            let msg = format!(
+                "`timeout` needs the {} engine: the `{engine}` engine cannot stop an item that \
+                 runs too long; remove `timeout`, or use `engine = \"fork\"`",
+                one_of(TIMEOUT_ENGINES)
+            );
+            let error = match timeout {
+                Value::Lit(_, span) => syn::Error::new(*span, msg),
+                Value::Expr(e) => syn::Error::new_spanned(e, msg),
+            };
+            let error = error.to_compile_error();
+            out = quote!({ #error; #out });
+        }
         match &self.timeout {
             Some(Value::Lit(d, span)) => {
-                let nanos = d.as_nanos() as u64;
-                out = quote_spanned!(*span=> #out.timeout(::core::time::Duration::from_nanos(#nanos)));
+                let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
+                out = quote_spanned!(*span=> #out.timeout(::core::time::Duration::new(#secs, #nanos)));
             }
             Some(Value::Expr(e)) => {
                 let v = quote_spanned!(e.span()=> { let __parfor_d: ::core::time::Duration = #e; __parfor_d });
@@ -383,10 +451,74 @@ mod tests {
     #[test]
     fn durations() {
         use std::time::Duration;
-        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_duration("0s"), None);
-        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("2min"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration(" 0.1ms "), Ok(Duration::from_micros(100)));
+        assert_eq!(parse_duration(".5s"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_duration("1.000000001s"), Ok(Duration::new(1, 1)));
+        assert_eq!(
+            parse_duration("0.333333333333333333333333333333s"),
+            Ok(Duration::new(0, 333_333_333))
+        );
+        assert_eq!(parse_duration("0s"), Err(BadDuration::Zero));
+        assert_eq!(parse_duration("0.0000000001s"), Err(BadDuration::Zero));
+        assert_eq!(parse_duration("s"), Err(BadDuration::Invalid));
+        assert_eq!(parse_duration("."), Err(BadDuration::Invalid));
+        assert_eq!(parse_duration("1.2.3s"), Err(BadDuration::Invalid));
+        assert_eq!(parse_duration("10"), Err(BadDuration::Invalid));
+        assert_eq!(parse_duration("10d"), Err(BadDuration::Invalid));
+        assert_eq!(parse_duration("-1s"), Err(BadDuration::Invalid));
+        // The largest `Duration`, and just above it.
+        let max = format!("{}.999999999s", u64::MAX);
+        assert_eq!(parse_duration(&max), Ok(Duration::MAX));
+        assert_eq!(
+            parse_duration(&format!("{}s", u128::from(u64::MAX) + 1)),
+            Err(BadDuration::TooLarge)
+        );
+        assert_eq!(parse_duration("18446744073709551616s"), Err(BadDuration::TooLarge));
+        assert_eq!(parse_duration("5124095576030432h"), Err(BadDuration::TooLarge));
+        assert_eq!(parse_duration(&format!("{}h", "9".repeat(60))), Err(BadDuration::TooLarge));
+    }
+
+    #[test]
+    fn timeouts_are_refused_at_compile_time_on_engines_that_cannot_stop_items() {
+        for (src, refused) in [
+            (r#"engine = "threads", timeout = "1s""#, true),
+            (r#"timeout = t, engine = "serial""#, true),
+            (r#"engine = "fork", timeout = "1s""#, false),
+            (r#"engine = e, timeout = "1s""#, false),
+            (r#"timeout = "1s""#, false),
+            (r#"engine = "threads""#, false),
+        ] {
+            let (c, r, _) = parse(src);
+            assert!(r.is_ok(), "{src}");
+            let tokens = c.to_options().to_string();
+            assert_eq!(tokens.contains("compile_error"), refused, "{src}: {tokens}");
+            if refused {
+                assert!(tokens.contains("`timeout` needs the `fork` engine"), "{tokens}");
+            }
+        }
+        // Inherited from the function's attribute.
+        let (mut c, _, _) = parse(r#"timeout = "1s""#);
+        let (d, _, _) = parse(r#"engine = "serial""#);
+        c.inherit(&d);
+        assert!(c.to_options().to_string().contains("the `serial` engine cannot stop"));
+    }
+
+    #[test]
+    fn literal_timeouts_become_exact_durations() {
+        let (_, r, _) = parse(r#"timeout = "99999999999999999999h""#);
+        assert!(r.unwrap_err().contains("is too large"));
+        let (c, r, _) = parse(r#"timeout = "18446744073709551615.5s""#);
+        assert!(r.is_ok());
+        let tokens = c.to_options().to_string();
+        assert!(
+            tokens.contains("Duration :: new (18446744073709551615u64 , 500000000u32)"),
+            "{tokens}"
+        );
     }
 }

@@ -144,17 +144,49 @@ pub fn clear_default_engine() {
 /// # }
 /// ```
 pub fn default_engine() -> Result<Engine, ConfigError> {
+    default_engine_from().map(|(engine, _)| engine)
+}
+
+/// Where a call's engine came from, for error messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EngineFrom {
+    /// The call's `engine` option.
+    Option,
+    /// [`set_default_engine`].
+    Program,
+    /// `PARFOR_ENGINE`.
+    Env,
+    /// The built-in default.
+    Default,
+}
+
+impl fmt::Display for EngineFrom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EngineFrom::Option => "its `engine` option",
+            EngineFrom::Program => "`parfor::set_default_engine`",
+            EngineFrom::Env => "the PARFOR_ENGINE environment variable",
+            EngineFrom::Default => "the built-in default, as no engine was chosen",
+        })
+    }
+}
+
+/// [`default_engine`], and where it came from.
+pub(crate) fn default_engine_from() -> Result<(Engine, EngineFrom), ConfigError> {
     if let Some(e) = Engine::from_code(DEFAULT_ENGINE.load(Ordering::Relaxed)) {
-        return Ok(e);
+        return Ok((e, EngineFrom::Program));
     }
     match std::env::var("PARFOR_ENGINE") {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| ConfigError {
-            message: format!(
-                "invalid PARFOR_ENGINE value `{v}`; expected one of {}",
-                engine_names()
-            ),
-        }),
-        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(Engine::Threads),
+        Ok(v) if !v.trim().is_empty() => match v.trim().parse() {
+            Ok(e) => Ok((e, EngineFrom::Env)),
+            Err(_) => Err(ConfigError {
+                message: format!(
+                    "invalid PARFOR_ENGINE value `{v}`; expected one of {}",
+                    engine_names()
+                ),
+            }),
+        },
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok((Engine::Threads, EngineFrom::Default)),
         Err(std::env::VarError::NotUnicode(v)) => Err(ConfigError {
             message: format!(
                 "invalid PARFOR_ENGINE value {v:?}; expected one of {}",
@@ -162,6 +194,31 @@ pub fn default_engine() -> Result<Engine, ConfigError> {
             ),
         }),
     }
+}
+
+/// The engines that can stop an item that runs too long, so honour a `timeout`.
+const TIMEOUT_ENGINES: [Engine; 1] = [Engine::Fork];
+
+/// Refuses a `timeout` on an engine that cannot stop a running item (every engine but
+/// `fork`): ignoring it would let an item the caller meant to bound run forever.
+pub(crate) fn check_timeout(
+    engine: Engine,
+    from: EngineFrom,
+    timeout: Option<std::time::Duration>,
+) -> Result<(), ConfigError> {
+    let Some(timeout) = timeout else { return Ok(()) };
+    if TIMEOUT_ENGINES.contains(&engine) {
+        return Ok(());
+    }
+    let supported: Vec<String> = TIMEOUT_ENGINES.iter().map(|e| format!("`{e}`")).collect();
+    Err(ConfigError {
+        message: format!(
+            "the `timeout` option ({timeout:?}) needs the {} engine, but this call runs on \
+             `{engine}` (from {from}), which cannot stop an item that runs too long; remove \
+             `timeout`, or run the call on `engine = \"fork\"`",
+            supported.join(" or ")
+        ),
+    })
 }
 
 fn env_count(var: &str) -> Result<Option<usize>, ConfigError> {
@@ -185,6 +242,11 @@ fn env_count(var: &str) -> Result<Option<usize>, ConfigError> {
 /// The number of workers a call without a `workers` option uses: `PARFOR_WORKERS`, else
 /// `RAYON_NUM_THREADS`, else the number of cores.
 ///
+/// On the threads engine, such a call runs on the current rayon pool when it is made inside
+/// one (a user's `ThreadPool::install`, or an item of another call), whatever this says;
+/// outside one, the default runs on rayon's global pool, and a `PARFOR_WORKERS` count on a
+/// pool of parfor's own of at most one thread per block and at most 4 per core (256 in all).
+///
 /// # Errors
 /// A `PARFOR_WORKERS` value that is not a whole number of at least 1.
 ///
@@ -201,34 +263,77 @@ pub fn default_workers() -> Result<usize, ConfigError> {
     if let Ok(Some(n)) = env_count("RAYON_NUM_THREADS") {
         return Ok(n);
     }
+    Ok(cores())
+}
+
+/// The number of cores this process may use (`available_parallelism`, at least 1).
+fn cores() -> usize {
     // Reading the core count means reading cgroup files on Linux (tens of microseconds):
     // read it once.
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    Ok(*CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())))
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-/// Whether the workers count came from the call or the environment (then the threads engine
-/// uses a dedicated pool of exactly that many threads) or is the machine default (then it
-/// uses rayon's global pool).
+/// The most threads the threads engine runs one call on, whatever `workers` or
+/// `PARFOR_WORKERS` asks: 4 per core (`available_parallelism`), and never more than 256.
+/// Results do not depend on it: blocks depend only on the number of items and `chunk`.
+pub(crate) fn thread_cap() -> usize {
+    cores().saturating_mul(4).min(256)
+}
+
+/// Where a call's worker count came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WorkersFrom {
+    /// The call's `workers` option: the threads engine uses a pool of (at most) that many
+    /// threads of its own.
+    Option,
+    /// `PARFOR_WORKERS`: as an option, except inside a rayon pool, whose threads the call
+    /// then uses.
+    Env,
+    /// The machine default: the threads engine uses the current rayon pool (a user's pool
+    /// inside its `install`, else rayon's global pool).
+    Default,
+}
+
+/// A call's worker count and where it came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Workers {
     pub(crate) count: usize,
-    pub(crate) explicit: bool,
+    pub(crate) from: WorkersFrom,
 }
 
 pub(crate) fn resolve_workers(option: Option<usize>) -> Result<Workers, ConfigError> {
     if let Some(n) = option {
-        return Ok(Workers { count: n.max(1), explicit: true });
+        return Ok(Workers { count: n.max(1), from: WorkersFrom::Option });
     }
     if let Some(n) = env_count("PARFOR_WORKERS")? {
-        return Ok(Workers { count: n, explicit: true });
+        return Ok(Workers { count: n, from: WorkersFrom::Env });
     }
-    Ok(Workers { count: default_workers()?, explicit: false })
+    Ok(Workers { count: default_workers()?, from: WorkersFrom::Default })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thread_cap_is_four_per_core_up_to_256() {
+        let cap = thread_cap();
+        assert_eq!(cap, (4 * cores()).min(256));
+        assert!((4..=256).contains(&cap), "{cap}");
+    }
+
+    #[test]
+    fn timeouts_need_an_engine_that_stops_items() {
+        let t = Some(std::time::Duration::from_secs(10));
+        assert_eq!(check_timeout(Engine::Fork, EngineFrom::Option, t), Ok(()));
+        for e in [Engine::Serial, Engine::Threads] {
+            assert_eq!(check_timeout(e, EngineFrom::Default, None), Ok(()));
+            let err = check_timeout(e, EngineFrom::Env, t).unwrap_err().to_string();
+            assert!(err.contains("`timeout` option (10s) needs the `fork` engine"), "{err}");
+            assert!(err.contains(&format!("runs on `{e}` (from the PARFOR_ENGINE")), "{err}");
+        }
+    }
 
     #[test]
     fn names_round_trip() {

@@ -32,7 +32,7 @@ pub use map::{Shape, map, try_map};
 pub use options::Options;
 pub use plan::Plan;
 #[cfg(unix)]
-pub use shared_vec::SharedVec;
+pub use shared_vec::{ReadOnlySharedVec, SharedVec};
 pub use slice_out::{SliceOut, Sliced, SlotCell, Slots};
 pub use wire::Pod;
 pub use worker::worker_id;

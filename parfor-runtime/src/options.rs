@@ -37,6 +37,11 @@ impl Options {
     }
 
     /// Runs on at most `workers` threads or processes (zero is treated as one).
+    ///
+    /// The threads engine runs a call on a pool of its own of `min(workers, blocks, cap)`
+    /// threads, where the cap is 4 threads per core and never more than 256; without this
+    /// option it runs on the current rayon pool (a user's pool inside its `install`, else
+    /// rayon's global pool).
     #[must_use]
     pub fn workers(mut self, workers: usize) -> Options {
         self.workers = Some(workers.max(1));
@@ -57,10 +62,27 @@ impl Options {
         self
     }
 
-    /// Kills an item that runs longer than `timeout` (fork engine: its worker process is
-    /// killed, the item fails with [`crate::Cause::Timeout`], and a replacement worker carries
-    /// on when failures are collected). The other engines cannot stop a running item and
-    /// ignore it.
+    /// Kills an item that runs longer than `timeout`: its fork worker process is killed, the
+    /// item fails with [`crate::Cause::Timeout`], and a replacement worker carries on when
+    /// failures are collected.
+    ///
+    /// Only the fork engine can stop a running item: a call with a timeout that resolves to
+    /// another engine (from its `engine` option, [`crate::set_default_engine`] or
+    /// `PARFOR_ENGINE`) panics before running any item, with a message naming the option and
+    /// the engine, rather than ignore the timeout. (The macros refuse a timeout next to a
+    /// literal `engine = "serial"` or `"threads"` at compile time.) Inside a fork worker,
+    /// where nested calls run serially, a nested call's timeout is not enforced.
+    ///
+    /// ```
+    /// use parfor::parmap;
+    ///
+    /// let r = std::panic::catch_unwind(|| {
+    ///     parmap!(|x: u32| x + 1, 0..4u32; engine = parfor::Engine::Threads, timeout = "1s")
+    /// });
+    /// assert!(r.is_err(), "threads cannot stop an item: the timeout is refused");
+    /// # #[cfg(unix)]
+    /// assert_eq!(parmap!(|x: u32| x + 1, 0..4u32; engine = "fork", timeout = "1s"), [1, 2, 3, 4]);
+    /// ```
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Options {
         self.timeout = Some(timeout);

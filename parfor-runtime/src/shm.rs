@@ -43,23 +43,20 @@ impl Mapping {
         Ok(map)
     }
 
-    /// The first `len` bytes of `file`, shared with the file (writes reach it), read-write.
-    /// The file must be at least `len` bytes long.
-    pub(crate) fn file(file: &File, len: usize) -> io::Result<Mapping> {
+    /// The first `len` bytes of `file`, shared with the file (writes reach it), read-write
+    /// when `writable` (the file must then be open for writing), else read-only. The file
+    /// must be at least `len` bytes long.
+    pub(crate) fn file(file: &File, len: usize, writable: bool) -> io::Result<Mapping> {
         let size = NonZeroUsize::new(len.max(1)).unwrap_or(NonZeroUsize::MIN);
+        let prot = if writable {
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE
+        } else {
+            ProtFlags::PROT_READ
+        };
         // SAFETY: a fresh mapping at an address the kernel picks aliases no memory of this
-        // process. The file's contents may change under us if another process writes the
-        // file; the mapping's users treat its bytes as plain data valid for any bit pattern.
-        let ptr = unsafe {
-            mmap(
-                None,
-                size,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
-                file,
-                0,
-            )
-        }?;
+        // process. Whether the file may change or shrink under the mapping is the contract of
+        // the (unsafe) constructors of the mapping's users: see `SharedVec::create`.
+        let ptr = unsafe { mmap(None, size, prot, MapFlags::MAP_SHARED, file, 0) }?;
         let map = Mapping { ptr, len };
         map.advise_huge();
         Ok(map)

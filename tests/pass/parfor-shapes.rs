@@ -53,7 +53,7 @@ fn shapes(v: &[i64], grid: &mut [Vec<i64>]) -> (i64, i64, Vec<usize>, Vec<u8>) {
     for (k, x) in owned.iter_mut().enumerate() {
         *x += k as i64;
     }
-    #[parfor(timeout = "10s", progress = false)]
+    #[parfor(engine = "fork", timeout = "10s", progress = false)]
     for x in &mut owned {
         *x -= 1;
     }

@@ -176,17 +176,18 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
             let v = &s.ident;
             // The body writes through a `Copy` handle of its own, which it gets in `ctx`.
             let slots = ident(&format!("__parfor_out{i}_slots"));
+            if fork_literal {
+                // Before the output is borrowed mutably for the loop.
+                let (span, f) = (v.span(), respan(fork_state.clone(), v.span()));
+                sliced_setup.extend(quote_spanned! {span=>
+                    #f(&#probe_elem(&(#v)[..]));
+                });
+            }
             sliced_setup.extend(quote_spanned! {ms()=>
                 let #w = #wire_of!(#probe_elem(&(#v)[..]));
                 let #so = #slice_out::new(&mut (#v)[..], #offset, #w);
                 let #slots = #so.slots();
             });
-            if fork_literal {
-                let (span, f) = (v.span(), respan(fork_state.clone(), v.span()));
-                fork_checks.extend(quote_spanned! {span=>
-                    #f(&#probe_elem(&(#v)[..]));
-                });
-            }
             ctx.push(slots.clone());
             outputs.push(so);
             // Named like the output, so the borrow checker's messages say `out`.

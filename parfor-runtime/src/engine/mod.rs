@@ -9,7 +9,7 @@ pub(crate) use fork::ItemHook;
 mod serial;
 mod threads;
 
-use crate::config::{self, Engine, Workers};
+use crate::config::{self, Engine, Workers, WorkersFrom};
 use crate::job::{Job, Run};
 use crate::options::Options;
 use crate::plan::Plan;
@@ -33,19 +33,23 @@ fn backend(engine: Engine) -> &'static dyn Backend {
 ///
 /// Panics with a message naming the variable and the valid values when `PARFOR_ENGINE` or
 /// `PARFOR_WORKERS` is invalid: a silent fallback would run a user's program on an engine
-/// they did not ask for.
+/// they did not ask for. Panics too on a `timeout` for an engine that cannot stop an item
+/// (every engine but fork), naming the option, the engine and where it came from.
 pub(crate) fn resolve(opts: &Options) -> Run {
     let fail = |e: config::ConfigError| -> ! { panic!("parfor: {e}") };
-    let mut engine = match opts.engine {
-        Some(e) => e,
-        None => config::default_engine().unwrap_or_else(|e| fail(e)),
+    let (mut engine, from) = match opts.engine {
+        Some(e) => (e, config::EngineFrom::Option),
+        None => config::default_engine_from().unwrap_or_else(|e| fail(e)),
     };
+    // Checked against the engine the call asked for: inside a fork worker, a nested call
+    // with a timeout runs serially below (bounded by the outer item's own timeout, if any).
+    config::check_timeout(engine, from, opts.timeout).unwrap_or_else(|e| fail(e));
     let mut workers = config::resolve_workers(opts.workers).unwrap_or_else(|e| fail(e));
     if fork::in_worker_process() {
         // Inside a fork worker everything runs serially: never start threads or processes
         // there (a rayon pool inherited through fork() would hang).
         engine = Engine::Serial;
-        workers = Workers { count: 1, explicit: true };
+        workers = Workers { count: 1, from: WorkersFrom::Option };
     }
     Run { engine, workers, timeout: opts.timeout, progress: opts.progress }
 }
