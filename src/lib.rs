@@ -35,11 +35,11 @@ pub mod __private {
     };
     pub use parfor_runtime::wire::{self, Probe, Wire, probe_elem, probe_ret, probe_val};
     pub use parfor_runtime::{
-        Cursor, Options, Shape, SliceOut, Sliced, SlotCell, Slots, fold, map, try_map,
+        ArrayPart, Cursor, Options, Shape, SliceOut, Sliced, SlotCell, Slots, fold, map, try_map,
     };
 
     pub use crate::loop_support::{
-        AnyOps, ConcatBuf, IntOps, IntoAcc, LoopIndex, LoopRange, LoopSlice, LoopSliceMut,
-        PlainOps, WrapOps, WrappingInt, concat_buf, none,
+        ARRAY_REDUCTION_BLOCKS, AnyOps, ConcatBuf, IntOps, IntoAcc, LoopIndex, LoopRange,
+        LoopSlice, LoopSliceMut, PlainOps, WrapOps, WrappingInt, concat_buf, none,
     };
 }

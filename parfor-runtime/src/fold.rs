@@ -202,7 +202,7 @@ where
     I: Fn() -> S + Sync,
     B: Fn(&mut S, C, Range<usize>, &mut Cursor<'_>) + Sync,
 {
-    let plan = Plan::new(n, opts.chunk);
+    let plan = Plan::with_max_blocks(n, opts.chunk, opts.max_blocks);
     let run = engine::resolve(opts);
     if let (Some(what), crate::Engine::Fork) = (opts.interior_mutation, run.engine) {
         panic!(

@@ -21,6 +21,9 @@ pub struct Options {
     /// Set by `#[parfor]` when the loop changes a broadcast variable through `&self`: what it
     /// does, for the error on the fork engine.
     pub(crate) interior_mutation: Option<&'static str>,
+    /// Without `chunk`: cut the space into at most this many blocks (the plan's default is
+    /// 256), for loops whose block states are large (array reductions).
+    pub(crate) max_blocks: Option<usize>,
 }
 
 impl Options {
@@ -96,6 +99,16 @@ impl Options {
     #[must_use]
     pub fn interior_mutation(mut self, what: &'static str) -> Options {
         self.interior_mutation = Some(what);
+        self
+    }
+
+    /// Without a `chunk` option, cuts the space into at most `max_blocks` blocks instead of the
+    /// default 256: `#[parfor]` sets it for loops with array reductions, whose every block
+    /// holds a private copy of the array. The blocks still depend only on the number of items,
+    /// so results stay the same on every engine and worker count.
+    #[must_use]
+    pub fn max_blocks(mut self, max_blocks: usize) -> Options {
+        self.max_blocks = Some(max_blocks.max(1));
         self
     }
 

@@ -220,6 +220,8 @@ pub(crate) struct Reduction {
     pub(crate) op: RedOp,
     /// Position of its accumulator in the block state.
     pub(crate) slot: usize,
+    /// An array reduction (`hist[k] += v`): the block state holds a partial array.
+    pub(crate) array: bool,
 }
 
 /// A sliced output.
