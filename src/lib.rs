@@ -40,6 +40,6 @@ pub mod __private {
 
     pub use crate::loop_support::{
         ARRAY_REDUCTION_BLOCKS, AnyOps, ConcatBuf, IntOps, IntoAcc, LoopIndex, LoopRange,
-        LoopSlice, LoopSliceMut, PlainOps, WrapOps, WrappingInt, concat_buf, none,
+        LoopSlice, LoopSliceMut, PlainOps, WrapOps, WrappingInt, concat_buf, none, shared,
     };
 }

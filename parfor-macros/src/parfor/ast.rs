@@ -42,6 +42,9 @@ pub(crate) struct Loop {
     /// of `.enumerate()`.
     pub(crate) index: Option<Ident>,
     pub(crate) body: syn::Block,
+    /// The names the enclosing function binds as variables (parameters and `let`s): their
+    /// reads in the body are checked to be `Sync` where they are written.
+    pub(crate) fn_vars: std::collections::BTreeSet<String>,
 }
 
 fn strip_parens(mut e: &Expr) -> &Expr {
@@ -136,6 +139,7 @@ impl Loop {
             domain,
             index,
             body: for_loop.body,
+            fn_vars: Default::default(),
         })
     }
 }

@@ -17,6 +17,7 @@ use crate::parfor::syntax::{
     Root, array_reduction_form, expr_attrs_mut, is_assign_op, is_concat, operand_mut, path_ident,
     reduction_form, root, strip_parens, strip_parens_mut,
 };
+use crate::parmap::expand::respan;
 use proc_macro2::{Punct, Spacing, Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
 use std::collections::BTreeMap;
@@ -38,14 +39,17 @@ pub(crate) struct Names {
 
 struct Rewrite<'a> {
     names: &'a Names,
+    fn_vars: &'a std::collections::BTreeSet<String>,
     reductions: &'a BTreeMap<String, Reduction>,
     reducers: BTreeMap<String, TokenStream>,
 }
 
 /// Rewrites `lp`'s body in place for the `fold` closure.
 pub(crate) fn rewrite(lp: &mut Loop, names: &Names, reductions: &BTreeMap<String, Reduction>) {
+    let fn_vars = lp.fn_vars.clone();
     let pass = Rewrite {
         names,
+        fn_vars: &fn_vars,
         reductions,
         reducers: lp
             .args
@@ -57,6 +61,15 @@ pub(crate) fn rewrite(lp: &mut Loop, names: &Names, reductions: &BTreeMap<String
     let mut body = std::mem::replace(&mut lp.body, syn::parse_quote!({}));
     Walk::new(lp, pass).run(&mut body);
     lp.body = body;
+}
+
+/// The variable a path or a chain of fields (`p.a.b`) starts from.
+fn field_chain_root(e: &Expr) -> Option<&Ident> {
+    match e {
+        Expr::Field(f) => field_chain_root(&f.base),
+        Expr::Path(_) => path_ident(e),
+        _ => None,
+    }
 }
 
 fn ms() -> Span {
@@ -271,6 +284,29 @@ impl Pass for Rewrite<'_> {
                     Place::Write | Place::Receiver => Ident::new("get_mut", at),
                 };
                 *e = Expr::Verbatim(quote_spanned!(at=> (*#cell.#get())));
+            }
+            // A broadcast variable of the function, read: through `shared`, whose `Sync`
+            // bound reports a non-`Sync` capture (an `Rc`, a `RefCell`) at this use rather than
+            // at the attribute. A whole field chain (`p.scale`) goes through it, so the body
+            // captures what it captured before.
+            Expr::Path(_) | Expr::Field(_)
+                if place != Place::Write
+                    && let Some(id) = field_chain_root(e)
+                    && !w.scope.is_local(&id.to_string())
+                    && w.pass.fn_vars.contains(&id.to_string())
+                    && !w.pass.reductions.contains_key(&id.to_string())
+                    && !w.pass.names.cells.contains_key(&id.to_string()) =>
+            {
+                let span = e.span();
+                let krate = &w.pass.names.krate;
+                let f = respan(quote!(#krate::__private::shared), span);
+                *e = Expr::Verbatim(quote_spanned!(span=> (*#f(&#e))));
+            }
+            Expr::Call(c) if matches!(&*c.func, Expr::Path(_)) => {
+                // The callee is a function's name, not a captured value.
+                for a in &mut c.args {
+                    w.expr(a, Place::Read);
+                }
             }
             Expr::Continue(c)
                 if !w.scope.in_closure()
