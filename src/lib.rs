@@ -18,8 +18,9 @@ mod loop_support;
 
 pub use parfor_macros::{parfor, parmap};
 pub use parfor_runtime::{
-    Cause, ConfigError, Engine, OnError, Pod, TaskError, clear_default_engine, default_engine,
-    default_workers, set_default_engine, worker_id,
+    Cause, Config, ConfigError, Engine, OnError, Pod, TaskError, clear_default_engine,
+    clear_default_workers, default_engine, default_workers, set_default_engine,
+    set_default_workers, with, worker_id,
 };
 
 #[cfg(unix)]

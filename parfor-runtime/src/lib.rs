@@ -26,7 +26,8 @@ mod worker;
 
 pub use array_part::ArrayPart;
 pub use config::{
-    ConfigError, Engine, clear_default_engine, default_engine, default_workers, set_default_engine,
+    Config, ConfigError, Engine, clear_default_engine, clear_default_workers, default_engine,
+    default_workers, set_default_engine, set_default_workers, with,
 };
 pub use error::{Cause, OnError, TaskError};
 pub use fold::{Cursor, fold};
