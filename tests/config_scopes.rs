@@ -73,7 +73,7 @@ fn scopes_nest_restore_and_take_precedence() {
     let scoped = parfor::with(Config::new().workers(2), || parfor::default_workers().unwrap());
     assert_eq!(scoped, 2, "the scope wins over set_default_workers");
     parfor::set_default_engine(Engine::Serial);
-    let e = parfor::with(Config::new().engine(Engine::Threads), || parfor::default_engine());
+    let e = parfor::with(Config::new().engine(Engine::Threads), parfor::default_engine);
     assert_eq!(e.unwrap(), Engine::Threads, "the scope wins over set_default_engine");
     parfor::clear_default_engine();
     parfor::clear_default_workers();
