@@ -10,6 +10,7 @@ mod engine;
 mod error;
 mod fold;
 mod job;
+mod locals;
 mod map;
 mod memory;
 mod options;

@@ -322,6 +322,19 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
         }
     };
     let fold = p(quote!(fold));
+    // Per-worker variables: made by `local_init` once per worker, borrowed mutably by every
+    // iteration that worker runs (`rng` is a `&mut` in the body).
+    let (local_init, local) = (ident("__parfor_local_init"), ident("__parfor_local"));
+    let local_exprs: Vec<&syn::Expr> = lp.args.init.iter().map(|d| &d.expr).collect();
+    let local_vars: Vec<&Ident> = lp.args.init.iter().map(|d| &d.var).collect();
+    let bind_locals = if local_vars.is_empty() {
+        quote_spanned!(ms()=> let _ = &#local;)
+    } else {
+        quote_spanned! {ms()=>
+            #[allow(unused_variables)]
+            let ( #(#local_vars,)* ) = &mut *#local;
+        }
+    };
     let (range, cursor, items_label) =
         (ident("__parfor_range"), ident("__parfor_cursor"), items_label());
     let mut_slice_trait = if lp.domain.kind == DomainKind::IterMut {
@@ -340,6 +353,7 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
                     #probes
                     #fork_checks
                     let #init = move || ( #(#inits,)* );
+                    let #local_init = || ( #(#local_exprs,)* );
                     let #wire = #wire_of!(#probe_val(&#init()));
                     #[allow(clippy::undocumented_unsafe_blocks, unused_braces)]
                     let #states = #fold(
@@ -350,9 +364,11 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
                         #describe,
                         ( #(#ctx,)* ),
                         #init,
-                        |#state, ( #(#ctx,)* ), #range, #cursor| {
+                        #local_init,
+                        |#state, #local, ( #(#ctx,)* ), #range, #cursor| {
                             #items_label: for #pos in #range {
                                 #cursor.at(#pos);
+                                #bind_locals
                                 #bind
                                 #cell_setup
                                 #body
