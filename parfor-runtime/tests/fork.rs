@@ -19,12 +19,22 @@ fn fold_items<S: Send>(
     init: impl Fn() -> S + Sync,
     body: impl Fn(&mut S, usize) + Sync,
 ) -> Vec<S> {
-    fold(n, opts, wire, outputs, describe, (), init, |s, (), range, cursor| {
-        for i in range {
-            cursor.at(i);
-            body(s, i);
-        }
-    })
+    fold(
+        n,
+        opts,
+        wire,
+        outputs,
+        describe,
+        (),
+        init,
+        || (),
+        |s, _, (), range, cursor| {
+            for i in range {
+                cursor.at(i);
+                body(s, i);
+            }
+        },
+    )
 }
 
 /// Fork tests count processes, descriptors and mappings of this process: one at a time.
