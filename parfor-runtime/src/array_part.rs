@@ -31,7 +31,8 @@ impl<T> ArrayPart<T> {
         if self.vals.len() != len {
             self.grow(len);
         }
-        &mut self.vals[k]
+        // SAFETY: `k < len` (checked above) and `vals` holds `len` elements (grown above).
+        unsafe { self.vals.get_unchecked_mut(k) }
     }
 
     #[cold]
