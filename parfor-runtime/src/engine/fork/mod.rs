@@ -42,6 +42,8 @@ mod child;
 mod ctl;
 #[cfg(unix)]
 mod parent;
+#[cfg(unix)]
+mod sys;
 
 pub(crate) struct Fork;
 
@@ -97,6 +99,17 @@ impl ItemHook {
         }
         #[cfg(not(unix))]
         let _ = i;
+    }
+
+    /// Records that the current item returned: what follows (encoding and sending its
+    /// result) is shipping, which the call's time-out does not bound.
+    #[inline(always)]
+    pub(crate) fn finished(self) {
+        #[cfg(unix)]
+        if self.timed && !self.slot.is_null() {
+            // SAFETY: as in `started`.
+            unsafe { (*self.slot).between_items() };
+        }
     }
 }
 
