@@ -259,11 +259,7 @@ mod capture {
         fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Done {
             Ok(())
         }
-        fn serialize_newtype_struct<T: Serialize + ?Sized>(
-            self,
-            _: &'static str,
-            v: &T,
-        ) -> Done {
+        fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, v: &T) -> Done {
             v.serialize(self)
         }
         fn serialize_newtype_variant<T: Serialize + ?Sized>(

@@ -234,7 +234,8 @@ impl Parent<'_> {
     /// The parts of claimed blocks that are neither accounted for nor pending: what workers
     /// took and died with before their slot said so. Only meaningful when no worker runs.
     fn lost(&mut self) -> Vec<(usize, Range<usize>)> {
-        let claimed = self.shared.control().next_block.load(Ordering::Relaxed).min(self.plan.blocks());
+        let claimed =
+            self.shared.control().next_block.load(Ordering::Relaxed).min(self.plan.blocks());
         let end = if claimed == 0 { 0 } else { self.plan.range(claimed - 1).end };
         let pending: usize = self.pending.iter().map(|p| p.1.len()).sum();
         if self.accounted_items + pending >= end {

@@ -112,8 +112,7 @@ impl WaitableChildren {
                 }
                 // SAFETY: installs the default disposition, or the program's own handler
                 // without `SA_NOCLDWAIT`: no new code runs on the signal.
-                if unsafe { libc::sigaction(libc::SIGCHLD, &waitable, std::ptr::null_mut()) } == 0
-                {
+                if unsafe { libc::sigaction(libc::SIGCHLD, &waitable, std::ptr::null_mut()) } == 0 {
                     st.saved = Some(old);
                 }
             }
