@@ -9,7 +9,7 @@ use std::time::Duration;
 /// An item per way of dying, on workers that each run one item.
 fn run_dying_items() {
     let opts =
-        Options::new().engine(Engine::Fork).workers(2).chunk(1).timeout(Duration::from_secs(2));
+        Options::new().engine(Engine::Fork).workers(2).chunk(1).timeout(Duration::from_millis(500));
     let f = |[i]: [usize; 1]| {
         match i {
             1 => std::process::exit(3),
@@ -33,7 +33,7 @@ fn run_dying_items() {
             2 => signal(libc::SIGABRT, "SIGABRT"),
             3 => signal(libc::SIGKILL, "SIGKILL"),
             4 => Cause::Panic("four".into()),
-            5 => Cause::Timeout(Duration::from_secs(2)),
+            5 => Cause::Timeout(Duration::from_millis(500)),
             _ => {
                 assert_eq!(r, &Ok(i), "item {i}");
                 continue;
