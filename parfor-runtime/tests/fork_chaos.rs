@@ -158,16 +158,17 @@ fn one_call(call: usize) -> usize {
             }
         }
         2 => {
-            // Results bigger than a pipe's buffer: workers die while sending.
+            // Frames bigger than a pipe's buffer (1 MiB; 400 kB per item, each value taking
+            // 10 bytes): workers die while sending.
             let out =
                 try_map(Shape::product([8]), &fork(workers, chunk), wire!(Vec<u64>), |[i]| {
-                    vec![i as u64; 40_000]
+                    vec![u64::MAX - i as u64; 40_000]
                 });
             for (i, r) in out.iter().enumerate() {
                 check(
                     i,
                     r.as_ref()
-                        .map(|v| v.len() == 40_000 && v.iter().all(|&x| x == i as u64))
+                        .map(|v| v.len() == 40_000 && v.iter().all(|&x| x == u64::MAX - i as u64))
                         .map_err(|e| e.cause()),
                 );
             }
