@@ -546,8 +546,9 @@ fn header(buf: &[u8]) -> &[u8; HEADER] {
     buf[..HEADER].try_into().expect("a complete header")
 }
 
-/// Waits for `pid` to end; its raw wait status, or `None` when the system discarded it (the
-/// program ignores `SIGCHLD`, see `WaitableChildren`).
+/// Waits for `pid` to end; its raw wait status, or `None` when it is gone (the system
+/// discarded it because the program ignores `SIGCHLD`, see `WaitableChildren`, or another
+/// part of the program waited for the worker).
 fn reap(pid: Pid) -> Option<i32> {
     let mut status = 0;
     loop {
@@ -567,7 +568,8 @@ fn status_cause(status: Option<i32>) -> Cause {
     let Some(status) = status else {
         return Cause::Engine(
             "the worker process's exit status was lost: this program ignores SIGCHLD \
-             (SIG_IGN or SA_NOCLDWAIT), so the system discarded it"
+             (SIG_IGN or SA_NOCLDWAIT, which make the system discard it), or waited for the \
+             worker itself (waitpid(-1) in a SIGCHLD handler, for example)"
                 .into(),
         );
     };
