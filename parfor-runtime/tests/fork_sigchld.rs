@@ -71,4 +71,60 @@ fn ignored_sigchld_keeps_the_causes() {
     run_dying_items();
     let after = sigchld();
     assert!(after.sa_sigaction == libc::SIG_DFL && after.sa_flags & libc::SA_NOCLDWAIT != 0);
+
+    // The program starts ignoring SIGCHLD while a call runs: the worker's status is lost,
+    // and its item fails saying so.
+    // SAFETY: the default action; no handler.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+    // 0: the item started; 1: the item may end. Shared with the worker.
+    // SAFETY: a fresh anonymous shared mapping, zero filled (valid `AtomicU64`s).
+    let flags = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            16,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(flags, libc::MAP_FAILED);
+    // SAFETY: two aligned atomics inside the mapping, which outlives their use below.
+    let (started, release) = unsafe {
+        let p = flags.cast::<std::sync::atomic::AtomicU64>();
+        (&*p, &*p.add(1))
+    };
+    let wait = |flag: &std::sync::atomic::AtomicU64| {
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while flag.load(std::sync::atomic::Ordering::SeqCst) == 0
+            && std::time::Instant::now() < until
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    let out = std::thread::scope(|s| {
+        let call = s.spawn(|| {
+            let opts = Options::new().engine(Engine::Fork).workers(1);
+            try_map(
+                Shape::product([1]),
+                &opts,
+                parfor_runtime::__wire_of!(Probe::<usize>::new()),
+                |[i]| {
+                    started.store(1, std::sync::atomic::Ordering::SeqCst);
+                    wait(release);
+                    std::process::exit(3 + i as i32)
+                },
+            )
+        });
+        wait(started);
+        // SAFETY: ignoring SIGCHLD installs no handler.
+        unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+        release.store(1, std::sync::atomic::Ordering::SeqCst);
+        call.join().unwrap()
+    });
+    let cause = out[0].as_ref().unwrap_err().cause();
+    assert!(matches!(cause, Cause::Engine(m) if m.contains("exit status was lost")), "{cause:?}");
+    assert_eq!(sigchld().sa_sigaction, libc::SIG_IGN, "the program's own change stays");
+    // SAFETY: unmaps the mapping above, no longer used.
+    unsafe { libc::munmap(flags, 16) };
 }
