@@ -120,6 +120,7 @@ where
             failed = Some((i, cause));
             false
         });
+        hook.finished();
         match (state, failed) {
             (Some(state), _) => {
                 out.push(0);
