@@ -5,10 +5,11 @@
 
 use crate::engine;
 use crate::error::{Cause, OnError};
-use crate::job::{Failures, Job, decode_cause, encode_cause, guarded};
+use crate::job::{Failures, Job, Remote, guarded};
 use crate::locals::Locals;
 use crate::options::Options;
 use crate::plan::Plan;
+use crate::protocol::{Decoder, Encoder, Entry};
 use crate::slice_out::Sliced;
 use crate::wire::{Wire, required};
 use std::ops::Range;
@@ -37,7 +38,8 @@ where
     W: Send,
     L: Fn() -> W + Sync,
 {
-    fn store(&self, block: usize, start: usize, state: S) {
+    /// Keeps the state of the range of block `block` that starts at item `start`.
+    fn keep(&self, block: usize, start: usize, state: S) {
         let mut slot = self.slots[block].lock().unwrap_or_else(|e| e.into_inner());
         slot.push((start, state));
     }
@@ -96,69 +98,18 @@ where
     L: Fn() -> W + Sync,
 {
     fn run(&self, block: usize, range: Range<usize>) {
-        let hook = engine::ItemHook::current();
-        let state =
-            self.fold_range::<false>(range.clone(), self.failures.catch(), hook, |i, cause| {
+        let state = self.fold_range::<false>(
+            range.clone(),
+            self.failures.catch(),
+            engine::ItemHook::NONE,
+            |i, cause| {
                 self.failures.record(i, cause);
                 false
-            });
+            },
+        );
         if let Some(state) = state {
-            self.store(block, range.start, state);
+            self.keep(block, range.start, state);
         }
-    }
-
-    fn run_encoded(
-        &self,
-        _block: usize,
-        range: Range<usize>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), Cause> {
-        let wire = required(self.wire, "loop state (reduction variables, pushed values)")?;
-        let mut failed = None;
-        let hook = engine::ItemHook::current();
-        let state = self.fold_range::<true>(range.clone(), true, hook, |i, cause| {
-            failed = Some((i, cause));
-            false
-        });
-        hook.finished();
-        match (state, failed) {
-            (Some(state), _) => {
-                out.push(0);
-                wire.encode(&state, out).map_err(Cause::Engine)?;
-                for o in self.outputs {
-                    o.encode(range.clone(), out)?;
-                }
-                Ok(())
-            }
-            (None, failed) => {
-                let (i, cause) = failed.unwrap_or_else(|| {
-                    (range.start, Cause::Engine("an item failed without a cause".into()))
-                });
-                out.push(1);
-                out.extend_from_slice(&(i as u64).to_le_bytes());
-                encode_cause(&cause, out);
-                Ok(())
-            }
-        }
-    }
-
-    fn store_encoded(&self, block: usize, range: Range<usize>, bytes: &[u8]) -> Result<(), Cause> {
-        let wire = required(self.wire, "loop state (reduction variables, pushed values)")?;
-        let corrupt = || Cause::Engine("corrupt loop state from a worker".into());
-        let (&tag, mut input) = bytes.split_first().ok_or_else(corrupt)?;
-        if tag == 0 {
-            let state = wire.decode(&mut input).map_err(Cause::Engine)?;
-            for o in self.outputs {
-                o.decode(range.clone(), &mut input)?;
-            }
-            self.store(block, range.start, state);
-        } else {
-            let (i, mut rest) = input.split_first_chunk::<8>().ok_or_else(corrupt)?;
-            let i = usize::try_from(u64::from_le_bytes(*i)).map_err(|_| corrupt())?;
-            let cause = decode_cause(&mut rest)?;
-            self.failures.record(i, cause);
-        }
-        Ok(())
     }
 
     fn failures(&self) -> &Failures {
@@ -167,6 +118,84 @@ where
 
     fn fail(&self, index: usize, cause: Cause) {
         self.failures.record(index, cause);
+    }
+
+    fn remote(&self) -> Option<&dyn Remote> {
+        Some(self)
+    }
+}
+
+/// What [`required`] says is missing when loop states cannot cross a process boundary.
+const STATE: &str = "loop state (reduction variables, pushed values)";
+
+impl<S, C, I, B, W, L> Remote for FoldJob<'_, S, C, I, B, W, L>
+where
+    S: Send,
+    C: Copy + Sync,
+    I: Fn() -> S + Sync,
+    B: Fn(&mut S, &mut W, C, Range<usize>, &mut Cursor<'_>) + Sync,
+    W: Send,
+    L: Fn() -> W + Sync,
+{
+    fn raw_size(&self) -> Option<usize> {
+        None
+    }
+
+    /// One entry: the range's state followed by its sliced outputs, or its failure.
+    fn encode(
+        &self,
+        _block: usize,
+        range: Range<usize>,
+        hook: engine::ItemHook,
+        _raw: &mut [u8],
+        out: &mut Encoder<'_>,
+    ) -> Result<(), Cause> {
+        let wire = required(self.wire, STATE)?;
+        let mut failed = None;
+        let state = self.fold_range::<true>(range.clone(), true, hook, |i, cause| {
+            failed = Some((i, cause));
+            false
+        });
+        hook.finished();
+        match state {
+            Some(state) => out.value(|buf| {
+                wire.encode(&state, buf).map_err(Cause::Engine)?;
+                for o in self.outputs {
+                    o.encode(range.clone(), buf)?;
+                }
+                Ok(())
+            }),
+            None => {
+                let (i, cause) = failed.unwrap_or_else(|| {
+                    (range.start, Cause::Engine("an item failed without a cause".into()))
+                });
+                out.failure(i, &cause);
+                Ok(())
+            }
+        }
+    }
+
+    fn store(
+        &self,
+        block: usize,
+        range: Range<usize>,
+        _raw: &[u8],
+        mut entries: Decoder<'_>,
+    ) -> Result<(), Cause> {
+        let wire = required(self.wire, STATE)?;
+        let corrupt = || Cause::Engine("corrupt loop state from a worker".into());
+        let entry = entries.next(|input| {
+            let state = wire.decode(input).map_err(Cause::Engine)?;
+            for o in self.outputs {
+                o.decode(range.clone(), input)?;
+            }
+            Ok(state)
+        });
+        match entry.ok_or_else(corrupt)?? {
+            Entry::Value(state) => self.keep(block, range.start, state),
+            Entry::Failed(i, cause) => self.failures.record(i, cause),
+        }
+        Ok(())
     }
 }
 

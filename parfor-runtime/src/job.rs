@@ -2,7 +2,9 @@
 //! engines only decide where and when each block runs.
 
 use crate::config::{Engine, Workers};
+use crate::engine::ItemHook;
 use crate::error::{Cause, OnError};
+use crate::protocol::{Decoder, Encoder};
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
@@ -27,82 +29,73 @@ pub(crate) trait Job: Sync {
     /// Runs the items of `range` (in block `block`) in this process and stores their results.
     fn run(&self, block: usize, range: Range<usize>);
 
-    /// Runs the items of `range` in a worker process and appends their encoded results (and
-    /// failures) to `out`, for [`Job::store_encoded`] in the parent.
-    ///
-    /// # Errors
-    /// The job's results cannot cross a process boundary (no serde), or encoding failed.
-    fn run_encoded(
-        &self,
-        block: usize,
-        range: Range<usize>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), Cause>;
-
-    /// Stores results that [`Job::run_encoded`] produced for `range` in a worker process.
-    ///
-    /// # Errors
-    /// The bytes do not decode.
-    fn store_encoded(&self, block: usize, range: Range<usize>, bytes: &[u8]) -> Result<(), Cause>;
-
-    /// Bytes per result when the results are plain old data (see [`crate::wire::Pod`]): the
-    /// fork engine then has workers write them into a shared mapping with
-    /// [`Job::run_pod`] instead of encoding them.
-    fn pod_size(&self) -> Option<usize> {
-        None
-    }
-
-    /// Like [`Job::run_encoded`], but writes the result of item `i` as raw bytes at
-    /// `dst[(i - range.start) * size..]` (`size` from [`Job::pod_size`]) and appends only
-    /// the failures to `out`, as records of a little-endian `u64` item index and a cause.
-    ///
-    /// # Errors
-    /// As for [`Job::run_encoded`].
-    fn run_pod(
-        &self,
-        block: usize,
-        range: Range<usize>,
-        dst: &mut [u8],
-        out: &mut Vec<u8>,
-    ) -> Result<(), Cause> {
-        let _ = dst;
-        self.run_encoded(block, range, out)
-    }
-
-    /// Where the parent may put the raw bytes that [`Job::run_pod`] produced for `range`,
-    /// when they can go straight to their final place (the results themselves are the
-    /// output's elements); `None`: the engine keeps them in a buffer of its own.
-    ///
-    /// The pointer is valid for `range.len() * size` bytes of writes until the range is
-    /// stored with [`Job::store_pod`], provided `range` lies inside one block of the plan
-    /// and no other range overlapping it is stored meanwhile.
-    fn pod_target(&self, range: Range<usize>) -> Option<*mut u8> {
-        let _ = range;
-        None
-    }
-
-    /// Stores results that [`Job::run_pod`] wrote to `src` (and failures it appended to
-    /// `bytes`) for `range`. `src` may be the memory [`Job::pod_target`] gave for `range`.
-    ///
-    /// # Errors
-    /// The bytes do not decode.
-    fn store_pod(
-        &self,
-        block: usize,
-        range: Range<usize>,
-        src: &[u8],
-        bytes: &[u8],
-    ) -> Result<(), Cause> {
-        let _ = src;
-        self.store_encoded(block, range, bytes)
-    }
-
     /// The call's failure record.
     fn failures(&self) -> &Failures;
 
     /// Records a failure the engine observed itself (a crashed worker, a time-out) for
     /// item `index`, storing an error result for it when the call collects errors.
     fn fail(&self, index: usize, cause: Cause);
+
+    /// What engines whose workers live in other processes need (fork, mpi); `None` when the
+    /// job cannot run that way.
+    fn remote(&self) -> Option<&dyn Remote> {
+        None
+    }
+}
+
+/// A job's outcomes as bytes, for process engines: a worker process runs a range with
+/// [`Remote::encode`] and ships what it wrote (in the layout of [`crate::protocol`]); the
+/// process that holds the call's output stores it with [`Remote::store`].
+///
+/// Plain-old-data results (see [`crate::wire::Pod`]) take a faster road: they travel as raw
+/// bytes, one result per item ([`Remote::raw_size`]), which the receiving process may even
+/// receive straight into the output ([`Remote::raw_target`]).
+pub(crate) trait Remote: Sync {
+    /// Bytes per result when the results travel raw; `None` when everything is encoded.
+    fn raw_size(&self) -> Option<usize>;
+
+    /// Runs the items of `range` (in block `block`) in this process, telling `hook` which
+    /// item runs. With [`Remote::raw_size`] `Some(size)`, writes the result of item `i` at
+    /// `raw[(i - range.start) * size..]` and only failures to `out`; otherwise `raw` is empty
+    /// and every result and failure goes to `out`.
+    ///
+    /// # Errors
+    /// The results cannot cross a process boundary (no serde), or encoding failed: the whole
+    /// range fails with that cause.
+    fn encode(
+        &self,
+        block: usize,
+        range: Range<usize>,
+        hook: ItemHook,
+        raw: &mut [u8],
+        out: &mut Encoder<'_>,
+    ) -> Result<(), Cause>;
+
+    /// Stores the outcome that [`Remote::encode`] produced for `range` in another process:
+    /// `raw` holds its raw results (empty unless [`Remote::raw_size`]; it may be the memory
+    /// [`Remote::raw_target`] gave for `range`), `entries` the rest.
+    ///
+    /// # Errors
+    /// The bytes do not decode; nothing of `range` is stored then.
+    fn store(
+        &self,
+        block: usize,
+        range: Range<usize>,
+        raw: &[u8],
+        entries: Decoder<'_>,
+    ) -> Result<(), Cause>;
+
+    /// Where the raw results of `range` may be written directly, when they can go straight to
+    /// their final place (the results themselves are the output's elements); `None`: the
+    /// engine keeps them in a buffer of its own.
+    ///
+    /// The pointer is valid for `range.len() * size` bytes of writes until the range is
+    /// stored with [`Remote::store`], provided `range` lies inside one block of the plan and
+    /// no other range overlapping it is stored meanwhile.
+    fn raw_target(&self, range: Range<usize>) -> Option<*mut u8> {
+        let _ = range;
+        None
+    }
 }
 
 /// The failures of one call, shared by its workers.
@@ -161,6 +154,18 @@ impl Failures {
     }
 }
 
+/// Fails the items of `range` with `cause`: each of them when the call collects failures,
+/// else the first (which stops the call). For engines that lose a whole range.
+pub(crate) fn fail_range(job: &dyn Job, range: Range<usize>, cause: &Cause) {
+    if job.failures().collect() {
+        for i in range {
+            job.fail(i, cause.clone());
+        }
+    } else if !range.is_empty() {
+        job.fail(range.start, cause.clone());
+    }
+}
+
 /// Runs `body` over `range`, catching a panic per item when `catch` is set.
 ///
 /// `body(sub, cur)` runs the items of `sub` in order and sets `*cur` to each item's index
@@ -193,32 +198,6 @@ pub(crate) fn guarded(
             }
         }
     }
-}
-
-/// Encodes a failure cause for the trip from a worker process to the parent.
-pub(crate) fn encode_cause(cause: &Cause, out: &mut Vec<u8>) {
-    let (tag, text) = match cause {
-        Cause::Panic(m) => (0u8, m.clone()),
-        Cause::Engine(m) => (1u8, m.clone()),
-        other => (1u8, other.to_string()),
-    };
-    out.push(tag);
-    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
-    out.extend_from_slice(text.as_bytes());
-}
-
-/// Decodes what [`encode_cause`] wrote, advancing `input`.
-pub(crate) fn decode_cause(input: &mut &[u8]) -> Result<Cause, Cause> {
-    let bad = || Cause::Engine("corrupt failure record from a worker process".into());
-    let (&tag, rest) = input.split_first().ok_or_else(bad)?;
-    let (len, rest) = rest.split_first_chunk::<8>().ok_or_else(bad)?;
-    let len = usize::try_from(u64::from_le_bytes(*len)).map_err(|_| bad())?;
-    if rest.len() < len {
-        return Err(bad());
-    }
-    let text = String::from_utf8_lossy(&rest[..len]).into_owned();
-    *input = &rest[len..];
-    Ok(if tag == 0 { Cause::Panic(text) } else { Cause::Engine(text) })
 }
 
 #[cfg(test)]
@@ -260,17 +239,5 @@ mod tests {
         f.record(6, Cause::Exit(3));
         assert!(f.stopped());
         assert_eq!(f.take_first(), Some((4, Cause::Exit(2))));
-    }
-
-    #[test]
-    fn causes_round_trip() {
-        let mut buf = Vec::new();
-        encode_cause(&Cause::Panic("déjà".into()), &mut buf);
-        encode_cause(&Cause::Engine("x".into()), &mut buf);
-        let mut input = &buf[..];
-        assert_eq!(decode_cause(&mut input).unwrap(), Cause::Panic("déjà".into()));
-        assert_eq!(decode_cause(&mut input).unwrap(), Cause::Engine("x".into()));
-        assert!(input.is_empty());
-        assert!(decode_cause(&mut input).is_err());
     }
 }

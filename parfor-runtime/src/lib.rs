@@ -16,6 +16,7 @@ mod memory;
 mod options;
 mod plan;
 mod progress;
+mod protocol;
 #[cfg(unix)]
 mod shared_vec;
 #[cfg(unix)]

@@ -3,9 +3,10 @@
 
 use crate::engine;
 use crate::error::{Cause, OnError, TaskError};
-use crate::job::{Failures, Job, decode_cause, encode_cause, guarded};
+use crate::job::{Failures, Job, Remote, guarded};
 use crate::options::Options;
 use crate::plan::Plan;
+use crate::protocol::{Decoder, Encoder, Entry};
 use crate::wire::{Wire, required};
 use std::mem::MaybeUninit;
 use std::ops::Range;
@@ -103,7 +104,7 @@ trait Mode<R>: Sync {
     fn err(e: TaskError) -> Option<Self::Slot>;
 
     /// Stores `n` results read from `src` into `dst` (plain-old-data results of the fork
-    /// engine, see [`Job::store_pod`]).
+    /// engine, see [`Remote::store`]).
     ///
     /// # Safety
     /// `src` holds `n` valid values of `R`, which implements [`crate::wire::Pod`] (so reading
@@ -132,7 +133,7 @@ impl<R: Send> Mode<R> for FailMode {
     }
     unsafe fn store_pod(src: *const R, dst: *mut MaybeUninit<R>, n: usize) {
         if src == dst.cast::<R>().cast_const() {
-            // Read in place (see `Job::pod_target`).
+            // Read in place (see `Remote::raw_target`).
             return;
         }
         // SAFETY: the slots are the values themselves: one bulk copy, in bounds and
@@ -314,171 +315,6 @@ where
         }
     }
 
-    fn run_encoded(
-        &self,
-        _block: usize,
-        range: Range<usize>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), Cause> {
-        let wire = required(self.wire, "results")?;
-        let out = std::cell::RefCell::new(out);
-        let hook = engine::ItemHook::current();
-        // Set when a result failed to encode in `fail` mode: its failure record is written,
-        // and the range unwinds to stop there like after a panicking item.
-        let unencodable = std::cell::Cell::new(false);
-        guarded(
-            range,
-            true,
-            |sub, cur| {
-                self.each_item(sub, cur, Some(hook), |_, r| {
-                    let mut out = out.borrow_mut();
-                    out.push(0);
-                    if let Err(e) = wire.encode(&r, &mut out) {
-                        // `encode` left the buffer as it was: replace the tag by the item's
-                        // failure record.
-                        out.pop();
-                        out.push(1);
-                        encode_cause(&Cause::Engine(e), &mut out);
-                        drop(out);
-                        if !self.failures.collect() {
-                            unencodable.set(true);
-                            std::panic::resume_unwind(Box::new(()));
-                        }
-                    }
-                });
-            },
-            |_, cause| {
-                if unencodable.replace(false) {
-                    return false;
-                }
-                let mut out = out.borrow_mut();
-                out.push(1);
-                encode_cause(&cause, &mut out);
-                self.failures.collect()
-            },
-        );
-        Ok(())
-    }
-
-    fn store_encoded(&self, block: usize, range: Range<usize>, bytes: &[u8]) -> Result<(), Cause> {
-        let wire = required(self.wire, "results")?;
-        let corrupt = |e: String| Cause::Engine(format!("corrupt results from a worker: {e}"));
-        // Decode the whole range before storing anything, so a decoding error leaves every
-        // slot of the range free for the engine to report.
-        let mut input = bytes;
-        let mut items = Vec::with_capacity(range.len());
-        while let Some((&tag, rest)) = input.split_first() {
-            input = rest;
-            if items.len() == range.len() {
-                return Err(corrupt("trailing bytes".into()));
-            }
-            items.push(if tag == 0 {
-                Ok(wire.decode(&mut input).map_err(corrupt)?)
-            } else {
-                Err(decode_cause(&mut input)?)
-            });
-        }
-        // A fail-mode worker stops at its first failure, so `items` may be short.
-        self.store_items(block, range, items.into_iter())
-    }
-
-    fn pod_size(&self) -> Option<usize> {
-        self.wire.filter(Wire::is_pod).map(|_| size_of::<R>())
-    }
-
-    fn run_pod(
-        &self,
-        _block: usize,
-        range: Range<usize>,
-        dst: &mut [u8],
-        out: &mut Vec<u8>,
-    ) -> Result<(), Cause> {
-        assert!(
-            self.pod_size().is_some() && dst.len() == range.len() * size_of::<R>(),
-            "parfor: internal error: bad plain-old-data output range"
-        );
-        let base = dst.as_mut_ptr().cast::<R>();
-        assert!(base.is_aligned(), "parfor: internal error: misaligned output range");
-        let start = range.start;
-        let end = range.end;
-        let hook = engine::ItemHook::current();
-        guarded(
-            range,
-            true,
-            |sub, cur| {
-                self.each_item(sub, cur, Some(hook), |i, r| {
-                    debug_assert!(i < end);
-                    // SAFETY: `start <= i < end`, so the write lies inside `dst` (asserted to
-                    // hold `end - start` values of `R`, aligned); `dst` is borrowed mutably.
-                    // `R: Pod` (the wire is the plain-old-data one), so overwriting the
-                    // previous bytes drops nothing.
-                    unsafe { base.add(i - start).write(r) };
-                });
-            },
-            |i, cause| {
-                out.extend_from_slice(&(i as u64).to_le_bytes());
-                encode_cause(&cause, out);
-                self.failures.collect()
-            },
-        );
-        Ok(())
-    }
-
-    fn pod_target(&self, range: Range<usize>) -> Option<*mut u8> {
-        if !M::DIRECT || self.pod_size().is_none() {
-            return None;
-        }
-        assert!(range.start <= range.end && range.end <= self.out.1);
-        // SAFETY: in bounds (asserted). The slots are `R` values (`M::DIRECT`), so writing
-        // their bytes writes them; the engine writes only the slots of `range`, before it
-        // stores `range` once.
-        Some(unsafe { self.out.0.add(range.start) }.cast::<u8>())
-    }
-
-    fn store_pod(
-        &self,
-        block: usize,
-        range: Range<usize>,
-        src: &[u8],
-        bytes: &[u8],
-    ) -> Result<(), Cause> {
-        assert!(
-            self.pod_size().is_some() && src.len() == range.len() * size_of::<R>(),
-            "parfor: internal error: bad plain-old-data output range"
-        );
-        let base = src.as_ptr().cast::<R>();
-        assert!(base.is_aligned(), "parfor: internal error: misaligned output range");
-        let corrupt = || Cause::Engine("corrupt failure records from a worker".into());
-        let mut fails = Vec::new();
-        let mut input = bytes;
-        while let Some((i, rest)) = input.split_first_chunk::<8>() {
-            let i = usize::try_from(u64::from_le_bytes(*i)).map_err(|_| corrupt())?;
-            input = rest;
-            fails.push((i, decode_cause(&mut input)?));
-        }
-        if !input.is_empty() || fails.iter().any(|f| !range.contains(&f.0)) {
-            return Err(corrupt());
-        }
-        if fails.is_empty() {
-            assert!(range.end <= self.out.1);
-            // SAFETY: the worker wrote `range.len()` values of `R: Pod` to `src` before sending
-            // the frame; the slots of `range` are in bounds (asserted) and written by no one
-            // else (each range is stored once); the output is a separate allocation.
-            unsafe { M::store_pod(base, self.out.0.add(range.start), range.len()) };
-            self.mark_stored(block, range.len());
-            return Ok(());
-        }
-        let mut fails = fails.into_iter().peekable();
-        let start = range.start;
-        let items = range.clone().map(|i| match fails.next_if(|f| f.0 == i) {
-            Some((_, cause)) => Err(cause),
-            // SAFETY: `i` is in `range`, so inside `src`; the bytes are a value of `R: Pod`
-            // (written by the worker, or zero, which is also a valid `Pod` value).
-            None => Ok(unsafe { base.add(i - start).read() }),
-        });
-        self.store_items(block, range, items)
-    }
-
     fn failures(&self) -> &Failures {
         &self.failures
     }
@@ -487,6 +323,216 @@ where
         if self.failed(index, cause) {
             self.mark_stored(self.plan.block_of(index), 1);
         }
+    }
+
+    fn remote(&self) -> Option<&dyn Remote> {
+        Some(self)
+    }
+}
+
+impl<const K: usize, R, F, M> MapJob<'_, K, R, F, M>
+where
+    R: Send,
+    F: Fn([usize; K]) -> R + Sync,
+    M: Mode<R>,
+{
+    /// [`Remote::encode`] for encoded results: one entry per item, its value or its failure.
+    fn encode_items(
+        &self,
+        wire: Wire<R>,
+        range: Range<usize>,
+        hook: engine::ItemHook,
+        out: &mut Encoder<'_>,
+    ) {
+        let out = std::cell::RefCell::new(out);
+        // Set when a result failed to encode in `fail` mode: its failure is written, and the
+        // range unwinds to stop there like after a panicking item.
+        let unencodable = std::cell::Cell::new(false);
+        guarded(
+            range,
+            true,
+            |sub, cur| {
+                self.each_item(sub, cur, Some(hook), |i, r| {
+                    let mut out = out.borrow_mut();
+                    if let Err(e) = out.value(|buf| wire.encode(&r, buf)) {
+                        out.failure(i, &Cause::Engine(e));
+                        drop(out);
+                        if !self.failures.collect() {
+                            unencodable.set(true);
+                            std::panic::resume_unwind(Box::new(()));
+                        }
+                    }
+                });
+            },
+            |i, cause| {
+                if unencodable.replace(false) {
+                    return false;
+                }
+                out.borrow_mut().failure(i, &cause);
+                self.failures.collect()
+            },
+        );
+    }
+
+    /// [`Remote::encode`] for raw results: written to `raw`, failures to `out`.
+    fn encode_raw(
+        &self,
+        range: Range<usize>,
+        hook: engine::ItemHook,
+        raw: &mut [u8],
+        out: &mut Encoder<'_>,
+    ) {
+        assert!(
+            self.raw_size().is_some() && raw.len() == range.len() * size_of::<R>(),
+            "parfor: internal error: bad plain-old-data output range"
+        );
+        let base = raw.as_mut_ptr().cast::<R>();
+        assert!(base.is_aligned(), "parfor: internal error: misaligned output range");
+        let start = range.start;
+        let end = range.end;
+        guarded(
+            range,
+            true,
+            |sub, cur| {
+                self.each_item(sub, cur, Some(hook), |i, r| {
+                    debug_assert!(i < end);
+                    // SAFETY: `start <= i < end`, so the write lies inside `raw` (asserted to
+                    // hold `end - start` values of `R`, aligned); `raw` is borrowed mutably.
+                    // `R: Pod` (the wire is the plain-old-data one), so overwriting the
+                    // previous bytes drops nothing.
+                    unsafe { base.add(i - start).write(r) };
+                });
+            },
+            |i, cause| {
+                out.failure(i, &cause);
+                self.failures.collect()
+            },
+        );
+    }
+
+    /// [`Remote::store`] for encoded results.
+    fn store_items_encoded(
+        &self,
+        wire: Wire<R>,
+        block: usize,
+        range: Range<usize>,
+        mut entries: Decoder<'_>,
+    ) -> Result<(), Cause> {
+        let corrupt = |e: String| Cause::Engine(format!("corrupt results from a worker: {e}"));
+        // Decode the whole range before storing anything, so a decoding error leaves every
+        // slot of the range free for the engine to report.
+        let mut items = Vec::with_capacity(range.len());
+        while let Some(entry) = entries.next(|input| wire.decode(input).map_err(corrupt)) {
+            if items.len() == range.len() {
+                return Err(corrupt("trailing bytes".into()));
+            }
+            items.push(match entry? {
+                Entry::Value(v) => Ok(v),
+                Entry::Failed(i, cause) if i == range.start + items.len() => Err(cause),
+                Entry::Failed(i, _) => {
+                    return Err(corrupt(format!("failure of item {i} out of order")));
+                }
+            });
+        }
+        // A fail-mode worker stops at its first failure, so `items` may be short.
+        self.store_items(block, range, items.into_iter())
+    }
+
+    /// [`Remote::store`] for raw results.
+    fn store_raw(
+        &self,
+        block: usize,
+        range: Range<usize>,
+        raw: &[u8],
+        mut entries: Decoder<'_>,
+    ) -> Result<(), Cause> {
+        assert!(
+            self.raw_size().is_some() && raw.len() == range.len() * size_of::<R>(),
+            "parfor: internal error: bad plain-old-data output range"
+        );
+        let base = raw.as_ptr().cast::<R>();
+        assert!(base.is_aligned(), "parfor: internal error: misaligned output range");
+        let corrupt = || Cause::Engine("corrupt failure records from a worker".into());
+        let mut fails = Vec::new();
+        while let Some(entry) = entries.next(|_| Err::<(), _>(corrupt())) {
+            match entry? {
+                Entry::Failed(i, cause) if range.contains(&i) => fails.push((i, cause)),
+                _ => return Err(corrupt()),
+            }
+        }
+        if fails.is_empty() {
+            assert!(range.end <= self.out.1);
+            // SAFETY: the worker wrote `range.len()` values of `R: Pod` to `raw` before sending
+            // the frame; the slots of `range` are in bounds (asserted) and written by no one
+            // else (each range is stored once); the output is a separate allocation, or `raw`
+            // is the slots themselves (`raw_target`), which `M::store_pod` leaves in place.
+            unsafe { M::store_pod(base, self.out.0.add(range.start), range.len()) };
+            self.mark_stored(block, range.len());
+            return Ok(());
+        }
+        let mut fails = fails.into_iter().peekable();
+        let start = range.start;
+        let items = range.clone().map(|i| match fails.next_if(|f| f.0 == i) {
+            Some((_, cause)) => Err(cause),
+            // SAFETY: `i` is in `range`, so inside `raw`; the bytes are a value of `R: Pod`
+            // (written by the worker, or zero, which is also a valid `Pod` value).
+            None => Ok(unsafe { base.add(i - start).read() }),
+        });
+        self.store_items(block, range, items)
+    }
+}
+
+impl<const K: usize, R, F, M> Remote for MapJob<'_, K, R, F, M>
+where
+    R: Send,
+    F: Fn([usize; K]) -> R + Sync,
+    M: Mode<R>,
+{
+    fn raw_size(&self) -> Option<usize> {
+        self.wire.filter(Wire::is_pod).map(|_| size_of::<R>())
+    }
+
+    fn encode(
+        &self,
+        _block: usize,
+        range: Range<usize>,
+        hook: engine::ItemHook,
+        raw: &mut [u8],
+        out: &mut Encoder<'_>,
+    ) -> Result<(), Cause> {
+        let wire = required(self.wire, "results")?;
+        if wire.is_pod() {
+            self.encode_raw(range, hook, raw, out);
+        } else {
+            self.encode_items(wire, range, hook, out);
+        }
+        Ok(())
+    }
+
+    fn store(
+        &self,
+        block: usize,
+        range: Range<usize>,
+        raw: &[u8],
+        entries: Decoder<'_>,
+    ) -> Result<(), Cause> {
+        let wire = required(self.wire, "results")?;
+        if wire.is_pod() {
+            self.store_raw(block, range, raw, entries)
+        } else {
+            self.store_items_encoded(wire, block, range, entries)
+        }
+    }
+
+    fn raw_target(&self, range: Range<usize>) -> Option<*mut u8> {
+        if !M::DIRECT || self.raw_size().is_none() {
+            return None;
+        }
+        assert!(range.start <= range.end && range.end <= self.out.1);
+        // SAFETY: in bounds (asserted). The slots are `R` values (`M::DIRECT`), so writing
+        // their bytes writes them; the engine writes only the slots of `range`, before it
+        // stores `range` once.
+        Some(unsafe { self.out.0.add(range.start) }.cast::<u8>())
     }
 }
 

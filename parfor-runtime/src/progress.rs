@@ -7,8 +7,10 @@
 //! counter, once per block; a ticker thread of the caller redraws the bar ten times a second,
 //! so no worker ever waits on the terminal.
 
+use crate::engine::ItemHook;
 use crate::error::Cause;
-use crate::job::{Failures, Job};
+use crate::job::{Failures, Job, Remote};
+use crate::protocol::{Decoder, Encoder};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::ops::Range;
@@ -21,12 +23,19 @@ const TICK: Duration = Duration::from_millis(100);
 /// A job that counts its items as its ranges finish.
 pub(crate) struct Tracked<'a> {
     inner: &'a dyn Job,
+    /// The inner job's [`Remote`], which `Tracked` wraps too.
+    remote: Option<&'a dyn Remote>,
     done: AtomicU64,
 }
 
 impl<'a> Tracked<'a> {
     fn new(inner: &'a dyn Job) -> Tracked<'a> {
-        Tracked { inner, done: AtomicU64::new(0) }
+        Tracked { inner, remote: inner.remote(), done: AtomicU64::new(0) }
+    }
+
+    /// The inner job's [`Remote`]; only called through [`Job::remote`], which says it exists.
+    fn inner_remote(&self) -> &dyn Remote {
+        self.remote.expect("parfor: internal error: a job without remote outcomes was encoded")
     }
 
     fn add(&self, range_len: usize) {
@@ -89,59 +98,50 @@ impl Job for Tracked<'_> {
         self.add(len);
     }
 
-    fn run_encoded(
-        &self,
-        block: usize,
-        range: Range<usize>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), Cause> {
-        self.inner.run_encoded(block, range, out)
-    }
-
-    fn store_encoded(&self, block: usize, range: Range<usize>, bytes: &[u8]) -> Result<(), Cause> {
-        let len = range.len();
-        let r = self.inner.store_encoded(block, range, bytes);
-        self.add(len);
-        r
-    }
-
-    fn pod_size(&self) -> Option<usize> {
-        self.inner.pod_size()
-    }
-
-    fn run_pod(
-        &self,
-        block: usize,
-        range: Range<usize>,
-        dst: &mut [u8],
-        out: &mut Vec<u8>,
-    ) -> Result<(), Cause> {
-        self.inner.run_pod(block, range, dst, out)
-    }
-
-    fn pod_target(&self, range: Range<usize>) -> Option<*mut u8> {
-        self.inner.pod_target(range)
-    }
-
-    fn store_pod(
-        &self,
-        block: usize,
-        range: Range<usize>,
-        src: &[u8],
-        bytes: &[u8],
-    ) -> Result<(), Cause> {
-        let len = range.len();
-        let r = self.inner.store_pod(block, range, src, bytes);
-        self.add(len);
-        r
-    }
-
     fn failures(&self) -> &Failures {
         self.inner.failures()
     }
 
     fn fail(&self, index: usize, cause: Cause) {
         self.inner.fail(index, cause);
+    }
+
+    fn remote(&self) -> Option<&dyn Remote> {
+        self.remote.is_some().then_some(self)
+    }
+}
+
+impl Remote for Tracked<'_> {
+    fn raw_size(&self) -> Option<usize> {
+        self.inner_remote().raw_size()
+    }
+
+    fn encode(
+        &self,
+        block: usize,
+        range: Range<usize>,
+        hook: ItemHook,
+        raw: &mut [u8],
+        out: &mut Encoder<'_>,
+    ) -> Result<(), Cause> {
+        self.inner_remote().encode(block, range, hook, raw, out)
+    }
+
+    fn store(
+        &self,
+        block: usize,
+        range: Range<usize>,
+        raw: &[u8],
+        entries: Decoder<'_>,
+    ) -> Result<(), Cause> {
+        let len = range.len();
+        let r = self.inner_remote().store(block, range, raw, entries);
+        self.add(len);
+        r
+    }
+
+    fn raw_target(&self, range: Range<usize>) -> Option<*mut u8> {
+        self.inner_remote().raw_target(range)
     }
 }
 
@@ -161,17 +161,39 @@ mod tests {
         fn run(&self, _block: usize, range: Range<usize>) {
             self.items.fetch_add(range.len(), Ordering::Relaxed);
         }
-        fn run_encoded(&self, _: usize, _: Range<usize>, _: &mut Vec<u8>) -> Result<(), Cause> {
-            Ok(())
-        }
-        fn store_encoded(&self, _: usize, range: Range<usize>, _: &[u8]) -> Result<(), Cause> {
-            self.items.fetch_add(range.len(), Ordering::Relaxed);
-            Ok(())
-        }
         fn failures(&self) -> &Failures {
             &self.failures
         }
         fn fail(&self, _: usize, _: Cause) {}
+        fn remote(&self) -> Option<&dyn Remote> {
+            Some(self)
+        }
+    }
+
+    impl Remote for Count {
+        fn raw_size(&self) -> Option<usize> {
+            None
+        }
+        fn encode(
+            &self,
+            _: usize,
+            _: Range<usize>,
+            _: ItemHook,
+            _: &mut [u8],
+            _: &mut Encoder<'_>,
+        ) -> Result<(), Cause> {
+            Ok(())
+        }
+        fn store(
+            &self,
+            _: usize,
+            range: Range<usize>,
+            _: &[u8],
+            _: Decoder<'_>,
+        ) -> Result<(), Cause> {
+            self.items.fetch_add(range.len(), Ordering::Relaxed);
+            Ok(())
+        }
     }
 
     #[test]
@@ -187,7 +209,8 @@ mod tests {
                 if b % 2 == 0 {
                     tracked.run(b, plan.range(b));
                 } else {
-                    tracked.store_encoded(b, plan.range(b), &[]).unwrap();
+                    let remote = tracked.remote().expect("a remote job");
+                    remote.store(b, plan.range(b), &[], Decoder::new(&[])).unwrap();
                 }
             }
         });

@@ -7,10 +7,11 @@
 //! rayon, never flushes stdio (the buffers hold the parent's pending output) and leaves
 //! with `_exit`, which runs no destructor and no `atexit` handler of the parent's program.
 
-use super::ctl::{Shared, Slot};
-use super::{Frame, HEADER, SLOT, TIMED};
-use crate::job::{Job, encode_cause};
+use super::ItemHook;
+use super::ctl::Shared;
+use crate::job::Remote;
 use crate::plan::Plan;
+use crate::protocol::{self, Encoder, HEADER, Header, Kind};
 use crate::worker::as_worker;
 use std::ops::Range;
 use std::os::fd::RawFd;
@@ -24,7 +25,7 @@ pub(super) const MACHINERY_FAILED: i32 = 120;
 /// Everything a worker needs, prepared by the parent before `fork()` so that the child
 /// allocates as little as possible before it runs the job.
 pub(super) struct Child<'a> {
-    pub(super) job: &'a dyn Job,
+    pub(super) remote: &'a dyn Remote,
     pub(super) plan: &'a Plan,
     pub(super) shared: &'a Shared,
     pub(super) worker: usize,
@@ -115,9 +116,6 @@ fn setup(child: &Child<'_>) -> Result<(), ()> {
         // The parent died before the death signal was armed.
         return Err(());
     }
-    let slot: &Slot = child.shared.slot(child.worker);
-    SLOT.store(std::ptr::from_ref(slot).cast_mut(), Ordering::Relaxed);
-    TIMED.store(child.timed, Ordering::Relaxed);
     Ok(())
 }
 
@@ -127,8 +125,11 @@ fn serve(mut child: Child<'_>) -> i32 {
     }
     let ctl = child.shared.control();
     let slot = child.shared.slot(child.worker);
+    // SAFETY: the slot lies in the call's control mapping, which stays mapped until this
+    // process ends (it leaves with `_exit`, never returning to the code that unmaps it).
+    let hook = unsafe { ItemHook::new(slot, child.timed) };
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
-    let pod_size = child.job.pod_size();
+    let raw_size = child.remote.raw_size();
     // `u128` words: aligned for any plain-old-data result.
     let mut scratch: Vec<u128> = Vec::new();
     // Try to write results straight into the parent's output (see `placed`).
@@ -158,45 +159,47 @@ fn serve(mut child: Child<'_>) -> i32 {
             buf.clear();
             buf.resize(HEADER, 0);
             // Plain-old-data results go raw, from a scratch buffer reused for every range
-            // (warm in cache, no page faults), between the header and the failure records.
-            let raw_len = pod_size.map_or(0, |size| range.len() * size);
-            let outcome = match pod_size {
-                Some(_) => {
-                    let words = raw_len.div_ceil(size_of::<u128>());
-                    if scratch.len() < words {
-                        scratch.resize(words, 0);
-                    }
-                    let raw = &mut as_bytes(&mut scratch)[..raw_len];
-                    child.job.run_pod(block, range.clone(), raw, &mut buf)
-                }
-                None => child.job.run_encoded(block, range.clone(), &mut buf),
-            };
+            // (warm in cache, no page faults), between the header and the encoded entries.
+            let raw_len = raw_size.map_or(0, |size| range.len() * size);
+            let words = raw_len.div_ceil(size_of::<u128>());
+            if scratch.len() < words {
+                scratch.resize(words, 0);
+            }
+            let raw = &mut as_bytes(&mut scratch)[..raw_len];
+            let outcome =
+                child.remote.encode(block, range.clone(), hook, raw, &mut Encoder::new(&mut buf));
             if child.timed {
                 // Sending is not running: the time-out bounds items only.
                 slot.between_items();
             }
             let (kind, raw) = match outcome {
-                Ok(()) if pod_size.is_some() => {
+                Ok(()) if raw_size.is_some() => {
                     let raw = &as_bytes(&mut scratch)[..raw_len];
                     if place && placed(&child, &range, raw) {
-                        (Frame::PLACED, &[][..])
+                        (Kind::Placed, &[][..])
                     } else {
                         // Not possible here (no such call, or not permitted): use the pipe
                         // from now on.
                         place = false;
-                        (Frame::RESULTS, raw)
+                        (Kind::Results, raw)
                     }
                 }
-                Ok(()) => (Frame::RESULTS, &[][..]),
+                Ok(()) => (Kind::Results, &[][..]),
                 Err(cause) => {
                     buf.truncate(HEADER);
-                    encode_cause(&cause, &mut buf);
-                    (Frame::ERROR, &[][..])
+                    protocol::encode_error(&cause, &mut buf);
+                    (Kind::Error, &[][..])
                 }
             };
-            let header = Frame { kind, worker: child.worker, block, range: range.clone() }
-                .header(raw.len() + buf.len() - HEADER);
-            buf[..HEADER].copy_from_slice(&header);
+            let header = Header {
+                kind,
+                worker: child.worker,
+                block,
+                range: range.clone(),
+                raw: raw.len(),
+                encoded: buf.len() - HEADER,
+            };
+            buf[..HEADER].copy_from_slice(&header.to_bytes());
             let sent = write_all(child.fd, &buf[..HEADER])
                 .and_then(|()| write_all(child.fd, raw))
                 .and_then(|()| write_all(child.fd, &buf[HEADER..]));
@@ -211,7 +214,7 @@ fn serve(mut child: Child<'_>) -> i32 {
 /// Writes the plain-old-data results `raw` of `range` straight into the parent's output
 /// slots with `process_vm_writev` (one copy, made by this worker, instead of two through the
 /// pipe and the parent's time). The slots' address in the parent is the one
-/// [`Job::pod_target`] gives here: the output was allocated before `fork()`, so it has the
+/// [`Remote::raw_target`] gives here: the output was allocated before `fork()`, so it has the
 /// same address in both processes, and the parent keeps it alive until this worker is dead
 /// (its guard kills and reaps the workers before the output can be freed).
 ///
@@ -220,7 +223,7 @@ fn serve(mut child: Child<'_>) -> i32 {
 fn placed(child: &Child<'_>, range: &Range<usize>, raw: &[u8]) -> bool {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
-        let Some(target) = child.job.pod_target(range.clone()) else { return false };
+        let Some(target) = child.remote.raw_target(range.clone()) else { return false };
         if raw.is_empty() {
             return true;
         }

@@ -10,11 +10,12 @@
 
 use super::child::{self, Child};
 use super::ctl::{Busy, Shared, now_ns};
+use super::reader::{FrameReader, Read};
 use super::sys::{CallFd, Descriptors, WaitableChildren};
-use super::{Frame, HEADER, fail_range};
 use crate::error::Cause;
-use crate::job::{Job, Run, decode_cause};
+use crate::job::{Job, Remote, Run, fail_range};
 use crate::plan::Plan;
+use crate::protocol::{self, Decoder, Header, Kind};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill};
@@ -24,23 +25,14 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// Largest single read from a worker's pipe.
-const READ_MAX: usize = 1 << 20;
-
 /// One live worker process.
 struct Kid {
     pid: Pid,
     worker: usize,
     /// The read end of its pipe.
     fd: CallFd,
-    /// The frame being received: its header, then its encoded payload (everything but
-    /// plain-old-data results).
-    buf: Vec<u8>,
-    /// Plain-old-data results of the frame being received, when they cannot go straight
-    /// to the output (`u128` words: aligned for any such type).
-    raw: Vec<u128>,
-    /// Bytes of plain-old-data results received for the current frame.
-    raw_done: usize,
+    /// Receives its frames.
+    reader: FrameReader,
     /// The range of the last frame received: if the worker dies while its slot still names
     /// that range, it died after sending it.
     last: Option<Busy>,
@@ -52,6 +44,8 @@ struct Kid {
 /// alive (also when the parent unwinds), so a call never leaves a process behind.
 struct Parent<'a> {
     job: &'a dyn Job,
+    /// The job's outcomes as bytes.
+    remote: &'a dyn Remote,
     plan: &'a Plan,
     timeout: Option<Duration>,
     shared: Shared,
@@ -71,6 +65,10 @@ struct Parent<'a> {
 }
 
 pub(super) fn execute(job: &dyn Job, plan: &Plan, run: &Run) {
+    let Some(remote) = job.remote() else {
+        let cause = Cause::Engine("this call cannot run in worker processes".into());
+        return fail_range(job, 0..plan.len(), &cause);
+    };
     super::child::install_panic_hook();
     // Declared before the parent, so dropped after it has reaped every worker.
     let _waitable = WaitableChildren::enter();
@@ -84,6 +82,7 @@ pub(super) fn execute(job: &dyn Job, plan: &Plan, run: &Run) {
     };
     let mut parent = Parent {
         job,
+        remote,
         plan,
         timeout: run.timeout,
         shared,
@@ -135,7 +134,7 @@ impl Parent<'_> {
         // included, but the worker's own write end.
         let close = fds.others(w.as_raw_fd());
         let child = Child {
-            job: self.job,
+            remote: self.remote,
             plan: self.plan,
             shared: &self.shared,
             worker,
@@ -160,9 +159,7 @@ impl Parent<'_> {
                     pid,
                     worker,
                     fd: CallFd::new(r),
-                    buf: Vec::new(),
-                    raw: Vec::new(),
-                    raw_done: 0,
+                    reader: FrameReader::new(),
                     last: None,
                     timed_out: None,
                 });
@@ -333,136 +330,37 @@ impl Parent<'_> {
         }
     }
 
-    /// Checks that a frame names a range of one block of the plan (anything else would be
-    /// a bug: the only writers of the pipes are this call's workers).
-    fn check(&self, f: &Frame, payload: usize) {
-        let ok = payload >= raw_len(self.job, f)
-            && f.block < self.plan.blocks()
-            && self.plan.range(f.block).start <= f.range.start
-            && f.range.start <= f.range.end
-            && f.range.end <= self.plan.range(f.block).end;
-        assert!(ok, "parfor: fork engine: corrupt frame from worker {}: {f:?}", f.worker);
-    }
-
     /// Reads what worker `k` sent (one `read`); stores a frame once it is complete; handles
     /// the worker's exit at end of file.
     fn service(&mut self, k: usize) {
-        let job = self.job;
         let kid = &mut self.kids[k];
-        // Where the next bytes go, and how many are wanted.
-        let (dst, want): (*mut u8, usize) = if kid.buf.len() < HEADER {
-            kid.buf.reserve(HEADER);
-            (kid.buf.as_mut_ptr().wrapping_add(kid.buf.len()), HEADER - kid.buf.len())
-        } else {
-            let (frame, payload) = Frame::parse(header(&kid.buf));
-            let raw_len = raw_len(job, &frame);
-            if kid.raw_done < raw_len {
-                let base = match job.pod_target(frame.range.clone()) {
-                    Some(p) => p,
-                    None => {
-                        let words = raw_len.div_ceil(size_of::<u128>());
-                        if kid.raw.len() < words {
-                            kid.raw.resize(words, 0);
-                        }
-                        kid.raw.as_mut_ptr().cast::<u8>()
-                    }
-                };
-                (base.wrapping_add(kid.raw_done), raw_len - kid.raw_done)
-            } else {
-                let want = (HEADER + payload - raw_len - kid.buf.len()).min(READ_MAX);
-                kid.buf.reserve(want);
-                (kid.buf.as_mut_ptr().wrapping_add(kid.buf.len()), want)
+        let header = match kid.reader.read(kid.fd.raw(), self.remote, self.plan) {
+            Read::More => return,
+            Read::Frame(header) => header,
+            Read::End => return self.exited(k),
+            Read::Broken => {
+                // Treat a broken pipe like the worker's end.
+                let _ = kill(kid.pid, Signal::SIGKILL);
+                return self.exited(k);
             }
         };
-        let n = if want == 0 {
-            0
-        } else {
-            // SAFETY: `dst` has room for `want` bytes: the vector's reserved spare capacity,
-            // the scratch buffer (resized above), or the output slots of the frame's range
-            // (`Job::pod_target`; the range was checked against the plan when its header
-            // arrived, and no other frame stores it). The descriptor is ours.
-            unsafe { libc::read(kid.fd.raw(), dst.cast(), want) }
-        };
-        if n < 0 {
-            match Errno::last() {
-                Errno::EINTR | Errno::EAGAIN => return,
-                _ => {
-                    // Treat a broken pipe like the worker's end.
-                    let _ = kill(kid.pid, Signal::SIGKILL);
-                    return self.exited(k);
-                }
-            }
-        }
-        if n == 0 && want > 0 {
-            return self.exited(k);
-        }
-        let n = n.unsigned_abs();
-        if kid.buf.len() < HEADER {
-            // SAFETY: `read` initialized `n` more bytes, within the reserved capacity.
-            unsafe { kid.buf.set_len(kid.buf.len() + n) };
-            if kid.buf.len() < HEADER {
-                return;
-            }
-            let (frame, payload) = Frame::parse(header(&kid.buf));
-            self.check(&frame, payload);
-            let kid = &mut self.kids[k];
-            kid.buf.reserve_exact(payload.min(READ_MAX));
-        } else if kid.raw_done < raw_len(job, &Frame::parse(header(&kid.buf)).0) {
-            kid.raw_done += n;
-        } else {
-            // SAFETY: as above.
-            unsafe { kid.buf.set_len(kid.buf.len() + n) };
-        }
-        let kid = &mut self.kids[k];
-        let (frame, payload) = Frame::parse(header(&kid.buf));
-        let raw_len = raw_len(job, &frame);
-        if kid.raw_done < raw_len || kid.buf.len() < HEADER + payload - raw_len {
-            return;
-        }
         kid.last =
-            Some(Busy { block: frame.block, start: frame.range.start, end: frame.range.end });
-        kid.raw_done = 0;
-        let buf = std::mem::take(&mut kid.buf);
-        let raw = std::mem::take(&mut kid.raw);
+            Some(Busy { block: header.block, start: header.range.start, end: header.range.end });
         self.idle_deaths = 0;
-        self.account(frame.range.clone());
-        self.store(&frame, &raw, &buf[HEADER..]);
-        // Keep the allocations for the next frame, unless they are huge.
-        let kid = &mut self.kids[k];
-        if buf.capacity() <= 4 * READ_MAX {
-            kid.buf = buf;
-            kid.buf.clear();
-        }
-        kid.raw = raw;
+        self.account(header.range.clone());
+        let (raw, encoded) = self.kids[k].reader.outcome();
+        self.store(&header, raw, encoded);
+        self.kids[k].reader.next_frame();
     }
 
-    /// Stores the outcome of one range; `raw` is the scratch buffer that holds its
-    /// plain-old-data results unless they went straight to the output.
-    fn store(&self, frame: &Frame, raw: &[u128], payload: &[u8]) {
-        let (block, range) = (frame.block, frame.range.clone());
-        let outcome = match frame.kind {
-            Frame::RESULTS | Frame::PLACED if self.job.pod_size().is_some() => {
-                let raw_len = range.len() * self.job.pod_size().unwrap_or(0);
-                let src = match self.job.pod_target(range.clone()) {
-                    // SAFETY: the range's output slots, `raw_len` bytes, all written (by `read`
-                    // above, or by the worker before it sent a `PLACED` frame); nothing else
-                    // touches them until they are stored.
-                    Some(p) => unsafe { std::slice::from_raw_parts(p.cast_const(), raw_len) },
-                    None if frame.kind == Frame::PLACED => {
-                        panic!("parfor: fork engine: results placed without a target")
-                    }
-                    None => {
-                        // SAFETY: the same memory as the initialized words, as bytes.
-                        let bytes = unsafe {
-                            std::slice::from_raw_parts(raw.as_ptr().cast::<u8>(), size_of_val(raw))
-                        };
-                        &bytes[..raw_len]
-                    }
-                };
-                self.job.store_pod(block, range.clone(), src, payload)
+    /// Stores the outcome of one range: its raw results and encoded bytes.
+    fn store(&self, header: &Header, raw: &[u8], encoded: &[u8]) {
+        let (block, range) = (header.block, header.range.clone());
+        let outcome = match header.kind {
+            Kind::Results | Kind::Placed => {
+                self.remote.store(block, range.clone(), raw, Decoder::new(encoded))
             }
-            Frame::RESULTS => self.job.store_encoded(block, range.clone(), payload),
-            _ => decode_cause(&mut &payload[..]).and_then(Err),
+            Kind::Error => Err(protocol::decode_error(encoded)),
         };
         if let Err(cause) = outcome {
             fail_range(self.job, range, &cause);
@@ -531,19 +429,6 @@ impl Drop for Parent<'_> {
             reap(kid.pid);
         }
     }
-}
-
-/// Bytes of plain-old-data results that frame `f` carries before its encoded payload.
-fn raw_len(job: &dyn Job, f: &Frame) -> usize {
-    match job.pod_size() {
-        Some(size) if f.kind == Frame::RESULTS => f.range.len() * size,
-        _ => 0,
-    }
-}
-
-/// The header at the front of `buf`, which holds at least [`HEADER`] bytes.
-fn header(buf: &[u8]) -> &[u8; HEADER] {
-    buf[..HEADER].try_into().expect("a complete header")
 }
 
 /// Waits for `pid` to end; its raw wait status, or `None` when it is gone (the system
