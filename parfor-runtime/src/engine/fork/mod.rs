@@ -39,7 +39,7 @@
 //! or a [`crate::SharedVec`].
 //!
 //! On systems other than Unix the engine runs nothing: every item fails with
-//! [`Cause::Engine`] saying that the fork engine needs a Unix system.
+//! [`Cause::Engine`](crate::Cause::Engine) saying that the fork engine needs a Unix system.
 
 use super::Backend;
 #[cfg(not(unix))]
