@@ -1,5 +1,10 @@
 //! The engine-neutral unit of work: a [`Job`] runs ranges of items and stores their results;
 //! engines only decide where and when each block runs.
+//!
+//! Engines whose workers are other processes (fork, and engines across machines) also need a
+//! range's outcome as bytes: that capability is a separate trait, [`Remote`], which a job
+//! offers through [`Job::remote`]. Its byte layout is [`crate::protocol`]'s; jobs only say
+//! how to encode and decode a value.
 
 use crate::config::{Engine, Workers};
 use crate::engine::ItemHook;

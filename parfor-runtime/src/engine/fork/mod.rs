@@ -73,8 +73,8 @@ pub(crate) fn in_worker_process() -> bool {
     IN_WORKER.load(Ordering::Relaxed)
 }
 
-/// Tells the parent which item a worker process runs: the worker hands one to
-/// [`crate::job::Remote::encode`] per range, whose per-item loop calls
+/// Tells the parent which item a worker process runs: a worker makes one from its slot and
+/// hands it to every [`crate::job::Remote::encode`], whose per-item loop calls
 /// [`ItemHook::started`] before each item and [`ItemHook::finished`] after it.
 /// [`ItemHook::NONE`] does nothing (engines that need no such reports).
 #[derive(Clone, Copy)]
