@@ -16,10 +16,10 @@
 
 mod loop_support;
 
-pub use parfor_macros::{parfor, parmap};
+pub use parfor_macros::{parfor, parmap, parmap_async};
 pub use parfor_runtime::{
-    Cause, ConfigError, Engine, OnError, Pod, TaskError, clear_default_engine, default_engine,
-    default_workers, set_default_engine, worker_id,
+    Cause, ConfigError, DEFAULT_CONCURRENCY, Engine, OnError, Pod, TaskError, clear_default_engine,
+    default_engine, default_workers, set_default_engine, worker_id,
 };
 
 #[cfg(unix)]
@@ -28,6 +28,7 @@ pub use parfor_runtime::{ReadOnlySharedVec, SharedVec};
 /// Implementation details of the macros. Not public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use parfor_runtime::__call_of as call_of;
     pub use parfor_runtime::__wire_of as wire_of;
     pub use parfor_runtime::source::{
         Arg, AsSource, IntRange, Source, fork_result, fork_state, probe_any, probe_item, probe_ref,

@@ -4,6 +4,7 @@
 //! This crate is an implementation detail; depend on `parfor`, which re-exports its public
 //! items.
 
+pub mod asynch;
 mod config;
 mod engine;
 mod error;
@@ -23,6 +24,7 @@ pub mod source;
 pub mod wire;
 mod worker;
 
+pub use asynch::DEFAULT_CONCURRENCY;
 pub use config::{
     ConfigError, Engine, clear_default_engine, default_engine, default_workers, set_default_engine,
 };
