@@ -30,6 +30,10 @@ pub use parfor_runtime::{ReadOnlySharedVec, SharedVec};
 pub mod __private {
     pub use parfor_runtime::__call_of as call_of;
     pub use parfor_runtime::__wire_of as wire_of;
+    pub use parfor_runtime::asynch::{
+        check_async_engine, check_async_feature, check_chunk, check_fork_engine,
+        check_parmap_async, check_sync_engine, check_workers, concurrency,
+    };
     pub use parfor_runtime::source::{
         Arg, AsSource, IntRange, Source, fork_result, fork_state, probe_any, probe_item, probe_ref,
         sig1, sig2, sig3, sig4, sig5, sig6, sig7, sig8, sig9, sig10, sig11, sig12,

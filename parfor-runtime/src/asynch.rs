@@ -148,49 +148,84 @@ macro_rules! __call_of {
     }};
 }
 
+/// The checks of the options that suit only one kind of call. Each is a free function whose
+/// bound only the right kind of call meets (the wrong kind fails one of the never-implemented
+/// traits above, whose message explains the mistake); the macro locates the call at the
+/// option, so the compile error points there.
+macro_rules! kind_check {
+    ($(#[$doc:meta])* $check:ident, $allows:ident,
+     sync: <$r:ident> $(where $rb:path)?, async: <$fut:ident> $(where $fb:path)?) => {
+        $(#[$doc])*
+        pub trait $allows {}
+        impl<$r $(: $rb)?> $allows for SyncCall<$r> {}
+        impl<$fut $(: $fb)?> $allows for AsyncCall<$fut> {}
+
+        $(#[$doc])*
+        #[inline(always)]
+        pub fn $check<C: $allows>(_: &C) {}
+    };
+}
+
+kind_check! {
+    /// `workers`: plain functions only.
+    check_workers, AllowsWorkers, sync: <R>, async: <Fut> where WorkersNeedAPlainFunction
+}
+kind_check! {
+    /// `chunk`: plain functions only.
+    check_chunk, AllowsChunk, sync: <R>, async: <Fut> where ChunkNeedsAPlainFunction
+}
+kind_check! {
+    /// A literal `engine = "serial"` or `"threads"`: plain functions only.
+    check_sync_engine, AllowsSyncEngine,
+    sync: <R>, async: <Fut> where EngineNeedsAPlainFunction
+}
+kind_check! {
+    /// A literal `engine = "fork"`: plain functions whose results cross a process boundary.
+    check_fork_engine, AllowsForkEngine,
+    sync: <R> where crate::source::ForkResult, async: <Fut> where EngineNeedsAPlainFunction
+}
+kind_check! {
+    /// `engine = "async"`: async functions only.
+    check_async_engine, AllowsAsyncEngine,
+    sync: <R> where AsyncEngineNeedsAnAsyncFunction, async: <Fut>
+}
+kind_check! {
+    /// `parmap_async!`: async functions only.
+    check_parmap_async, AllowsParmapAsync,
+    sync: <R> where ParmapAsyncNeedsAnAsyncFunction, async: <Fut>
+}
+kind_check! {
+    /// An async function needs the `async` feature.
+    check_async_feature, AllowsAsyncFeature, sync: <R>, async: <Fut> where AsyncFeature
+}
+
+/// `concurrency = n`: async functions only.
+pub trait WithConcurrency {
+    /// The call with at most `n` futures at once (zero is treated as one).
+    fn with_concurrency(self, n: usize) -> Self;
+}
+
+impl<R: ConcurrencyNeedsAnAsyncFunction> WithConcurrency for SyncCall<R> {
+    fn with_concurrency(self, _: usize) -> Self {
+        self
+    }
+}
+
+impl<Fut> WithConcurrency for AsyncCall<Fut> {
+    fn with_concurrency(mut self, n: usize) -> Self {
+        self.concurrency = Some(n.max(1));
+        self
+    }
+}
+
+/// `concurrency = n`: the call with at most `n` futures at once; refused at compile time for
+/// a plain function.
+#[inline(always)]
+pub fn concurrency<C: WithConcurrency>(call: C, n: usize) -> C {
+    call.with_concurrency(n)
+}
+
 impl<R> SyncCall<R> {
-    /// `concurrency = n`: refused at compile time for a plain function.
-    pub fn concurrency(self, n: usize) -> Self
-    where
-        R: ConcurrencyNeedsAnAsyncFunction,
-    {
-        let _ = n;
-        self
-    }
-
-    /// `engine = "async"`: refused at compile time for a plain function.
-    pub fn async_engine(self) -> Self
-    where
-        R: AsyncEngineNeedsAnAsyncFunction,
-    {
-        self
-    }
-
-    /// `workers`: fine.
-    pub fn workers(self) -> Self {
-        self
-    }
-
-    /// `chunk`: fine.
-    pub fn chunk(self) -> Self {
-        self
-    }
-
-    /// A literal `engine = "serial"` or `"threads"`: fine.
-    pub fn sync_engine(self) -> Self {
-        self
-    }
-
-    /// A literal `engine = "fork"`: needs results that cross a process boundary, which is
-    /// checked here at compile time.
-    pub fn fork_engine<A, F: Fn(A) -> R>(self, f: &F) -> Self
-    where
-        R: crate::source::ForkResult,
-    {
-        let _ = f;
-        self
-    }
-
     /// Runs the call on the serial, threads or fork engine ([`crate::map`]).
     pub fn map<const K: usize, F>(
         self,
@@ -222,82 +257,34 @@ impl<R> SyncCall<R> {
         crate::map::try_map(shape, opts, wire, f)
     }
 
-    /// `parmap_async!` with a plain function: refused at compile time.
+    /// `parmap_async!` with a plain function: refused at compile time (see
+    /// [`check_parmap_async`]).
     pub fn map_async<const K: usize, F>(
         self,
         shape: Shape<K>,
         opts: &Options,
         wire: Option<Wire<R>>,
         f: F,
-    ) -> std::future::Ready<Vec<R>>
-    where
-        R: ParmapAsyncNeedsAnAsyncFunction,
-    {
+    ) -> std::future::Ready<Vec<R>> {
         let _ = (shape, opts, wire, f);
-        unreachable!("ParmapAsyncNeedsAnAsyncFunction has no implementations")
+        unreachable!("refused at compile time by `check_parmap_async`")
     }
 
-    /// `parmap_async!` with a plain function: refused at compile time.
+    /// `parmap_async!` with a plain function: refused at compile time (see
+    /// [`check_parmap_async`]).
     pub fn try_map_async<const K: usize, F>(
         self,
         shape: Shape<K>,
         opts: &Options,
         wire: Option<Wire<R>>,
         f: F,
-    ) -> std::future::Ready<Vec<Result<R, TaskError>>>
-    where
-        R: ParmapAsyncNeedsAnAsyncFunction,
-    {
+    ) -> std::future::Ready<Vec<Result<R, TaskError>>> {
         let _ = (shape, opts, wire, f);
-        unreachable!("ParmapAsyncNeedsAnAsyncFunction has no implementations")
+        unreachable!("refused at compile time by `check_parmap_async`")
     }
 }
 
 impl<Fut: Future> AsyncCall<Fut> {
-    /// `concurrency = n`: at most `n` futures at once (zero is treated as one).
-    pub fn concurrency(mut self, n: usize) -> Self {
-        self.concurrency = Some(n.max(1));
-        self
-    }
-
-    /// `engine = "async"`: fine.
-    pub fn async_engine(self) -> Self {
-        self
-    }
-
-    /// `workers`: refused at compile time for an async function.
-    pub fn workers(self) -> Self
-    where
-        Fut: WorkersNeedAPlainFunction,
-    {
-        self
-    }
-
-    /// `chunk`: refused at compile time for an async function.
-    pub fn chunk(self) -> Self
-    where
-        Fut: ChunkNeedsAPlainFunction,
-    {
-        self
-    }
-
-    /// A literal `engine = "serial"` or `"threads"`: refused at compile time.
-    pub fn sync_engine(self) -> Self
-    where
-        Fut: EngineNeedsAPlainFunction,
-    {
-        self
-    }
-
-    /// A literal `engine = "fork"`: refused at compile time.
-    pub fn fork_engine<A, F: Fn(A) -> Fut>(self, f: &F) -> Self
-    where
-        Fut: EngineNeedsAPlainFunction,
-    {
-        let _ = f;
-        self
-    }
-
     /// The number of futures polled at once.
     fn limit(&self) -> usize {
         self.concurrency.unwrap_or(DEFAULT_CONCURRENCY)
@@ -317,7 +304,6 @@ impl<Fut: Future> AsyncCall<Fut> {
         f: F,
     ) -> Vec<Fut::Output>
     where
-        Fut: AsyncFeature,
         F: Fn([usize; K]) -> Fut,
     {
         let _ = wire;
@@ -334,7 +320,7 @@ impl<Fut: Future> AsyncCall<Fut> {
         #[cfg(not(feature = "async"))]
         {
             let _ = (shape, opts, f, self.limit());
-            unreachable!("AsyncFeature is implemented only with the `async` feature")
+            unreachable!("refused at compile time by `check_async_feature`")
         }
     }
 
@@ -350,7 +336,6 @@ impl<Fut: Future> AsyncCall<Fut> {
         f: F,
     ) -> Vec<Result<Fut::Output, TaskError>>
     where
-        Fut: AsyncFeature,
         F: Fn([usize; K]) -> Fut,
     {
         let _ = wire;
@@ -367,7 +352,7 @@ impl<Fut: Future> AsyncCall<Fut> {
         #[cfg(not(feature = "async"))]
         {
             let _ = (shape, opts, f, self.limit());
-            unreachable!("AsyncFeature is implemented only with the `async` feature")
+            unreachable!("refused at compile time by `check_async_feature`")
         }
     }
 
@@ -381,7 +366,6 @@ impl<Fut: Future> AsyncCall<Fut> {
         f: F,
     ) -> impl Future<Output = Vec<Fut::Output>>
     where
-        Fut: AsyncFeature,
         F: Fn([usize; K]) -> Fut,
     {
         let _ = wire;
@@ -394,7 +378,7 @@ impl<Fut: Future> AsyncCall<Fut> {
             #[cfg(not(feature = "async"))]
             {
                 let _ = (shape, opts, f, limit);
-                unreachable!("AsyncFeature is implemented only with the `async` feature")
+                unreachable!("refused at compile time by `check_async_feature`")
             }
         }
     }
@@ -408,7 +392,6 @@ impl<Fut: Future> AsyncCall<Fut> {
         f: F,
     ) -> impl Future<Output = Vec<Result<Fut::Output, TaskError>>>
     where
-        Fut: AsyncFeature,
         F: Fn([usize; K]) -> Fut,
     {
         let _ = wire;
@@ -421,7 +404,7 @@ impl<Fut: Future> AsyncCall<Fut> {
             #[cfg(not(feature = "async"))]
             {
                 let _ = (shape, opts, f, limit);
-                unreachable!("AsyncFeature is implemented only with the `async` feature")
+                unreachable!("refused at compile time by `check_async_feature`")
             }
         }
     }

@@ -122,38 +122,50 @@ fn value_span<T>(v: &Value<T>) -> Span {
     }
 }
 
-/// The checks of the options that suit only a plain function or only an async function, as
-/// method calls on the call's `SyncCall` / `AsyncCall` (see `parfor_runtime::asynch`): a call
-/// of the wrong kind fails a trait bound, so the mistake is a compile error at the option.
-fn kind_checks(opts: &Options, item: &syn::Ident) -> TokenStream {
-    let method = |name: &str, span: Span| syn::Ident::new(name, span);
+/// The checks of the options that suit only a plain function or only an async function
+/// (`parfor_runtime::asynch::check_*`): a call of the wrong kind fails a trait bound, so the
+/// mistake is a compile error. Every token of a check is located at the option, so the error
+/// points there.
+fn kind_checks(
+    p: &TokenStream,
+    opts: &Options,
+    kind: &syn::Ident,
+    item: &syn::Ident,
+) -> TokenStream {
     let mut checks = TokenStream::new();
-    if let Some(engine) = &opts.common.engine {
-        if let Value::Lit(name, span) = engine {
-            let m = method(if *name == "fork" { "fork_engine" } else { "sync_engine" }, *span);
-            let arg = if *name == "fork" { quote!(&#item) } else { TokenStream::new() };
-            checks.extend(quote_spanned!(*span=> .#m(#arg)));
-        }
+    let at = |id: &syn::Ident, span: Span| {
+        syn::Ident::new(&id.to_string(), Span::mixed_site().located_at(span))
+    };
+    let mut check = |name: &str, span: Span, extra: TokenStream| {
+        let ps = respan(p.clone(), span);
+        let f = syn::Ident::new(name, span);
+        let k = at(kind, span);
+        checks.extend(quote_spanned!(span=> #ps::#f(&#k #extra);));
+    };
+    if let Some(Value::Lit(name, span)) = &opts.common.engine {
+        let name = if *name == "fork" { "check_fork_engine" } else { "check_sync_engine" };
+        check(name, *span, TokenStream::new());
     }
     if let Some(span) = opts.async_engine {
-        let m = method("async_engine", span);
-        checks.extend(quote_spanned!(span=> .#m()));
+        check("check_async_engine", span, TokenStream::new());
     }
-    for (name, slot) in [("workers", &opts.common.workers), ("chunk", &opts.common.chunk)] {
+    for (name, slot) in
+        [("check_workers", &opts.common.workers), ("check_chunk", &opts.common.chunk)]
+    {
         if let Some(v) = slot {
-            let span = value_span(v);
-            let m = method(name, span);
-            checks.extend(quote_spanned!(span=> .#m()));
+            check(name, value_span(v), TokenStream::new());
         }
     }
+    let _ = item;
     if let Some(v) = &opts.concurrency {
         let span = value_span(v);
-        let m = method("concurrency", span);
         let n = match v {
             Value::Lit(n, span) => syn::LitInt::new(&format!("{n}usize"), *span).to_token_stream(),
             Value::Expr(e) => quote_spanned!(span=> { let __parfor_n: usize = #e; __parfor_n }),
         };
-        checks.extend(quote_spanned!(span=> .#m(#n)));
+        let ps = respan(p.clone(), span);
+        let k = at(kind, span);
+        checks.extend(quote_spanned!(span=> let #k = #ps::concurrency(#k, #n);));
     }
     checks
 }
@@ -265,7 +277,7 @@ pub(crate) fn expand_form(
     // a literal `engine = "fork"` needs serde results: both are checked at compile time, at
     // the options (`kind_checks`).
     let kind = named("call");
-    let checks = kind_checks(opts, &item);
+    let mut checks = kind_checks(&p, opts, &kind, &item);
     let collect = matches!(opts.common.on_error, Some((OnError::Collect, _)));
     // Located at the function, so an arity or type mismatch, or a future without the `async`
     // feature, points at it.
@@ -277,13 +289,22 @@ pub(crate) fn expand_form(
         (Form::Async, true) => "try_map_async",
     };
     let run = syn::Ident::new(run, fspan);
+    // An async function needs the `async` feature; `parmap_async!` needs an async function:
+    // both errors point at the function.
+    let fp = respan(p.clone(), fspan);
+    let fk = syn::Ident::new(&kind.to_string(), fspan);
+    checks.extend(quote_spanned!(fspan=> #fp::check_async_feature(&#fk);));
+    if form == Form::Async {
+        checks.extend(quote_spanned!(fspan=> #fp::check_parmap_async(&#fk);));
+    }
     let f_at = syn::Ident::new("__parfor_f", fspan);
     let call = quote_spanned!(fspan=> #f_at(#(#call_args),*));
     let body = quote! {
         #stmts
         let #item = move |[#(#idx),*]: [::core::primitive::usize; #k]| #call;
         let #wire = #p::wire_of!(#p::probe_ret(&#item));
-        let #kind = #p::call_of!(#p::probe_ret(&#item))#checks;
+        let #kind = #p::call_of!(#p::probe_ret(&#item));
+        #checks
     };
     match form {
         Form::Blocking => quote! {{
