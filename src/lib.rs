@@ -31,7 +31,7 @@ pub mod __private {
     pub use parfor_runtime::__call_of as call_of;
     pub use parfor_runtime::__wire_of as wire_of;
     pub use parfor_runtime::asynch::{
-        check_async_engine, check_async_feature, check_chunk, check_fork_engine,
+        check_async_engine, check_async_feature, check_chunk, check_fork_result,
         check_parmap_async, check_sync_engine, check_workers, concurrency,
     };
     pub use parfor_runtime::source::{

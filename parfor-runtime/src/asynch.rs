@@ -112,6 +112,20 @@ pub struct AsyncCall<Fut> {
     _fut: PhantomData<fn() -> Fut>,
 }
 
+impl<R> Clone for SyncCall<R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<R> Copy for SyncCall<R> {}
+
+impl<Fut> Clone for AsyncCall<Fut> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<Fut> Copy for AsyncCall<Fut> {}
+
 /// Chosen by the probe when the function returns a future.
 pub trait ViaFuture<T> {
     /// An [`AsyncCall`].
@@ -148,55 +162,88 @@ macro_rules! __call_of {
     }};
 }
 
-/// The checks of the options that suit only one kind of call. Each is a free function whose
-/// bound only the right kind of call meets (the wrong kind fails one of the never-implemented
-/// traits above, whose message explains the mistake); the macro locates the call at the
-/// option, so the compile error points there.
-macro_rules! kind_check {
-    ($(#[$doc:meta])* $check:ident, $allows:ident,
-     sync: <$r:ident> $(where $rb:path)?, async: <$fut:ident> $(where $fb:path)?) => {
-        $(#[$doc])*
-        pub trait $allows {}
-        impl<$r $(: $rb)?> $allows for SyncCall<$r> {}
-        impl<$fut $(: $fb)?> $allows for AsyncCall<$fut> {}
+// The checks of the options that suit only one kind of call. Each is a free function whose
+// bound only the right kind of call meets (the wrong kind fails one of the never-implemented
+// traits above, whose message explains the mistake); the macro locates the call at the
+// option, so the compile error points there.
 
-        $(#[$doc])*
-        #[inline(always)]
-        pub fn $check<C: $allows>(_: &C) {}
-    };
+/// `workers`: plain functions only.
+pub trait AllowsWorkers {}
+impl<R> AllowsWorkers for SyncCall<R> {}
+impl<Fut: WorkersNeedAPlainFunction> AllowsWorkers for AsyncCall<Fut> {}
+
+/// `workers`: plain functions only.
+#[inline(always)]
+pub fn check_workers<C: AllowsWorkers>(_: C) {}
+
+/// `chunk`: plain functions only.
+pub trait AllowsChunk {}
+impl<R> AllowsChunk for SyncCall<R> {}
+impl<Fut: ChunkNeedsAPlainFunction> AllowsChunk for AsyncCall<Fut> {}
+
+/// `chunk`: plain functions only.
+#[inline(always)]
+pub fn check_chunk<C: AllowsChunk>(_: C) {}
+
+/// A literal `engine = "serial"`, `"threads"` or `"fork"`: plain functions only.
+pub trait AllowsSyncEngine {}
+impl<R> AllowsSyncEngine for SyncCall<R> {}
+impl<Fut: EngineNeedsAPlainFunction> AllowsSyncEngine for AsyncCall<Fut> {}
+
+/// A literal `engine = "serial"`, `"threads"` or `"fork"`: plain functions only.
+#[inline(always)]
+pub fn check_sync_engine<C: AllowsSyncEngine>(_: C) {}
+
+/// `engine = "async"`: async functions only.
+pub trait AllowsAsyncEngine {}
+impl<R: AsyncEngineNeedsAnAsyncFunction> AllowsAsyncEngine for SyncCall<R> {}
+impl<Fut> AllowsAsyncEngine for AsyncCall<Fut> {}
+
+/// `engine = "async"`: async functions only.
+#[inline(always)]
+pub fn check_async_engine<C: AllowsAsyncEngine>(_: C) {}
+
+/// `parmap_async!`: async functions only.
+pub trait AllowsParmapAsync {}
+impl<R: ParmapAsyncNeedsAnAsyncFunction> AllowsParmapAsync for SyncCall<R> {}
+impl<Fut> AllowsParmapAsync for AsyncCall<Fut> {}
+
+/// `parmap_async!`: async functions only.
+#[inline(always)]
+pub fn check_parmap_async<C: AllowsParmapAsync>(_: C) {}
+
+/// An async function needs the `async` feature.
+pub trait AllowsAsyncFeature {}
+impl<R> AllowsAsyncFeature for SyncCall<R> {}
+impl<Fut: AsyncFeature> AllowsAsyncFeature for AsyncCall<Fut> {}
+
+/// An async function needs the `async` feature.
+#[inline(always)]
+pub fn check_async_feature<C: AllowsAsyncFeature>(_: C) {}
+
+/// What the options of a plain call apply to: its result type (nothing for an async call,
+/// which [`check_sync_engine`] refuses on its own).
+pub trait CallKind: Copy {
+    /// The function's result for a plain call; `()` for an async call.
+    type Plain;
 }
 
-kind_check! {
-    /// `workers`: plain functions only.
-    check_workers, AllowsWorkers, sync: <R>, async: <Fut> where WorkersNeedAPlainFunction
+impl<R> CallKind for SyncCall<R> {
+    type Plain = R;
 }
-kind_check! {
-    /// `chunk`: plain functions only.
-    check_chunk, AllowsChunk, sync: <R>, async: <Fut> where ChunkNeedsAPlainFunction
+
+impl<Fut> CallKind for AsyncCall<Fut> {
+    type Plain = ();
 }
-kind_check! {
-    /// A literal `engine = "serial"` or `"threads"`: plain functions only.
-    check_sync_engine, AllowsSyncEngine,
-    sync: <R>, async: <Fut> where EngineNeedsAPlainFunction
-}
-kind_check! {
-    /// A literal `engine = "fork"`: plain functions whose results cross a process boundary.
-    check_fork_engine, AllowsForkEngine,
-    sync: <R> where crate::source::ForkResult, async: <Fut> where EngineNeedsAPlainFunction
-}
-kind_check! {
-    /// `engine = "async"`: async functions only.
-    check_async_engine, AllowsAsyncEngine,
-    sync: <R> where AsyncEngineNeedsAnAsyncFunction, async: <Fut>
-}
-kind_check! {
-    /// `parmap_async!`: async functions only.
-    check_parmap_async, AllowsParmapAsync,
-    sync: <R> where ParmapAsyncNeedsAnAsyncFunction, async: <Fut>
-}
-kind_check! {
-    /// An async function needs the `async` feature.
-    check_async_feature, AllowsAsyncFeature, sync: <R>, async: <Fut> where AsyncFeature
+
+/// A literal `engine = "fork"` needs results that cross a process boundary (checked at
+/// compile time; an engine chosen at run time reports a missing wire when the fork engine
+/// runs).
+#[inline(always)]
+pub fn check_fork_result<C: CallKind>(_: C)
+where
+    C::Plain: crate::source::ForkResult,
+{
 }
 
 /// `concurrency = n`: async functions only.

@@ -126,25 +126,25 @@ fn value_span<T>(v: &Value<T>) -> Span {
 /// (`parfor_runtime::asynch::check_*`): a call of the wrong kind fails a trait bound, so the
 /// mistake is a compile error. Every token of a check is located at the option, so the error
 /// points there.
-fn kind_checks(
-    p: &TokenStream,
-    opts: &Options,
-    kind: &syn::Ident,
-    item: &syn::Ident,
-) -> TokenStream {
+fn kind_checks(p: &TokenStream, opts: &Options, kind: &syn::Ident) -> TokenStream {
     let mut checks = TokenStream::new();
     let at = |id: &syn::Ident, span: Span| {
         syn::Ident::new(&id.to_string(), Span::mixed_site().located_at(span))
     };
     let mut check = |name: &str, span: Span, extra: TokenStream| {
+        // Every token mixed-site, like the others of the expansion, so rustc keeps the error
+        // at the option rather than widening it to the whole macro call.
+        let span = Span::mixed_site().located_at(span);
         let ps = respan(p.clone(), span);
         let f = syn::Ident::new(name, span);
         let k = at(kind, span);
-        checks.extend(quote_spanned!(span=> #ps::#f(&#k #extra);));
+        checks.extend(quote_spanned!(span=> #ps::#f(#k #extra);));
     };
     if let Some(Value::Lit(name, span)) = &opts.common.engine {
-        let name = if *name == "fork" { "check_fork_engine" } else { "check_sync_engine" };
-        check(name, *span, TokenStream::new());
+        check("check_sync_engine", *span, TokenStream::new());
+        if *name == "fork" {
+            check("check_fork_result", *span, TokenStream::new());
+        }
     }
     if let Some(span) = opts.async_engine {
         check("check_async_engine", span, TokenStream::new());
@@ -156,13 +156,13 @@ fn kind_checks(
             check(name, value_span(v), TokenStream::new());
         }
     }
-    let _ = item;
     if let Some(v) = &opts.concurrency {
         let span = value_span(v);
         let n = match v {
             Value::Lit(n, span) => syn::LitInt::new(&format!("{n}usize"), *span).to_token_stream(),
             Value::Expr(e) => quote_spanned!(span=> { let __parfor_n: usize = #e; __parfor_n }),
         };
+        let span = Span::mixed_site().located_at(span);
         let ps = respan(p.clone(), span);
         let k = at(kind, span);
         checks.extend(quote_spanned!(span=> let #k = #ps::concurrency(#k, #n);));
@@ -277,7 +277,7 @@ pub(crate) fn expand_form(
     // a literal `engine = "fork"` needs serde results: both are checked at compile time, at
     // the options (`kind_checks`).
     let kind = named("call");
-    let mut checks = kind_checks(&p, opts, &kind, &item);
+    let mut checks = kind_checks(&p, opts, &kind);
     let collect = matches!(opts.common.on_error, Some((OnError::Collect, _)));
     // Located at the function, so an arity or type mismatch, or a future without the `async`
     // feature, points at it.
@@ -293,9 +293,9 @@ pub(crate) fn expand_form(
     // both errors point at the function.
     let fp = respan(p.clone(), fspan);
     let fk = syn::Ident::new(&kind.to_string(), fspan);
-    checks.extend(quote_spanned!(fspan=> #fp::check_async_feature(&#fk);));
+    checks.extend(quote_spanned!(fspan=> #fp::check_async_feature(#fk);));
     if form == Form::Async {
-        checks.extend(quote_spanned!(fspan=> #fp::check_parmap_async(&#fk);));
+        checks.extend(quote_spanned!(fspan=> #fp::check_parmap_async(#fk);));
     }
     let f_at = syn::Ident::new("__parfor_f", fspan);
     let call = quote_spanned!(fspan=> #f_at(#(#call_args),*));

@@ -81,7 +81,7 @@ mod tests {
         assert!(expand_str("f, x, y; zip = true").contains("Shape :: zip"));
         assert!(expand_str("f, x; crate = ::other").contains(":: other :: __private :: call_of"));
         let out = expand_str("f, x; concurrency = 8, engine = \"async\"");
-        assert!(out.contains("check_async_engine (& __parfor_call)"), "{out}");
+        assert!(out.contains("check_async_engine (__parfor_call)"), "{out}");
         assert!(out.contains("concurrency (__parfor_call , 8usize)"), "{out}");
         let out = expand_async(quote!(f, x; on_error = "collect")).to_string();
         assert!(out.starts_with("async {") && out.contains("try_map_async"), "{out}");
