@@ -1,10 +1,6 @@
 use parfor::parmap;
 
-async fn fetch(x: f64) -> f64 {
-    x
-}
-
 fn main() {
-    let x = vec![1.0, 2.0];
-    let _y: Vec<f64> = parmap!(fetch, x; concurrency = 0);
+    let x = vec![1.0_f64, 2.0];
+    let _y: Vec<f64> = parmap!(f64::sqrt, x; concurrency = 0);
 }
