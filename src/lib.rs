@@ -2,7 +2,9 @@
 //! loop, rayon threads or copy-on-write worker processes, with the same results, bit for bit,
 //! on every engine and worker count.
 //!
-//! - [`parmap!`] maps a function over the Cartesian product (or the zip) of collections.
+//! - [`parmap!`] maps a function over the Cartesian product (or the zip) of collections;
+//!   with the cargo feature `async`, an `async fn` runs on the async engine, and
+//!   [`parmap_async!`] is the same call for async code.
 //! - [`#[parfor]`](macro@parfor) runs the `for` loops marked inside a function in parallel,
 //!   after classifying every variable the body touches as MATLAB does.
 //! - [`Engine`] chooses where items run: per call (`engine = "fork"`), for the program
@@ -16,7 +18,25 @@
 
 mod loop_support;
 
-pub use parfor_macros::{parfor, parmap, parmap_async};
+pub use parfor_macros::{parfor, parmap};
+
+/// The async engine's `parmap!` for async code (cargo feature `async`).
+///
+/// ```
+/// # #[cfg(feature = "async")] {
+/// use parfor::parmap_async;
+///
+/// async fn square(x: u64) -> u64 {
+///     tokio::task::yield_now().await;
+///     x * x
+/// }
+///
+/// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+/// let squares = rt.block_on(async { parmap_async!(square, 1..=4u64; concurrency = 2).await });
+/// assert_eq!(squares, [1, 4, 9, 16]);
+/// # }
+/// ```
+pub use parfor_macros::parmap_async;
 pub use parfor_runtime::{
     Cause, ConfigError, DEFAULT_CONCURRENCY, Engine, OnError, Pod, TaskError, clear_default_engine,
     default_engine, default_workers, set_default_engine, worker_id,
