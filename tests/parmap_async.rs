@@ -16,14 +16,33 @@ use tokio::time::{Instant, sleep};
 static DEFAULT_ENGINE: Mutex<()> = Mutex::new(());
 
 /// Runs `fut` on a current-thread runtime whose clock is paused (and advances by itself
-/// whenever every task waits on a timer).
+/// whenever every task waits on a timer), failing instead of hanging if it never finishes: a
+/// day of virtual time passes at once when nothing else can run.
 fn paused<T>(fut: impl Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build()
         .unwrap()
-        .block_on(fut)
+        .block_on(async {
+            tokio::time::timeout(Duration::from_secs(86_400), fut)
+                .await
+                .expect("the test hung: a day of virtual time passed")
+        })
+}
+
+/// Runs `f` on a thread of its own, failing the test if it takes longer than a minute (so a
+/// broken timeout fails instead of hanging the suite).
+fn within_a_minute<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(catch_unwind(AssertUnwindSafe(f)));
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(p)) => std::panic::resume_unwind(p),
+        Err(_) => panic!("the test hung for a minute"),
+    }
 }
 
 /// The message of the panic `f` raises; fails the test if it returns.
@@ -61,58 +80,66 @@ impl InFlight {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn results_come_in_item_order_whatever_order_the_futures_finish_in() {
-    // Later items finish first.
-    let start = Instant::now();
-    let r = parmap_async!(|i: u64| slow(i, 100 - i), 0..100u64; concurrency = 100).await;
-    assert_eq!(r, (0..100).collect::<Vec<_>>());
-    assert_eq!(start.elapsed(), Duration::from_millis(100));
+#[test]
+fn results_come_in_item_order_whatever_order_the_futures_finish_in() {
+    paused(async {
+        // Later items finish first.
+        let start = Instant::now();
+        let r = parmap_async!(|i: u64| slow(i, 100 - i), 0..100u64; concurrency = 100).await;
+        assert_eq!(r, (0..100).collect::<Vec<_>>());
+        assert_eq!(start.elapsed(), Duration::from_millis(100));
+    })
 }
 
-#[tokio::test(start_paused = true)]
-async fn at_most_concurrency_futures_run_at_once() {
-    // The goal on the paused clock: 1000 sleeps of 10 ms take 1000 / N * 10 ms.
-    for (n, want_ms) in [(1usize, 10_000u64), (10, 1000), (100, 100), (1000, 10), (5000, 10)] {
+#[test]
+fn at_most_concurrency_futures_run_at_once() {
+    paused(async {
+        // The goal on the paused clock: 1000 sleeps of 10 ms take 1000 / N * 10 ms.
+        for (n, want_ms) in [(1usize, 10_000u64), (10, 1000), (100, 100), (1000, 10), (5000, 10)] {
+            let flight = &InFlight::default();
+            let start = Instant::now();
+            let r = parmap_async!(|i: u64| async move { flight.sleep_ms(10).await; i }, 0..1000u64;
+                              concurrency = n)
+            .await;
+            assert_eq!(start.elapsed(), Duration::from_millis(want_ms), "concurrency {n}");
+            assert_eq!(flight.max.get(), n.min(1000), "concurrency {n}");
+            assert_eq!(r.len(), 1000);
+            assert!(r.iter().enumerate().all(|(i, &x)| x == i as u64));
+        }
+    })
+}
+
+#[test]
+fn a_slow_first_item_does_not_hold_back_the_others() {
+    paused(async {
+        // Item 0 sleeps 1 s; the other 99 items (10 ms each) pass it on the 9 remaining slots.
         let flight = &InFlight::default();
         let start = Instant::now();
-        let r = parmap_async!(|i: u64| async move { flight.sleep_ms(10).await; i }, 0..1000u64;
-                              concurrency = n)
+        let r = parmap_async!(
+            |i: u64| async move {
+                flight.sleep_ms(if i == 0 { 1000 } else { 10 }).await;
+                i
+            },
+            0..100u64;
+            concurrency = 10
+        )
         .await;
-        assert_eq!(start.elapsed(), Duration::from_millis(want_ms), "concurrency {n}");
-        assert_eq!(flight.max.get(), n.min(1000), "concurrency {n}");
-        assert_eq!(r.len(), 1000);
-        assert!(r.iter().enumerate().all(|(i, &x)| x == i as u64));
-    }
+        assert_eq!(start.elapsed(), Duration::from_millis(1000));
+        assert_eq!(flight.max.get(), 10);
+        assert_eq!(r[0], 0);
+    })
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_slow_first_item_does_not_hold_back_the_others() {
-    // Item 0 sleeps 1 s; the other 99 items (10 ms each) pass it on the 9 remaining slots.
-    let flight = &InFlight::default();
-    let start = Instant::now();
-    let r = parmap_async!(
-        |i: u64| async move {
-            flight.sleep_ms(if i == 0 { 1000 } else { 10 }).await;
-            i
-        },
-        0..100u64;
-        concurrency = 10
-    )
-    .await;
-    assert_eq!(start.elapsed(), Duration::from_millis(1000));
-    assert_eq!(flight.max.get(), 10);
-    assert_eq!(r[0], 0);
-}
-
-#[tokio::test(start_paused = true)]
-async fn the_default_concurrency_is_the_documented_constant() {
-    let flight = InFlight::default();
-    let start = Instant::now();
-    let n = 2 * DEFAULT_CONCURRENCY as u64;
-    parmap_async!(|_i: u64| flight.sleep_ms(10), 0..n).await;
-    assert_eq!(flight.max.get(), DEFAULT_CONCURRENCY);
-    assert_eq!(start.elapsed(), Duration::from_millis(20));
+#[test]
+fn the_default_concurrency_is_the_documented_constant() {
+    paused(async {
+        let flight = InFlight::default();
+        let start = Instant::now();
+        let n = 2 * DEFAULT_CONCURRENCY as u64;
+        parmap_async!(|_i: u64| flight.sleep_ms(10), 0..n).await;
+        assert_eq!(flight.max.get(), DEFAULT_CONCURRENCY);
+        assert_eq!(start.elapsed(), Duration::from_millis(20));
+    })
 }
 
 #[test]
@@ -233,31 +260,33 @@ impl Drop for DropCount<'_> {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn timeout_drops_the_late_future_and_reports_a_time_out() {
-    let (dropped, finished) = (&Cell::new(0u32), &Cell::new(0u32));
-    let start = Instant::now();
-    let r = parmap_async!(
-        |ms: u64| async move {
-            let guard = DropCount(dropped);
-            sleep(Duration::from_millis(ms)).await;
-            std::mem::forget(guard);
-            finished.set(finished.get() + 1);
-            ms
-        },
-        [10u64, 500, 20, 10_000];
-        timeout = "100ms", on_error = "collect"
-    )
-    .await;
-    assert_eq!(start.elapsed(), Duration::from_millis(100), "nothing waits past the timeout");
-    assert_eq!(r[0], Ok(10));
-    assert_eq!(r[2], Ok(20));
-    for i in [1, 3] {
-        let e = r[i].as_ref().unwrap_err();
-        assert_eq!(e.cause(), &Cause::Timeout(Duration::from_millis(100)));
-        assert_eq!(e.to_string(), format!("item {i} failed: timed out after 100ms"));
-    }
-    assert_eq!((finished.get(), dropped.get()), (2, 2), "the late futures were dropped");
+#[test]
+fn timeout_drops_the_late_future_and_reports_a_time_out() {
+    paused(async {
+        let (dropped, finished) = (&Cell::new(0u32), &Cell::new(0u32));
+        let start = Instant::now();
+        let r = parmap_async!(
+            |ms: u64| async move {
+                let guard = DropCount(dropped);
+                sleep(Duration::from_millis(ms)).await;
+                std::mem::forget(guard);
+                finished.set(finished.get() + 1);
+                ms
+            },
+            [10u64, 500, 20, 10_000];
+            timeout = "100ms", on_error = "collect"
+        )
+        .await;
+        assert_eq!(start.elapsed(), Duration::from_millis(100), "nothing waits past the timeout");
+        assert_eq!(r[0], Ok(10));
+        assert_eq!(r[2], Ok(20));
+        for i in [1, 3] {
+            let e = r[i].as_ref().unwrap_err();
+            assert_eq!(e.cause(), &Cause::Timeout(Duration::from_millis(100)));
+            assert_eq!(e.to_string(), format!("item {i} failed: timed out after 100ms"));
+        }
+        assert_eq!((finished.get(), dropped.get()), (2, 2), "the late futures were dropped");
+    })
 }
 
 #[test]
@@ -274,7 +303,8 @@ fn a_time_out_in_fail_mode_panics_naming_the_item() {
 #[test]
 fn the_blocking_form_enforces_timeouts_on_its_own_runtime() {
     // A future that never finishes cannot hold up the call.
-    let r = parmap!(
+    let r = within_a_minute(|| {
+        parmap!(
         |i: u32| async move {
             if i == 1 {
                 std::future::pending::<()>().await;
@@ -283,7 +313,8 @@ fn the_blocking_form_enforces_timeouts_on_its_own_runtime() {
         },
         0..3u32;
         timeout = "20ms", on_error = "collect"
-    );
+        )
+    });
     assert_eq!(r[0], Ok(0));
     assert_eq!(r[1].as_ref().unwrap_err().cause(), &Cause::Timeout(Duration::from_millis(20)));
     assert_eq!(r[2], Ok(2));
@@ -362,4 +393,17 @@ fn an_async_call_inside_a_threads_item_runs_on_that_thread() {
         engine = "threads", workers = 2
     );
     assert_eq!(r, (0..8u64).map(|k| 6 * k).collect::<Vec<_>>());
+}
+
+#[test]
+fn parmap_async_is_send_when_its_futures_are() {
+    fn assert_send<T: Send>(t: T) -> T {
+        t
+    }
+    let v: Vec<u64> = (0..8).collect();
+    // Owned inputs moved into an outer `async move` block: a `'static + Send` task, as
+    // `tokio::spawn` on a multi-thread runtime needs.
+    let task =
+        assert_send(async move { parmap_async!(|x: u64| slow(x, 1), v; concurrency = 3).await });
+    assert_eq!(paused(task), (0..8).collect::<Vec<_>>());
 }
