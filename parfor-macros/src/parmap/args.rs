@@ -2,7 +2,7 @@
 //! `concurrency` and `engine = "async"`.
 
 use crate::ctxt::Ctxt;
-use crate::options::{COMMON_NAMES, Common, RawOption, RawValue, Value, one_of};
+use crate::options::{COMMON_NAMES, Common, ENGINES, RawOption, RawValue, Value, one_of};
 use proc_macro2::Span;
 use syn::{Expr, ExprLit, Lit};
 
@@ -56,6 +56,16 @@ pub(crate) fn parse(cx: &Ctxt, raw: &[RawOption]) -> Options {
         }
         if async_engine.is_some() && opt.name == "engine" {
             cx.error_at(opt.name.span(), "duplicate option `engine`");
+            continue;
+        }
+        if let Some(s) = unknown_engine_literal(opt) {
+            // `Common` lists the engines of `#[parfor]`; `parmap!` also takes "async".
+            let mut names: Vec<&str> = ENGINES.iter().map(|e| e.0).collect();
+            names.push("async");
+            cx.error_spanned_by(
+                s,
+                format!("unknown engine `{}`; expected one of {}", s.value(), one_of(&names)),
+            );
             continue;
         }
         if common.accept(cx, opt) {
@@ -138,6 +148,18 @@ pub(crate) fn parse(cx: &Ctxt, raw: &[RawOption]) -> Options {
         args_invalid,
         concurrency,
         async_engine,
+    }
+}
+
+/// The literal when `opt` is `engine = "..."` naming no engine.
+fn unknown_engine_literal(opt: &RawOption) -> Option<&syn::LitStr> {
+    match &opt.value {
+        RawValue::Expr(Expr::Lit(ExprLit { lit: Lit::Str(s), .. }))
+            if opt.name == "engine" && !ENGINES.iter().any(|e| e.0 == s.value()) =>
+        {
+            Some(s)
+        }
+        _ => None,
     }
 }
 
@@ -240,6 +262,11 @@ mod tests {
         let (o, r) = parse_str("concurrency = n * 2");
         assert!(r.is_ok());
         assert!(matches!(o.concurrency, Some(Value::Expr(_))));
+        let (_, r) = parse_str("engine = \"gpu\"");
+        assert_eq!(
+            r.unwrap_err(),
+            "unknown engine `gpu`; expected one of `serial`, `threads`, `fork` or `async`"
+        );
         let (_, r) = parse_str("concurency = 3");
         assert!(r.unwrap_err().contains("(did you mean `concurrency`?)"));
     }
