@@ -7,8 +7,10 @@
 //! and fork engines) otherwise. So a function that returns a future can never produce a `Vec`
 //! of futures that nobody polls. Options that make sense only for one kind of call (`workers`,
 //! `chunk` or a non-async `engine` for an async function; `concurrency` or
-//! `engine = "async"` for a plain one) are methods that exist on both types but carry a bound
-//! that the wrong kind of call cannot meet, so the mistake is a compile error at the option.
+//! `engine = "async"` for a plain one) are checked by free functions (`check_workers`, ...)
+//! whose bound the wrong kind of call cannot meet, so the mistake is a compile error at the
+//! option, with a message of its own (`#[diagnostic::on_unimplemented]`). So is an async
+//! function without the `async` feature ([`AsyncFeature`]).
 //!
 //! The engine itself (cargo feature `async`) polls the futures on the calling thread, at most
 //! `concurrency` at once, in a `FuturesUnordered`: no spawning, so the futures need be
