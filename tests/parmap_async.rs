@@ -407,3 +407,41 @@ fn parmap_async_is_send_when_its_futures_are() {
         assert_send(async move { parmap_async!(|x: u64| slow(x, 1), v; concurrency = 3).await });
     assert_eq!(paused(task), (0..8).collect::<Vec<_>>());
 }
+
+/// Run by [`async_functions_ignore_parfor_engine`] in a child process with `PARFOR_ENGINE`
+/// set; does nothing otherwise.
+#[test]
+fn child_async_call_under_parfor_engine() {
+    if std::env::var_os("PARFOR_ASYNC_CHILD").is_none() {
+        return;
+    }
+    let r = parmap!(|i: u64| slow(i, 1), 0..10u64; concurrency = 2);
+    assert_eq!(r, (0..10).collect::<Vec<_>>());
+    println!("async call done");
+}
+
+#[test]
+fn async_functions_ignore_parfor_engine() {
+    for engine in ["serial", "threads", "fork", "not-an-engine"] {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_async_call_under_parfor_engine", "--nocapture"])
+            .env("PARFOR_ASYNC_CHILD", "1")
+            .env("PARFOR_ENGINE", engine)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Killed after a generous deadline rather than hanging the suite.
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{engine}: the child hung");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("async call done"), "{engine}: {text}");
+    }
+}
