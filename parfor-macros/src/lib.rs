@@ -45,7 +45,10 @@ use proc_macro::TokenStream;
 ///         )
 ///     };
 ///     let __parfor_wire = wire_of!(probe_ret(&__parfor_item));
-///     ::parfor::__private::map(
+///     // `SyncCall` here; `AsyncCall` (the async engine) when `f` returns a future
+///     let __parfor_call = call_of!(probe_ret(&__parfor_item));
+///     check_async_feature(__parfor_call);
+///     __parfor_call.map(
 ///         Shape::product([Source::len(&__parfor_s0), Source::len(&__parfor_s1)]),
 ///         &__parfor_opts,
 ///         __parfor_wire,

@@ -27,8 +27,9 @@
 //!         )
 //!     };
 //!     let __parfor_wire = wire_of!(probe_ret(&__parfor_item));
-//!     // `SyncCall` or, when the function returns a future, `AsyncCall`; then one method
-//!     // per option that suits only one of them (`.workers()`, `.concurrency(n)`, ...)
+//!     // `SyncCall` or, when the function returns a future, `AsyncCall`; then one check per
+//!     // option that suits only one of them (`check_workers(__parfor_call);`, ...), and
+//!     // `check_async_feature(__parfor_call);`
 //!     let __parfor_call = call_of!(probe_ret(&__parfor_item));
 //!     __parfor_call.map(Shape::product([Source::len(&__parfor_s0), Source::len(&__parfor_s1)]),
 //!         &__parfor_opts, __parfor_wire, __parfor_item)
@@ -168,6 +169,11 @@ fn kind_checks(p: &TokenStream, opts: &Options, kind: &syn::Ident) -> TokenStrea
         checks.extend(quote_spanned!(span=> let #k = #ps::concurrency(#k, #n);));
     }
     checks
+}
+
+/// The call's expression (`parmap!`).
+pub(crate) fn expand(func: &Expr, sources: &[Expr], opts: &Options) -> TokenStream {
+    expand_form(func, sources, opts, Form::Blocking)
 }
 
 /// The call's expression, for `parmap!` or `parmap_async!`.

@@ -21,6 +21,10 @@ pub(crate) fn expand_async(input: TokenStream) -> TokenStream {
 }
 
 fn expand_form(input: TokenStream, form: expand::Form) -> TokenStream {
+    let generate = |input: &ast::Input, opts: &args::Options| match form {
+        expand::Form::Blocking => expand::expand(&input.func, &input.sources, opts),
+        _ => expand::expand_form(&input.func, &input.sources, opts, form),
+    };
     let fallback = |err: &syn::Error| match form {
         expand::Form::Blocking => fallback(err),
         expand::Form::Async => {
@@ -38,7 +42,7 @@ fn expand_form(input: TokenStream, form: expand::Form) -> TokenStream {
     let arity_unknown = !valid::check(&cx, &input, &opts) || opts.args_invalid;
     let arity_errors = cx.has_errors();
     let errors = match cx.check() {
-        Ok(()) => return expand::expand_form(&input.func, &input.sources, &opts, form),
+        Ok(()) => return generate(&input, &opts),
         Err(err) => err,
     };
     if arity_unknown && arity_errors {
@@ -46,7 +50,7 @@ fn expand_form(input: TokenStream, form: expand::Form) -> TokenStream {
     }
     // Expand with the options that were valid, so the result keeps its type and mistakes in
     // the function or the sources are still reported.
-    let expansion = expand::expand_form(&input.func, &input.sources, &opts, form);
+    let expansion = generate(&input, &opts);
     let errors = to_compile_errors(&errors);
     quote!({ #errors #expansion })
 }
