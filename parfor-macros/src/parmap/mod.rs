@@ -115,6 +115,8 @@ mod tests {
         ] {
             let out = expand_str(src);
             assert!(out.contains("compile_error"), "{src}: {out}");
+            let out = expand_async(src.parse().unwrap()).to_string();
+            assert!(out.contains("compile_error"), "parmap_async!({src}): {out}");
         }
     }
 
