@@ -5,6 +5,7 @@
 //! items.
 
 mod array_part;
+pub mod asynch;
 mod config;
 mod engine;
 mod error;
@@ -27,6 +28,7 @@ pub mod wire;
 mod worker;
 
 pub use array_part::ArrayPart;
+pub use asynch::DEFAULT_CONCURRENCY;
 pub use config::{
     Config, ConfigError, Engine, clear_default_engine, clear_default_workers, default_engine,
     default_workers, set_default_engine, set_default_workers, with,

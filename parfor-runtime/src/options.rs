@@ -69,7 +69,11 @@ impl Options {
     /// item fails with [`crate::Cause::Timeout`], and a replacement worker carries on when
     /// failures are collected.
     ///
-    /// Only the fork engine can stop a running item: a call with a timeout that resolves to
+    /// On the async engine (a function that returns futures), an item whose future runs
+    /// longer is dropped and fails the same way.
+    ///
+    /// Of the engines that run plain functions, only the fork engine can stop a running
+    /// item: a call with a timeout that resolves to
     /// another engine (from its `engine` option, [`crate::set_default_engine`] or
     /// `PARFOR_ENGINE`) panics before running any item, with a message naming the option and
     /// the engine, rather than ignore the timeout. (The macros refuse a timeout next to a
