@@ -16,11 +16,12 @@
 
 mod loop_support;
 
-pub use parfor_macros::{parfor, parmap};
+pub use parfor_macros::{parfor, parmap, parmap_iter};
 pub use parfor_runtime::{
     Cause, ConfigError, Engine, OnError, Pod, TaskError, clear_default_engine, default_engine,
     default_workers, set_default_engine, worker_id,
 };
+pub use parfor_runtime::{Detached, ParIter, Scope, Source, scope};
 
 #[cfg(unix)]
 pub use parfor_runtime::{ReadOnlySharedVec, SharedVec};
@@ -36,6 +37,14 @@ pub mod __private {
     pub use parfor_runtime::wire::{self, Probe, Wire, probe_elem, probe_ret, probe_val};
     pub use parfor_runtime::{
         Cursor, Options, Shape, SliceOut, Sliced, SlotCell, Slots, fold, map, try_map,
+    };
+
+    pub use parfor_runtime::stream::{
+        self,
+        single::{
+            LazyInProduct, Natural, Own, Pass, SingleLazy, SingleRange, SingleSource, indexed,
+            single_fn,
+        },
     };
 
     pub use crate::loop_support::{

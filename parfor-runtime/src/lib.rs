@@ -4,6 +4,7 @@
 //! This crate is an implementation detail; depend on `parfor`, which re-exports its public
 //! items.
 
+mod collection;
 mod config;
 mod engine;
 mod error;
@@ -20,9 +21,11 @@ mod shared_vec;
 mod shm;
 mod slice_out;
 pub mod source;
+pub mod stream;
 pub mod wire;
 mod worker;
 
+pub use collection::Source;
 pub use config::{
     ConfigError, Engine, clear_default_engine, default_engine, default_workers, set_default_engine,
 };
@@ -35,4 +38,5 @@ pub use plan::Plan;
 pub use shared_vec::{ReadOnlySharedVec, SharedVec};
 pub use slice_out::{SliceOut, Sliced, SlotCell, Slots};
 pub use wire::Pod;
+pub use stream::{Detached, ParIter, Scope, scope};
 pub use worker::worker_id;

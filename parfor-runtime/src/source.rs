@@ -78,6 +78,15 @@ pub trait AsSource<'a> {
 
     /// Borrows `self` as a source.
     fn parmap_source_must_be_a_slice_or_an_integer_range(&'a self) -> Self::Source;
+
+    /// The same, under the name a call with a single source uses (see
+    /// [`crate::stream::single`]).
+    #[inline(always)]
+    fn parmap_source_must_be_a_slice_a_range_an_iterator_or_a_parfor_source(
+        &'a self,
+    ) -> Self::Source {
+        self.parmap_source_must_be_a_slice_or_an_integer_range()
+    }
 }
 
 impl<'a, T: Sync + 'a> AsSource<'a> for [T] {
@@ -367,5 +376,38 @@ mod tests {
         let a: f64 = Arg::arg(Source::get(&s, 0));
         let r: &f64 = Arg::arg(Source::get(&s, 0));
         assert_eq!((a, *r), (1.5, 1.5));
+    }
+}
+
+/// A borrowed user collection ([`crate::Source`]).
+pub struct Custom<'a, S: ?Sized>(&'a S);
+
+impl<S: ?Sized> Clone for Custom<'_, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<S: ?Sized> Copy for Custom<'_, S> {}
+
+impl<'a, S: crate::Source + ?Sized> Source for Custom<'a, S> {
+    type Item = &'a S::Item;
+
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    #[inline(always)]
+    fn get(&self, i: usize) -> &'a S::Item {
+        self.0.get(i)
+    }
+}
+
+impl<'a, S: crate::Source + 'a> AsSource<'a> for S {
+    type Source = Custom<'a, S>;
+
+    #[inline(always)]
+    fn parmap_source_must_be_a_slice_or_an_integer_range(&'a self) -> Custom<'a, S> {
+        Custom(self)
     }
 }

@@ -101,18 +101,39 @@ pub(crate) fn passing(func: &Expr) -> Option<Vec<Pass>> {
     pass.contains(&Pass::Natural).then_some(pass)
 }
 
-/// The call's expression.
+/// Whether `e` is a place expression (a variable, a field, an element, a dereference): a
+/// single source written so is borrowed, never moved; any other expression is a value that
+/// the call may own (an iterator it pulls).
+fn is_place(e: &Expr) -> bool {
+    match e {
+        Expr::Path(_) | Expr::Field(_) | Expr::Index(_) => true,
+        Expr::Unary(u) => matches!(u.op, syn::UnOp::Deref(_)),
+        Expr::Paren(p) => is_place(&p.expr),
+        Expr::Group(g) => is_place(&g.expr),
+        _ => false,
+    }
+}
+
+/// The call's expression (`parmap!`).
 pub(crate) fn expand(func: &Expr, sources: &[Expr], opts: &Options) -> TokenStream {
     let krate = opts.common.krate();
     let p = quote!(#krate::__private);
     let k = sources.len();
     let f = named("f");
+    let stream = opts.stream.as_ref();
     let mut stmts = TokenStream::new();
 
     let pass = passing(func);
     if pass.is_none() {
-        stmts.extend(quote!(let #f = &(#func);));
+        // A stream's threads may outlive this expression: it owns its function.
+        stmts.extend(if stream.is_some() {
+            quote!(let #f = (#func);)
+        } else {
+            quote!(let #f = &(#func);)
+        });
     }
+    // A single source may be lazy (any iterator); several need random access.
+    let single = k == 1;
 
     let mut lens = Vec::new();
     let mut idx = Vec::new();
@@ -120,17 +141,43 @@ pub(crate) fn expand(func: &Expr, sources: &[Expr], opts: &Options) -> TokenStre
     let mut probes = Vec::new();
     // (`valid` rejects a closure whose arity does not match; default defensively anyway.)
     let pass_of = |i: usize| pass.as_ref().and_then(|p| p.get(i).copied()).unwrap_or(Pass::Convert);
+    let elem = named("e");
     for (i, src) in sources.iter().enumerate() {
         let (b, s, ix) = (ident("b", i), ident("s", i), ident("i", i));
         // Generated tokens standing for this source: located at it, resolved at the call site.
         let span = Span::call_site().located_at(src.span());
         let ps = respan(p.clone(), span);
+        if single {
+            let own = named("own");
+            let held = if is_place(src) { quote!(&(#src)) } else { quote!((#src)) };
+            stmts.extend(quote_spanned! {span=>
+                let mut #own = #ps::Own::new(#held);
+                let #s = {
+                    use #ps::AsSource as _;
+                    use #ps::SingleRange as _;
+                    use #ps::SingleLazy as _;
+                    (&mut #own).parmap_source_must_be_a_slice_a_range_an_iterator_or_a_parfor_source()
+                };
+            });
+            match pass_of(i) {
+                Pass::Convert => {
+                    call_args.push(quote_spanned!(span=> #ps::Pass::pass(#elem)));
+                    probes.push(quote!(#p::probe_any()));
+                }
+                Pass::Natural => {
+                    call_args.push(quote_spanned!(span=> #ps::Natural::natural(#elem)));
+                    probes.push(quote!(#p::SingleSource::probe(&#s)));
+                }
+            }
+            continue;
+        }
         stmts.extend(quote_spanned! {span=>
             let #b = &(#src);
-            let #s = {
+            let #s = #ps::indexed({
                 use #ps::AsSource as _;
+                use #ps::LazyInProduct as _;
                 #b.parmap_source_must_be_a_slice_or_an_integer_range()
-            };
+            });
         });
         lens.push(quote!(#p::Source::len(&#s)));
         let get = quote_spanned!(span=> #ps::Source::get(&#s, #ix));
@@ -150,6 +197,22 @@ pub(crate) fn expand(func: &Expr, sources: &[Expr], opts: &Options) -> TokenStre
         let a = ident("a", j);
         let span = Span::call_site().located_at(arg.span());
         let ps = respan(p.clone(), span);
+        if stream.is_some() {
+            // Owned by the stream, borrowed by each call.
+            let own = ident("own_a", j);
+            stmts.extend(quote_spanned!(span=> let #own = (#arg);));
+            match pass_of(k + j) {
+                Pass::Convert => {
+                    call_args.push(quote_spanned!(span=> #ps::Arg::arg(&#own)));
+                    probes.push(quote!(#p::probe_any()));
+                }
+                Pass::Natural => {
+                    call_args.push(quote!(&#own));
+                    probes.push(quote!(#p::probe_ref(&#own)));
+                }
+            }
+            continue;
+        }
         stmts.extend(quote_spanned!(span=> let #a = &(#arg);));
         match pass_of(k + j) {
             Pass::Convert => {
@@ -165,7 +228,11 @@ pub(crate) fn expand(func: &Expr, sources: &[Expr], opts: &Options) -> TokenStre
 
     if pass.is_some() {
         let sig = format_ident!("sig{}", probes.len());
-        stmts.extend(quote!(let #f = &#p::#sig(#(#probes,)* #func);));
+        stmts.extend(if stream.is_some() {
+            quote!(let #f = #p::#sig(#(#probes,)* #func);)
+        } else {
+            quote!(let #f = &#p::#sig(#(#probes,)* #func);)
+        });
     }
 
     let opts_ident = named("opts");
@@ -198,20 +265,76 @@ pub(crate) fn expand(func: &Expr, sources: &[Expr], opts: &Options) -> TokenStre
         }
         _ => TokenStream::new(),
     };
-    let run = match opts.common.on_error {
-        Some((OnError::Collect, _)) => quote!(#p::try_map),
-        _ => quote!(#p::map),
-    };
+    let collect = matches!(opts.common.on_error, Some((OnError::Collect, _)));
     // Located at the function, so an arity or type mismatch points at it.
     let fspan = Span::mixed_site().located_at(func.span());
     let f_at = syn::Ident::new("__parfor_f", fspan);
     let call = quote_spanned!(fspan=> #f_at(#(#call_args),*));
+    let s0 = ident("s", 0);
+    let closure = if single {
+        quote!(#p::single_fn(&#s0, move |#elem| #call))
+    } else {
+        quote!(move |[#(#idx),*]: [::core::primitive::usize; #k]| #call)
+    };
+    let run = match (stream, single) {
+        (None, true) => {
+            let run = if collect { quote!(try_map) } else { quote!(map) };
+            quote!(#p::SingleSource::#run(#s0, &#opts_ident, #wire, #item))
+        }
+        (None, false) => {
+            let run = if collect { quote!(#p::try_map) } else { quote!(#p::map) };
+            quote!(#run(#shape, &#opts_ident, #wire, #item))
+        }
+        (Some(st), single) => {
+            let ordered = st.ordered.is_none_or(|o| o.0);
+            let flatten = st.flatten.is_some_and(|f| f.0);
+            let mode = match (ordered, flatten, collect) {
+                (true, false, false) => "Plain",
+                (false, false, false) => "Tagged",
+                (true, false, true) => "Try",
+                (false, false, true) => "TryTagged",
+                (true, true, false) => "Flat",
+                (false, true, false) => "FlatTagged",
+                (true, true, true) => "TryFlat",
+                (false, true, true) => "TryFlatTagged",
+            };
+            let mode = syn::Ident::new(mode, Span::call_site());
+            let mut cfg = quote!(#p::stream::Cfg::new().ordered(#ordered));
+            match &st.window {
+                Some(Value::Lit(n, span)) => {
+                    let lit = syn::LitInt::new(&format!("{n}usize"), *span);
+                    cfg = quote!(#cfg.window(#lit));
+                }
+                Some(Value::Expr(e)) => {
+                    let v = quote_spanned!(e.span()=> { let __parfor_n: usize = #e; __parfor_n });
+                    cfg = quote!(#cfg.window(#v));
+                }
+                None => {}
+            }
+            let spawn = match &st.scope {
+                Some(e) => {
+                    let v = quote_spanned!(e.span()=> {
+                        let __parfor_scope: &#krate::Scope<'_, '_> = #e;
+                        __parfor_scope
+                    });
+                    v
+                }
+                None => quote!(#p::stream::Detached),
+            };
+            let mode = quote!(#p::stream::emit::#mode);
+            if single {
+                quote!(#p::SingleSource::stream(#s0, #spawn, &#opts_ident, #cfg, #wire, #mode, #item))
+            } else {
+                quote!(#p::stream::iter_shape(#spawn, #shape, &#opts_ident, #cfg, #wire, #mode, #item))
+            }
+        }
+    };
     quote! {{
         #stmts
-        let #item = move |[#(#idx),*]: [::core::primitive::usize; #k]| #call;
+        let #item = #closure;
         #fork_check
         let #wire = #p::wire_of!(#p::probe_ret(&#item));
-        #run(#shape, &#opts_ident, #wire, #item)
+        #run
     }}
 }
 

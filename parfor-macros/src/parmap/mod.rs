@@ -12,12 +12,21 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 pub(crate) fn expand(input: TokenStream) -> TokenStream {
+    expand_call(input, false)
+}
+
+/// `parmap_iter!(f, s1, s2, ...; options)`: the same call, streamed.
+pub(crate) fn expand_iter(input: TokenStream) -> TokenStream {
+    expand_call(input, true)
+}
+
+fn expand_call(input: TokenStream, stream: bool) -> TokenStream {
     let input = match syn::parse2::<ast::Input>(input) {
         Ok(input) => input,
-        Err(err) => return fallback(&err),
+        Err(err) => return fallback(&err, stream),
     };
     let cx = Ctxt::new();
-    let opts = args::parse(&cx, &input.options);
+    let opts = args::parse_call(&cx, &input.options, stream);
     // The call's arity is unknown or wrong: the expansion would only add errors.
     let arity_unknown = !valid::check(&cx, &input, &opts) || opts.args_invalid;
     let arity_errors = cx.has_errors();
@@ -26,7 +35,7 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
         Err(err) => err,
     };
     if arity_unknown && arity_errors {
-        return fallback(&errors);
+        return fallback(&errors, stream);
     }
     // Expand with the options that were valid, so the result keeps its type and mistakes in
     // the function or the sources are still reported.
@@ -35,11 +44,15 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
     quote!({ #errors #expansion })
 }
 
-/// The errors, and a stand-in `Vec` of an unconstrained type (so `let v: Vec<f64> = parmap!(..)`
-/// reports only the real mistake).
-fn fallback(err: &syn::Error) -> TokenStream {
+/// The errors, and a stand-in `Vec` (or, for a stream, an empty iterator) of an unconstrained
+/// type (so `let v: Vec<f64> = parmap!(..)` reports only the real mistake).
+fn fallback(err: &syn::Error, stream: bool) -> TokenStream {
     let errors = to_compile_errors(err);
-    quote!({ #errors ::std::vec::Vec::new() })
+    if stream {
+        quote!({ #errors ::std::iter::empty() })
+    } else {
+        quote!({ #errors ::std::vec::Vec::new() })
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,373 @@
+//! A call with a single source, which may be lazy: how the macros tell an indexed source
+//! (slice, range, [`crate::Source`] collection) from an iterator, and run either.
+//!
+//! The macro holds the source in an [`Own`] and calls one method on `&mut own`, found by
+//! method resolution in this order (autoref specialization):
+//!
+//! 1. an integer range, by value on `&mut Own<Range<T>>` ([`SingleRange`]): ranges are
+//!    iterators too, but keep random access;
+//! 2. an iterator, by mutable autoref on `&mut Own<I>` ([`SingleLazy`]): taken out of the
+//!    holder, pulled lazily;
+//! 3. anything that derefs to a slice or implements [`crate::Source`], through `Own`'s
+//!    `Deref` ([`AsSource`]).
+//!
+//! Each returns a value implementing [`SingleSource`], which runs the call. The mapped
+//! function gets each element wrapped ([`Ix`] for indexed sources, [`Lz`] for lazy ones), and
+//! [`Pass`] converts it to the parameter's type (`Arg` rules for indexed elements, unchanged
+//! for lazy ones); [`Natural`] unwraps it for closures with unannotated parameters.
+
+use super::emit::{Plain, Try};
+use super::{Cfg, Emit, ParIter, Spawner, iter_lazy, iter_shape};
+use crate::error::TaskError;
+use crate::map::Shape;
+use crate::options::Options;
+use crate::source::{Arg, AsSource, Int, IntRange, Source};
+use crate::wire::{Probe, Wire};
+use std::ops::{Deref, Range, RangeInclusive};
+
+/// The holder of a call's single source.
+pub struct Own<S>(Option<S>);
+
+impl<S> Own<S> {
+    /// Holds `s`.
+    #[inline(always)]
+    pub fn new(s: S) -> Own<S> {
+        Own(Some(s))
+    }
+}
+
+impl<S> Deref for Own<S> {
+    type Target = S;
+
+    #[inline(always)]
+    fn deref(&self) -> &S {
+        match &self.0 {
+            Some(s) => s,
+            None => unreachable!("parfor: an indexed source is never taken"),
+        }
+    }
+}
+
+/// An integer range as the single source (before the iterator rule: it keeps random access).
+pub trait SingleRange {
+    /// The borrowed range.
+    type Source;
+    /// The source.
+    fn parmap_source_must_be_a_slice_a_range_an_iterator_or_a_parfor_source(
+        &mut self,
+    ) -> Self::Source;
+}
+
+impl<T: Int> SingleRange for Own<Range<T>> {
+    type Source = IntRange<T>;
+    #[inline]
+    fn parmap_source_must_be_a_slice_a_range_an_iterator_or_a_parfor_source(
+        &mut self,
+    ) -> IntRange<T> {
+        (**self).parmap_source_must_be_a_slice_or_an_integer_range()
+    }
+}
+
+impl<T: Int> SingleRange for Own<RangeInclusive<T>> {
+    type Source = IntRange<T>;
+    #[inline]
+    fn parmap_source_must_be_a_slice_a_range_an_iterator_or_a_parfor_source(
+        &mut self,
+    ) -> IntRange<T> {
+        (**self).parmap_source_must_be_a_slice_or_an_integer_range()
+    }
+}
+
+/// An iterator as the single source.
+pub trait SingleLazy {
+    /// The iterator.
+    type Source;
+    /// Takes the iterator out of the holder.
+    fn parmap_source_must_be_a_slice_a_range_an_iterator_or_a_parfor_source(
+        &mut self,
+    ) -> Self::Source;
+}
+
+impl<I: Iterator> SingleLazy for &mut Own<I> {
+    type Source = LazySource<I>;
+    #[inline]
+    fn parmap_source_must_be_a_slice_a_range_an_iterator_or_a_parfor_source(
+        &mut self,
+    ) -> LazySource<I> {
+        match self.0.take() {
+            Some(it) => LazySource(it),
+            None => unreachable!("parfor: a lazy source is taken once"),
+        }
+    }
+}
+
+/// A lazy single source.
+pub struct LazySource<I>(I);
+
+/// An element of an indexed source, on its way to the mapped function.
+pub struct Ix<E>(pub E);
+
+/// An element of a lazy source, on its way to the mapped function.
+pub struct Lz<E>(pub E);
+
+/// Converts a wrapped element to the type the mapped function's parameter asks for: as
+/// [`Arg`] for an indexed element, unchanged for a lazy one.
+#[diagnostic::on_unimplemented(
+    message = "a `parmap!` element of type `{Self}` cannot be passed as `{A}`",
+    label = "the function's parameter does not take this element",
+    note = "a slice element `&T` is passed as `T` when `T: Copy`, or as `&T`; a range item as \
+            its integer type; an iterator's item exactly as the iterator yields it"
+)]
+pub trait Pass<A> {
+    /// The converted element.
+    fn pass(self) -> A;
+}
+
+impl<A, E: Arg<A>> Pass<A> for Ix<E> {
+    #[inline(always)]
+    fn pass(self) -> A {
+        self.0.arg()
+    }
+}
+
+impl<E> Pass<E> for Lz<E> {
+    #[inline(always)]
+    fn pass(self) -> E {
+        self.0
+    }
+}
+
+/// Unwraps an element for a closure with unannotated parameters.
+pub trait Natural {
+    /// The element as the source yields it.
+    type E;
+    /// The element.
+    fn natural(self) -> Self::E;
+}
+
+impl<E> Natural for Ix<E> {
+    type E = E;
+    #[inline(always)]
+    fn natural(self) -> E {
+        self.0
+    }
+}
+
+impl<E> Natural for Lz<E> {
+    type E = E;
+    #[inline(always)]
+    fn natural(self) -> E {
+        self.0
+    }
+}
+
+/// A single source, indexed or lazy: runs a `parmap!` or `parmap_iter!` call over it.
+pub trait SingleSource<'a>: Sized {
+    /// What the function gets per element ([`Ix`] or [`Lz`]).
+    type Elem: Send;
+    /// The element, unwrapped.
+    type Natural;
+
+    /// A witness for the unwrapped element type (closures with unannotated parameters).
+    fn probe(&self) -> Probe<Self::Natural> {
+        Probe::new()
+    }
+
+    /// `parmap!`: every result, in order; panics naming the first failed item.
+    fn map<R: Send, G: Fn(Self::Elem) -> R + Send + Sync>(
+        self,
+        opts: &Options,
+        wire: Option<Wire<R>>,
+        g: G,
+    ) -> Vec<R>;
+
+    /// `parmap!` with `on_error = "collect"`.
+    fn try_map<R: Send, G: Fn(Self::Elem) -> R + Send + Sync>(
+        self,
+        opts: &Options,
+        wire: Option<Wire<R>>,
+        g: G,
+    ) -> Vec<Result<R, TaskError>>;
+
+    /// `parmap_iter!`.
+    #[allow(clippy::too_many_arguments)]
+    fn stream<R, G, M, S>(
+        self,
+        spawn: S,
+        opts: &Options,
+        cfg: Cfg,
+        wire: Option<Wire<R>>,
+        mode: M,
+        g: G,
+    ) -> ParIter<'a, M::Y>
+    where
+        S: Spawner<'a>,
+        R: Send + 'a,
+        G: Fn(Self::Elem) -> R + Send + Sync + 'a,
+        M: Emit<R>,
+        M::Y: 'a;
+}
+
+impl<'a, S> SingleSource<'a> for S
+where
+    S: Source + Send + 'a,
+    S::Item: Send,
+{
+    type Elem = Ix<S::Item>;
+    type Natural = S::Item;
+
+    fn map<R: Send, G: Fn(Ix<S::Item>) -> R + Send + Sync>(
+        self,
+        opts: &Options,
+        wire: Option<Wire<R>>,
+        g: G,
+    ) -> Vec<R> {
+        crate::map::map(Shape::product([self.len()]), opts, wire, |[i]| g(Ix(self.get(i))))
+    }
+
+    fn try_map<R: Send, G: Fn(Ix<S::Item>) -> R + Send + Sync>(
+        self,
+        opts: &Options,
+        wire: Option<Wire<R>>,
+        g: G,
+    ) -> Vec<Result<R, TaskError>> {
+        crate::map::try_map(Shape::product([self.len()]), opts, wire, |[i]| g(Ix(self.get(i))))
+    }
+
+    fn stream<R, G, M, Sp>(
+        self,
+        spawn: Sp,
+        opts: &Options,
+        cfg: Cfg,
+        wire: Option<Wire<R>>,
+        mode: M,
+        g: G,
+    ) -> ParIter<'a, M::Y>
+    where
+        Sp: Spawner<'a>,
+        R: Send + 'a,
+        G: Fn(Ix<S::Item>) -> R + Send + Sync + 'a,
+        M: Emit<R>,
+        M::Y: 'a,
+    {
+        let shape = Shape::product([self.len()]);
+        iter_shape(spawn, shape, opts, cfg, wire, mode, move |[i]| g(Ix(self.get(i))))
+    }
+}
+
+impl<'a, I> SingleSource<'a> for LazySource<I>
+where
+    I: Iterator + 'a,
+    I::Item: Send + 'a,
+{
+    type Elem = Lz<I::Item>;
+    type Natural = I::Item;
+
+    fn map<R: Send, G: Fn(Lz<I::Item>) -> R + Send + Sync>(
+        self,
+        opts: &Options,
+        wire: Option<Wire<R>>,
+        g: G,
+    ) -> Vec<R> {
+        // Collecting the stream, on scoped threads: nothing outlives this call.
+        super::scope(|s| {
+            iter_lazy(s, self.0, opts, Cfg::new(), wire, Plain, |x| g(Lz(x))).collect()
+        })
+    }
+
+    fn try_map<R: Send, G: Fn(Lz<I::Item>) -> R + Send + Sync>(
+        self,
+        opts: &Options,
+        wire: Option<Wire<R>>,
+        g: G,
+    ) -> Vec<Result<R, TaskError>> {
+        let opts = opts.clone().on_error(crate::error::OnError::Collect);
+        super::scope(|s| {
+            iter_lazy(s, self.0, &opts, Cfg::new(), wire, Try, |x| g(Lz(x))).collect()
+        })
+    }
+
+    fn stream<R, G, M, Sp>(
+        self,
+        spawn: Sp,
+        opts: &Options,
+        cfg: Cfg,
+        wire: Option<Wire<R>>,
+        mode: M,
+        g: G,
+    ) -> ParIter<'a, M::Y>
+    where
+        Sp: Spawner<'a>,
+        R: Send + 'a,
+        G: Fn(Lz<I::Item>) -> R + Send + Sync + 'a,
+        M: Emit<R>,
+        M::Y: 'a,
+    {
+        iter_lazy(spawn, self.0, opts, cfg, wire, mode, move |x| g(Lz(x)))
+    }
+}
+
+/// An iterator among several sources, which need random access: the macro's multi-source
+/// path finds this for an iterator, and [`indexed`] rejects it with an explanation.
+pub trait LazyInProduct {
+    /// The iterator, marked.
+    type Source;
+    /// Marks the iterator.
+    fn parmap_source_must_be_a_slice_or_an_integer_range(&self) -> Self::Source;
+}
+
+impl<I: Iterator> LazyInProduct for &I {
+    type Source = IteratorAmongSeveralSources<I>;
+    fn parmap_source_must_be_a_slice_or_an_integer_range(&self) -> Self::Source {
+        IteratorAmongSeveralSources(std::marker::PhantomData)
+    }
+}
+
+/// An iterator given to `parmap!` next to other sources.
+pub struct IteratorAmongSeveralSources<I>(std::marker::PhantomData<fn() -> I>);
+
+/// A source with random access, as a Cartesian product or a zip of several sources needs.
+#[diagnostic::on_unimplemented(
+    message = "an iterator cannot be combined with other sources: their Cartesian product or \
+               zip needs random access",
+    label = "a lazy source next to other sources",
+    note = "collect it first (`.collect::<Vec<_>>()`), or make it the only source of the call \
+            (a single source may be any iterator)"
+)]
+pub trait Indexed {}
+
+impl<T: Sync> Indexed for &[T] {}
+impl<T: Int> Indexed for IntRange<T> {}
+impl<S: crate::Source + ?Sized> Indexed for crate::source::Custom<'_, S> {}
+
+/// Requires an indexed source (a source of a call with several sources).
+#[inline(always)]
+pub fn indexed<S: Indexed>(s: S) -> S {
+    s
+}
+
+impl<I> Clone for IteratorAmongSeveralSources<I> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<I> Copy for IteratorAmongSeveralSources<I> {}
+
+// Only so that the call's other uses of the source type-check: [`indexed`] has already
+// reported the mistake, and such a call never compiles.
+impl<I: Iterator> Source for IteratorAmongSeveralSources<I> {
+    type Item = I::Item;
+    fn len(&self) -> usize {
+        0
+    }
+    fn get(&self, _: usize) -> I::Item {
+        unreachable!("an iterator among several sources is rejected at compile time")
+    }
+}
+
+/// Returns `g` unchanged, giving a closure literal its parameter type: the element type of
+/// the single source `s`.
+#[inline(always)]
+pub fn single_fn<'a, S: SingleSource<'a>, R, G: Fn(S::Elem) -> R>(_: &S, g: G) -> G {
+    g
+}
