@@ -42,8 +42,8 @@ pub mod __private {
     pub use parfor_runtime::stream::{
         self,
         single::{
-            LazyInProduct, Natural, Own, Pass, SingleLazy, SingleRange, SingleSource, indexed,
-            single_fn,
+            LazyInProduct, Natural, Own, Pass, SingleBorrowedIterator, SingleLazy, SingleRange,
+            SingleSource, indexed, probe_single, single_fn,
         },
     };
 

@@ -55,6 +55,7 @@ pub(crate) struct Options {
 }
 
 /// Reads the options of `parmap!`, recording every mistake in `cx`.
+#[cfg(test)]
 pub(crate) fn parse(cx: &Ctxt, raw: &[RawOption]) -> Options {
     parse_call(cx, raw, false)
 }

@@ -156,6 +156,7 @@ pub(crate) fn expand(func: &Expr, sources: &[Expr], opts: &Options) -> TokenStre
                     use #ps::AsSource as _;
                     use #ps::SingleRange as _;
                     use #ps::SingleLazy as _;
+                    use #ps::SingleBorrowedIterator as _;
                     (&mut #own).parmap_source_must_be_a_slice_a_range_an_iterator_or_a_parfor_source()
                 };
             });
@@ -166,7 +167,7 @@ pub(crate) fn expand(func: &Expr, sources: &[Expr], opts: &Options) -> TokenStre
                 }
                 Pass::Natural => {
                     call_args.push(quote_spanned!(span=> #ps::Natural::natural(#elem)));
-                    probes.push(quote!(#p::SingleSource::probe(&#s)));
+                    probes.push(quote!(#p::probe_single(&#s)));
                 }
             }
             continue;

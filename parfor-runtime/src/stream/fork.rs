@@ -46,12 +46,18 @@ impl<X: Items, M: Emit<X::R>> Pump<M::Y> for ForkPump<'_, X, M> {
             Work::Range(r) => {
                 let start = r.start;
                 let items = &self.items;
-                (start, try_map(Shape::product([n]), &self.opts, self.wire, |[j]| items.one(start + j, None)))
+                (
+                    start,
+                    try_map(Shape::product([n]), &self.opts, self.wire, |[j]| {
+                        items.one(start + j, None)
+                    }),
+                )
             }
             Work::Items(start, v) => {
                 // Each element is taken by the one item that uses it (in whichever process runs
                 // that item).
-                let cells: Vec<Mutex<Option<X::T>>> = v.into_iter().map(|t| Mutex::new(Some(t))).collect();
+                let cells: Vec<Mutex<Option<X::T>>> =
+                    v.into_iter().map(|t| Mutex::new(Some(t))).collect();
                 let items = &self.items;
                 let run = |[j]: [usize; 1]| {
                     let t = cells[j].lock().unwrap_or_else(|e| e.into_inner()).take();

@@ -185,7 +185,10 @@ fn plan(opts: &Options, cfg: &Cfg) -> (Engine, usize, usize) {
     (run.engine, workers, window)
 }
 
-fn start<'a, X, M, S>(
+/// Starts a stream whose workers (on `spawn`) live for `'s`, and whose feed (a lazy source,
+/// pulled on the caller's thread) for `'a`.
+#[allow(clippy::too_many_arguments)]
+fn start<'s: 'a, 'a, X, M, S>(
     spawn: S,
     items: X,
     opts: &Options,
@@ -195,10 +198,11 @@ fn start<'a, X, M, S>(
     feed: items::Feed<'a, X::T>,
 ) -> ParIter<'a, M::Y>
 where
-    S: Spawner<'a>,
-    X: Items + 'a,
+    S: Spawner<'s>,
+    X: Items + 's,
+    X::T: 's,
     M: Emit<X::R>,
-    M::Y: 'a,
+    M::Y: 's,
 {
     let (engine, workers, window) = plan(opts, &cfg);
     let total = feed.len();
@@ -246,7 +250,10 @@ where
 
 /// Streams `g` over the items of a lazy iterator, which is pulled on the caller's thread
 /// only as the window allows: what `parmap_iter!` with one lazy source runs.
-pub fn iter_lazy<'a, I, R, G, M, S>(
+///
+/// The iterator itself never leaves the caller's thread, so it may borrow anything that lives
+/// for `'a`; its items, the function and the results reach the workers, which live for `'s`.
+pub fn iter_lazy<'s: 'a, 'a, I, R, G, M, S>(
     spawn: S,
     it: I,
     opts: &Options,
@@ -256,13 +263,13 @@ pub fn iter_lazy<'a, I, R, G, M, S>(
     g: G,
 ) -> ParIter<'a, M::Y>
 where
-    S: Spawner<'a>,
+    S: Spawner<'s>,
     I: Iterator + 'a,
-    I::Item: Send + 'a,
-    R: Send + 'a,
-    G: Fn(I::Item) -> R + Send + Sync + 'a,
+    I::Item: Send + 's,
+    R: Send + 's,
+    G: Fn(I::Item) -> R + Send + Sync + 's,
     M: Emit<R>,
-    M::Y: 'a,
+    M::Y: 's,
 {
     let feed = items::Feed::pull(Box::new(it));
     start(spawn, Lazy::new(g), opts, cfg, wire, mode, feed)

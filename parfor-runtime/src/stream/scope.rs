@@ -17,12 +17,10 @@ pub trait Cancel: Send + Sync {
 
 /// Starts a stream's worker threads (see [`Detached`] and [`Scope`]).
 pub trait Spawner<'a> {
-    /// Starts `work` on a new thread; the returned closure joins it.
+    /// Starts `work` on a new thread, detached: the stream counts its workers out itself
+    /// (a leaked join handle would keep a `std::thread::scope` waiting forever).
     #[doc(hidden)]
-    fn spawn_worker(
-        &self,
-        work: Box<dyn FnOnce() + Send + 'a>,
-    ) -> std::io::Result<Box<dyn FnOnce() + 'a>>;
+    fn spawn_worker(&self, work: Box<dyn FnOnce() + Send + 'a>) -> std::io::Result<()>;
 
     /// Registers a stream to stop when the scope ends.
     #[doc(hidden)]
@@ -45,14 +43,8 @@ pub trait Spawner<'a> {
 pub struct Detached;
 
 impl Spawner<'static> for Detached {
-    fn spawn_worker(
-        &self,
-        work: Box<dyn FnOnce() + Send + 'static>,
-    ) -> std::io::Result<Box<dyn FnOnce() + 'static>> {
-        let handle = std::thread::Builder::new().name("parfor-stream".into()).spawn(work)?;
-        Ok(Box::new(move || {
-            let _ = handle.join();
-        }))
+    fn spawn_worker(&self, work: Box<dyn FnOnce() + Send + 'static>) -> std::io::Result<()> {
+        std::thread::Builder::new().name("parfor-stream".into()).spawn(work).map(drop)
     }
 
     fn register(&self, _stream: Weak<dyn Cancel + 'static>) {}
@@ -71,15 +63,11 @@ impl std::fmt::Debug for Scope<'_, '_> {
 }
 
 impl<'scope, 'env> Spawner<'scope> for &Scope<'scope, 'env> {
-    fn spawn_worker(
-        &self,
-        work: Box<dyn FnOnce() + Send + 'scope>,
-    ) -> std::io::Result<Box<dyn FnOnce() + 'scope>> {
-        let handle =
-            std::thread::Builder::new().name("parfor-stream".into()).spawn_scoped(self.threads, work)?;
-        Ok(Box::new(move || {
-            let _ = handle.join();
-        }))
+    fn spawn_worker(&self, work: Box<dyn FnOnce() + Send + 'scope>) -> std::io::Result<()> {
+        std::thread::Builder::new()
+            .name("parfor-stream".into())
+            .spawn_scoped(self.threads, work)
+            .map(drop)
     }
 
     fn register(&self, stream: Weak<dyn Cancel + 'scope>) {
@@ -117,7 +105,8 @@ where
         struct StopAll<'s>(Arc<Mutex<Vec<Weak<dyn Cancel + 's>>>>);
         impl Drop for StopAll<'_> {
             fn drop(&mut self) {
-                let streams = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+                let streams =
+                    std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
                 for s in streams {
                     if let Some(s) = s.upgrade() {
                         s.cancel();

@@ -24,10 +24,9 @@ impl<X: Items, M: Emit<X::R>> Pump<M::Y> for SerialPump<'_, X, M> {
         let work = self.feed.next(1)?;
         let mut out = Vec::new();
         // As `parmap!` on this engine: in fail mode the item's own panic goes through.
-        let failure =
-            crate::worker::as_worker(0, || {
-                self.items.exec(work, self.mode, M::COLLECT, &self.never, &mut out)
-            });
+        let failure = crate::worker::as_worker(0, || {
+            self.items.exec(work, self.mode, M::COLLECT, &self.never, &mut out)
+        });
         self.seq += 1;
         Some(Done { seq: self.seq - 1, items: 1, out, failure })
     }

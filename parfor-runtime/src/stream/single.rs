@@ -104,6 +104,62 @@ impl<I: Iterator> SingleLazy for &mut Own<I> {
 /// A lazy single source.
 pub struct LazySource<I>(I);
 
+/// An iterator held in a variable, as the single source: the call borrows a variable, so it
+/// cannot consume the iterator (rejected, with the fix, by [`SingleSource`]).
+pub trait SingleBorrowedIterator {
+    /// The marker.
+    type Source;
+    /// Marks the iterator.
+    fn parmap_source_must_be_a_slice_a_range_an_iterator_or_a_parfor_source(
+        &mut self,
+    ) -> Self::Source;
+}
+
+impl<I: Iterator> SingleBorrowedIterator for &mut Own<&I> {
+    type Source = IteratorInAVariableIsBorrowed<I>;
+    fn parmap_source_must_be_a_slice_a_range_an_iterator_or_a_parfor_source(
+        &mut self,
+    ) -> IteratorInAVariableIsBorrowed<I> {
+        IteratorInAVariableIsBorrowed(std::marker::PhantomData)
+    }
+}
+
+/// An iterator in a variable given as a single source.
+pub struct IteratorInAVariableIsBorrowed<I>(std::marker::PhantomData<fn() -> I>);
+
+/// The element type a single source gives the mapped function.
+pub trait HasElem {
+    /// What the function gets per element ([`Ix`] or [`Lz`]).
+    type Elem: Send;
+    /// The element, unwrapped.
+    type Natural;
+}
+
+impl<S: Source> HasElem for S
+where
+    S::Item: Send,
+{
+    type Elem = Ix<S::Item>;
+    type Natural = S::Item;
+}
+
+impl<I: Iterator<Item: Send>> HasElem for LazySource<I> {
+    type Elem = Lz<I::Item>;
+    type Natural = I::Item;
+}
+
+impl<I: Iterator<Item: Send>> HasElem for IteratorInAVariableIsBorrowed<I> {
+    type Elem = Lz<I::Item>;
+    type Natural = I::Item;
+}
+
+/// A witness for the unwrapped element type of a single source (closures with unannotated
+/// parameters).
+#[inline(always)]
+pub fn probe_single<S: HasElem>(_: &S) -> Probe<S::Natural> {
+    Probe::new()
+}
+
 /// An element of an indexed source, on its way to the mapped function.
 pub struct Ix<E>(pub E);
 
@@ -162,16 +218,17 @@ impl<E> Natural for Lz<E> {
 }
 
 /// A single source, indexed or lazy: runs a `parmap!` or `parmap_iter!` call over it.
-pub trait SingleSource<'a>: Sized {
-    /// What the function gets per element ([`Ix`] or [`Lz`]).
-    type Elem: Send;
-    /// The element, unwrapped.
-    type Natural;
-
-    /// A witness for the unwrapped element type (closures with unannotated parameters).
-    fn probe(&self) -> Probe<Self::Natural> {
-        Probe::new()
-    }
+#[diagnostic::on_unimplemented(
+    message = "`parmap!` cannot consume an iterator held in a variable: the call borrows a \
+               variable",
+    label = "borrowed, so it cannot be pulled",
+    note = "move the iterator into the call with a block, `{{ it }}`, or pass `it.by_ref()` \
+            to leave it usable after the call"
+)]
+pub trait SingleSource<'a>: HasElem + Sized {
+    /// What reaches the workers of a stream over it: the source itself when indexed, its
+    /// items when lazy (a lazy source stays on the caller's thread).
+    type Sent;
 
     /// `parmap!`: every result, in order; panics naming the first failed item.
     fn map<R: Send, G: Fn(Self::Elem) -> R + Send + Sync>(
@@ -189,9 +246,9 @@ pub trait SingleSource<'a>: Sized {
         g: G,
     ) -> Vec<Result<R, TaskError>>;
 
-    /// `parmap_iter!`.
+    /// `parmap_iter!`: workers on `spawn` live for `'s`.
     #[allow(clippy::too_many_arguments)]
-    fn stream<R, G, M, S>(
+    fn stream<'s: 'a, R, G, M, S>(
         self,
         spawn: S,
         opts: &Options,
@@ -201,11 +258,12 @@ pub trait SingleSource<'a>: Sized {
         g: G,
     ) -> ParIter<'a, M::Y>
     where
-        S: Spawner<'a>,
-        R: Send + 'a,
-        G: Fn(Self::Elem) -> R + Send + Sync + 'a,
+        S: Spawner<'s>,
+        Self::Sent: 's,
+        R: Send + 's,
+        G: Fn(Self::Elem) -> R + Send + Sync + 's,
         M: Emit<R>,
-        M::Y: 'a;
+        M::Y: 's;
 }
 
 impl<'a, S> SingleSource<'a> for S
@@ -213,8 +271,7 @@ where
     S: Source + Send + 'a,
     S::Item: Send,
 {
-    type Elem = Ix<S::Item>;
-    type Natural = S::Item;
+    type Sent = S;
 
     fn map<R: Send, G: Fn(Ix<S::Item>) -> R + Send + Sync>(
         self,
@@ -234,7 +291,7 @@ where
         crate::map::try_map(Shape::product([self.len()]), opts, wire, |[i]| g(Ix(self.get(i))))
     }
 
-    fn stream<R, G, M, Sp>(
+    fn stream<'s: 'a, R, G, M, Sp>(
         self,
         spawn: Sp,
         opts: &Options,
@@ -244,11 +301,12 @@ where
         g: G,
     ) -> ParIter<'a, M::Y>
     where
-        Sp: Spawner<'a>,
-        R: Send + 'a,
-        G: Fn(Ix<S::Item>) -> R + Send + Sync + 'a,
+        Sp: Spawner<'s>,
+        S: 's,
+        R: Send + 's,
+        G: Fn(Ix<S::Item>) -> R + Send + Sync + 's,
         M: Emit<R>,
-        M::Y: 'a,
+        M::Y: 's,
     {
         let shape = Shape::product([self.len()]);
         iter_shape(spawn, shape, opts, cfg, wire, mode, move |[i]| g(Ix(self.get(i))))
@@ -260,8 +318,7 @@ where
     I: Iterator + 'a,
     I::Item: Send + 'a,
 {
-    type Elem = Lz<I::Item>;
-    type Natural = I::Item;
+    type Sent = I::Item;
 
     fn map<R: Send, G: Fn(Lz<I::Item>) -> R + Send + Sync>(
         self,
@@ -282,12 +339,10 @@ where
         g: G,
     ) -> Vec<Result<R, TaskError>> {
         let opts = opts.clone().on_error(crate::error::OnError::Collect);
-        super::scope(|s| {
-            iter_lazy(s, self.0, &opts, Cfg::new(), wire, Try, |x| g(Lz(x))).collect()
-        })
+        super::scope(|s| iter_lazy(s, self.0, &opts, Cfg::new(), wire, Try, |x| g(Lz(x))).collect())
     }
 
-    fn stream<R, G, M, Sp>(
+    fn stream<'s: 'a, R, G, M, Sp>(
         self,
         spawn: Sp,
         opts: &Options,
@@ -297,11 +352,12 @@ where
         g: G,
     ) -> ParIter<'a, M::Y>
     where
-        Sp: Spawner<'a>,
-        R: Send + 'a,
-        G: Fn(Lz<I::Item>) -> R + Send + Sync + 'a,
+        Sp: Spawner<'s>,
+        I::Item: 's,
+        R: Send + 's,
+        G: Fn(Lz<I::Item>) -> R + Send + Sync + 's,
         M: Emit<R>,
-        M::Y: 'a,
+        M::Y: 's,
     {
         iter_lazy(spawn, self.0, opts, cfg, wire, mode, move |x| g(Lz(x)))
     }
@@ -368,6 +424,6 @@ impl<I: Iterator> Source for IteratorAmongSeveralSources<I> {
 /// Returns `g` unchanged, giving a closure literal its parameter type: the element type of
 /// the single source `s`.
 #[inline(always)]
-pub fn single_fn<'a, S: SingleSource<'a>, R, G: Fn(S::Elem) -> R>(_: &S, g: G) -> G {
+pub fn single_fn<S: HasElem, R, G: Fn(S::Elem) -> R>(_: &S, g: G) -> G {
     g
 }

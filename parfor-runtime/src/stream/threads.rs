@@ -166,7 +166,6 @@ pub(crate) struct ThreadsPump<'a, T, Y> {
     shared: Arc<Shared<T, Y>>,
     /// A lazy source, pulled here on the caller's thread.
     feed: Option<Feed<'a, T>>,
-    joins: Vec<Box<dyn FnOnce() + 'a>>,
     ordered: bool,
     /// The next batch to yield (ordered).
     want: u64,
@@ -177,7 +176,7 @@ pub(crate) struct ThreadsPump<'a, T, Y> {
 }
 
 impl<'a, T: Send + 'a, Y: Send + 'a> ThreadsPump<'a, T, Y> {
-    pub(crate) fn start<X, M, S>(
+    pub(crate) fn start<'s: 'a, X, M, S>(
         spawn: &S,
         items: X,
         mode: M,
@@ -186,8 +185,10 @@ impl<'a, T: Send + 'a, Y: Send + 'a> ThreadsPump<'a, T, Y> {
         ordered: bool,
     ) -> ThreadsPump<'a, T, Y>
     where
-        S: Spawner<'a>,
-        X: Items<T = T> + 'a,
+        S: Spawner<'s>,
+        X: Items<T = T> + 's,
+        T: 's,
+        Y: 's,
         M: Emit<X::R, Y = Y>,
     {
         let workers = sizing.depth / DEPTH_PER_WORKER;
@@ -211,15 +212,14 @@ impl<'a, T: Send + 'a, Y: Send + 'a> ThreadsPump<'a, T, Y> {
             done: Condvar::new(),
             cancel: AtomicBool::new(false),
         });
-        let weak: std::sync::Weak<dyn Cancel + 'a> = Arc::downgrade(&shared) as _;
+        let weak: std::sync::Weak<dyn Cancel + 's> = Arc::downgrade(&shared) as _;
         spawn.register(weak);
         let items = Arc::new(items);
-        let mut joins = Vec::with_capacity(workers);
         for id in 0..workers {
             shared.lock().live += 1;
             let (sh, it) = (Arc::clone(&shared), Arc::clone(&items));
-            match spawn.spawn_worker(Box::new(move || worker(id, &sh, &*it, mode))) {
-                Ok(join) => joins.push(join),
+            match spawn.spawn_worker(Box::new(move || worker(id, &sh, it, mode))) {
+                Ok(()) => {}
                 Err(e) => {
                     shared.lock().live -= 1;
                     if id == 0 {
@@ -229,7 +229,7 @@ impl<'a, T: Send + 'a, Y: Send + 'a> ThreadsPump<'a, T, Y> {
                 }
             }
         }
-        ThreadsPump { shared, feed, joins, ordered, want: 0, held: 0, broken: false }
+        ThreadsPump { shared, feed, ordered, want: 0, held: 0, broken: false }
     }
 }
 
@@ -313,22 +313,22 @@ impl<'a, T: Send + 'a, Y: Send + 'a> Pump<Y> for ThreadsPump<'a, T, Y> {
 }
 
 impl<T, Y> Drop for ThreadsPump<'_, T, Y> {
+    /// Stops the stream and waits until every worker has ended (each finishes the item it
+    /// runs, and has dropped its handle on the items' function, before it counts out).
     fn drop(&mut self) {
         self.shared.cancel.store(true, Ordering::Relaxed);
-        {
-            let mut st = self.shared.lock();
-            st.closed = true;
-            st.queue.clear();
-        }
+        let mut st = self.shared.lock();
+        st.closed = true;
+        st.queue.clear();
         self.shared.work.notify_all();
-        for join in self.joins.drain(..) {
-            join();
+        while st.live > 0 {
+            st = self.shared.done.wait(st).unwrap_or_else(|e| e.into_inner());
         }
     }
 }
 
 /// A worker thread: takes batches until the stream closes or is cancelled.
-fn worker<X, M>(id: usize, sh: &Shared<X::T, M::Y>, items: &X, mode: M)
+fn worker<X, M>(id: usize, sh: &Shared<X::T, M::Y>, items: Arc<X>, mode: M)
 where
     X: Items,
     M: Emit<X::R>,
@@ -342,7 +342,18 @@ where
         }
     }
     let _out = Out(sh);
-    crate::worker::as_worker(id, || {
+    crate::worker::as_worker(id, || run_worker(sh, &*items, mode));
+    // Before counting out: once the caller sees no worker left, nothing of the stream's
+    // function is held on this thread any more.
+    drop(items);
+}
+
+fn run_worker<X, M>(sh: &Shared<X::T, M::Y>, items: &X, mode: M)
+where
+    X: Items,
+    M: Emit<X::R>,
+{
+    {
         loop {
             let (seq, work) = {
                 let mut st = sh.lock();
@@ -390,5 +401,5 @@ where
             drop(st);
             sh.done.notify_one();
         }
-    });
+    }
 }
