@@ -21,7 +21,7 @@ pub use parfor_runtime::{
     Cause, ConfigError, Engine, OnError, Pod, TaskError, clear_default_engine, default_engine,
     default_workers, set_default_engine, worker_id,
 };
-pub use parfor_runtime::{Detached, ParIter, Scope, Source, scope};
+pub use parfor_runtime::{Detached, ParIter, Source, StreamScope, scope};
 
 #[cfg(unix)]
 pub use parfor_runtime::{ReadOnlySharedVec, SharedVec};

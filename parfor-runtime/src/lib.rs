@@ -37,6 +37,6 @@ pub use plan::Plan;
 #[cfg(unix)]
 pub use shared_vec::{ReadOnlySharedVec, SharedVec};
 pub use slice_out::{SliceOut, Sliced, SlotCell, Slots};
-pub use stream::{Detached, ParIter, Scope, scope};
+pub use stream::{Detached, ParIter, StreamScope, scope};
 pub use wire::Pod;
 pub use worker::worker_id;

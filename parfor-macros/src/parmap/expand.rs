@@ -162,7 +162,7 @@ pub(crate) fn expand(func: &Expr, sources: &[Expr], opts: &Options) -> TokenStre
             });
             match pass_of(i) {
                 Pass::Convert => {
-                    call_args.push(quote_spanned!(span=> #ps::Pass::pass(#elem)));
+                    call_args.push(quote_spanned!(span=> #ps::Arg::arg(#ps::Pass::pass(#elem))));
                     probes.push(quote!(#p::probe_any()));
                 }
                 Pass::Natural => {
@@ -315,7 +315,7 @@ pub(crate) fn expand(func: &Expr, sources: &[Expr], opts: &Options) -> TokenStre
             let spawn = match &st.scope {
                 Some(e) => {
                     let v = quote_spanned!(e.span()=> {
-                        let __parfor_scope: &#krate::Scope<'_, '_> = #e;
+                        let __parfor_scope: &#krate::StreamScope<'_, '_> = #e;
                         __parfor_scope
                     });
                     v

@@ -25,7 +25,7 @@ pub mod single;
 mod threads;
 
 pub use emit::Emit;
-pub use scope::{Detached, Scope, Spawner, scope};
+pub use scope::{Detached, Spawner, StreamScope, scope};
 
 use crate::config::Engine;
 use crate::error::TaskError;
@@ -226,7 +226,7 @@ where
 
 /// Streams `f` over `shape`: what `parmap_iter!` with indexed sources runs.
 ///
-/// `spawn` decides where worker threads run: [`Detached`] for `'static` data, a [`Scope`] for
+/// `spawn` decides where worker threads run: [`Detached`] for `'static` data, a [`StreamScope`] for
 /// borrowed data.
 pub fn iter_shape<'a, const K: usize, R, F, M, S>(
     spawn: S,

@@ -15,7 +15,7 @@ pub trait Cancel: Send + Sync {
     fn cancel(&self);
 }
 
-/// Starts a stream's worker threads (see [`Detached`] and [`Scope`]).
+/// Starts a stream's worker threads (see [`Detached`] and [`StreamScope`]).
 pub trait Spawner<'a> {
     /// Starts `work` on a new thread, detached: the stream counts its workers out itself
     /// (a leaked join handle would keep a `std::thread::scope` waiting forever).
@@ -51,18 +51,18 @@ impl Spawner<'static> for Detached {
 }
 
 /// A scope for streams over borrowed data; see [`scope`].
-pub struct Scope<'scope, 'env> {
+pub struct StreamScope<'scope, 'env> {
     threads: &'scope std::thread::Scope<'scope, 'env>,
     streams: Arc<Mutex<Vec<Weak<dyn Cancel + 'scope>>>>,
 }
 
-impl std::fmt::Debug for Scope<'_, '_> {
+impl std::fmt::Debug for StreamScope<'_, '_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scope").finish_non_exhaustive()
+        f.debug_struct("StreamScope").finish_non_exhaustive()
     }
 }
 
-impl<'scope, 'env> Spawner<'scope> for &Scope<'scope, 'env> {
+impl<'scope, 'env> Spawner<'scope> for &StreamScope<'scope, 'env> {
     fn spawn_worker(&self, work: Box<dyn FnOnce() + Send + 'scope>) -> std::io::Result<()> {
         std::thread::Builder::new()
             .name("parfor-stream".into())
@@ -96,10 +96,10 @@ impl<'scope, 'env> Spawner<'scope> for &Scope<'scope, 'env> {
 /// ```
 pub fn scope<'env, F, T>(f: F) -> T
 where
-    F: for<'scope> FnOnce(&Scope<'scope, 'env>) -> T,
+    F: for<'scope> FnOnce(&StreamScope<'scope, 'env>) -> T,
 {
     std::thread::scope(|threads| {
-        let scope = Scope { threads, streams: Arc::new(Mutex::new(Vec::new())) };
+        let scope = StreamScope { threads, streams: Arc::new(Mutex::new(Vec::new())) };
         // Stops the streams also when `f` unwinds, so the scope's join cannot wait forever
         // on workers of a stream nobody consumes any more.
         struct StopAll<'s>(Arc<Mutex<Vec<Weak<dyn Cancel + 's>>>>);

@@ -166,29 +166,35 @@ pub struct Ix<E>(pub E);
 /// An element of a lazy source, on its way to the mapped function.
 pub struct Lz<E>(pub E);
 
-/// Converts a wrapped element to the type the mapped function's parameter asks for: as
-/// [`Arg`] for an indexed element, unchanged for a lazy one.
-#[diagnostic::on_unimplemented(
-    message = "a `parmap!` element of type `{Self}` cannot be passed as `{A}`",
-    label = "the function's parameter does not take this element",
-    note = "a slice element `&T` is passed as `T` when `T: Copy`, or as `&T`; a range item as \
-            its integer type; an iterator's item exactly as the iterator yields it"
-)]
-pub trait Pass<A> {
-    /// The converted element.
-    fn pass(self) -> A;
+/// Prepares a wrapped element for [`Arg`]: an indexed element is unwrapped (then converted
+/// by the `Arg` rules of slices and ranges), a lazy one stays wrapped (then passed unchanged
+/// by `Arg`'s identity for [`Lz`]).
+pub trait Pass {
+    /// What goes to [`Arg::arg`].
+    type Out;
+    /// The element, for [`Arg::arg`].
+    fn pass(self) -> Self::Out;
 }
 
-impl<A, E: Arg<A>> Pass<A> for Ix<E> {
+impl<E> Pass for Ix<E> {
+    type Out = E;
     #[inline(always)]
-    fn pass(self) -> A {
-        self.0.arg()
+    fn pass(self) -> E {
+        self.0
     }
 }
 
-impl<E> Pass<E> for Lz<E> {
+impl<E> Pass for Lz<E> {
+    type Out = Lz<E>;
     #[inline(always)]
-    fn pass(self) -> E {
+    fn pass(self) -> Lz<E> {
+        self
+    }
+}
+
+impl<E> Arg<E> for Lz<E> {
+    #[inline(always)]
+    fn arg(self) -> E {
         self.0
     }
 }
