@@ -332,6 +332,39 @@ sigs! {
 /// The most parameters a closure with unannotated parameters may have (`sig1` .. `sig12`).
 pub const MAX_INFERRED_ARITY: usize = 12;
 
+/// A borrowed user collection ([`crate::Source`]).
+pub struct Custom<'a, S: ?Sized>(&'a S);
+
+impl<S: ?Sized> Clone for Custom<'_, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<S: ?Sized> Copy for Custom<'_, S> {}
+
+impl<'a, S: crate::Source + ?Sized> Source for Custom<'a, S> {
+    type Item = &'a S::Item;
+
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    #[inline(always)]
+    fn get(&self, i: usize) -> &'a S::Item {
+        self.0.get(i)
+    }
+}
+
+impl<'a, S: crate::Source + 'a> AsSource<'a> for S {
+    type Source = Custom<'a, S>;
+
+    #[inline(always)]
+    fn parmap_source_must_be_a_slice_or_an_integer_range(&'a self) -> Custom<'a, S> {
+        Custom(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,38 +409,5 @@ mod tests {
         let a: f64 = Arg::arg(Source::get(&s, 0));
         let r: &f64 = Arg::arg(Source::get(&s, 0));
         assert_eq!((a, *r), (1.5, 1.5));
-    }
-}
-
-/// A borrowed user collection ([`crate::Source`]).
-pub struct Custom<'a, S: ?Sized>(&'a S);
-
-impl<S: ?Sized> Clone for Custom<'_, S> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<S: ?Sized> Copy for Custom<'_, S> {}
-
-impl<'a, S: crate::Source + ?Sized> Source for Custom<'a, S> {
-    type Item = &'a S::Item;
-
-    #[inline(always)]
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    #[inline(always)]
-    fn get(&self, i: usize) -> &'a S::Item {
-        self.0.get(i)
-    }
-}
-
-impl<'a, S: crate::Source + 'a> AsSource<'a> for S {
-    type Source = Custom<'a, S>;
-
-    #[inline(always)]
-    fn parmap_source_must_be_a_slice_or_an_integer_range(&'a self) -> Custom<'a, S> {
-        Custom(self)
     }
 }
