@@ -7,9 +7,9 @@
 //!   as a `Result`).
 //! - [`ParIter`]: the iterator the caller holds; it buffers one batch of output values and
 //!   asks its pump for the next batch.
-//! - the pumps: [`serial`] (one item per `next()`, on the caller's thread), [`threads`]
+//! - the pumps: `serial` (one item per `next()`, on the caller's thread), `threads`
 //!   (worker threads fed batches through a shared queue, never more than the window of items
-//!   dispatched and not yet consumed) and [`fork`] (windows run by the fork engine's `map`).
+//!   dispatched and not yet consumed) and `fork` (windows run by the fork engine's `map`).
 //! - [`scope`]: scoped worker threads for borrowed data, and the `'static` alternative.
 //!
 //! Results never depend on how items were batched: each item's output is a function of the
