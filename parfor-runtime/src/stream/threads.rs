@@ -24,10 +24,18 @@ const TARGET_BATCH: Duration = Duration::from_micros(200);
 /// Batches queued or running per worker.
 const DEPTH_PER_WORKER: usize = 2;
 
-/// How big the next batch is.
+/// The most items per worker the default window grows to for cheap items.
+pub(crate) const GROWN_WINDOW_PER_WORKER: usize = 64 * 1024;
+
+/// How big the next batch is, and (for the default window) how big the window is.
 pub(crate) struct Sizing {
     window: usize,
-    max_batch: usize,
+    /// The window was left to its default: it may grow for cheap items (see [`Sizing::next`]).
+    grows: bool,
+    /// The largest window it may grow to.
+    window_cap: usize,
+    /// The input's length, when known.
+    total: Option<usize>,
     depth: usize,
     fixed: Option<usize>,
     /// Measured nanoseconds per item (running average), once a batch has run.
@@ -36,20 +44,37 @@ pub(crate) struct Sizing {
 }
 
 impl Sizing {
+    /// `window`: the user's window, or `None` for the default of `default` items (which grows
+    /// to about [`TARGET_BATCH`] of work per queued batch when items are cheap, up to
+    /// [`GROWN_WINDOW_PER_WORKER`] items per worker).
     pub(crate) fn new(
-        window: usize,
+        window: Option<usize>,
+        default: usize,
         workers: usize,
         chunk: Option<usize>,
         total: Option<usize>,
     ) -> Sizing {
         let depth = DEPTH_PER_WORKER * workers.max(1);
-        // Enough batches in the window to keep every worker busy, and (for a known length)
-        // enough batches to balance the input over the workers.
-        let mut max_batch = (window / depth).max(1);
-        if let Some(n) = total {
-            max_batch = max_batch.min((n / (4 * depth)).max(1));
+        Sizing {
+            window: window.unwrap_or(default).max(1),
+            grows: window.is_none(),
+            window_cap: GROWN_WINDOW_PER_WORKER.saturating_mul(workers.max(1)).max(default),
+            total,
+            depth,
+            fixed: chunk,
+            ns_per_item: None,
+            last: 0,
         }
-        Sizing { window, max_batch, depth, fixed: chunk, ns_per_item: None, last: 0 }
+    }
+
+    /// The largest batch: enough batches in the window to keep every worker busy, and (for a
+    /// known length) enough batches to balance the input over the workers.
+    fn max_batch(&self) -> usize {
+        let mut m = (self.window / self.depth).max(1);
+        if let Some(n) = self.total {
+            m = m.min((n / (4 * self.depth)).max(1));
+        }
+        m
     }
 
     /// The size of the next batch when `outstanding` items are dispatched and not consumed
@@ -59,12 +84,13 @@ impl Sizing {
         if room == 0 {
             return 0;
         }
+        let max = self.max_batch();
         let want = match (self.fixed, self.ns_per_item) {
             (Some(c), _) => c,
-            (None, None) => (self.last * 2).clamp(1, self.max_batch),
+            (None, None) => (self.last * 2).clamp(1, max),
             (None, Some(ns)) => {
                 let n = TARGET_BATCH.as_nanos() as f64 / ns.max(0.1);
-                (n as usize).clamp(1, self.max_batch)
+                (n as usize).clamp(1, max)
             }
         };
         self.last = want;
@@ -76,10 +102,18 @@ impl Sizing {
             return;
         }
         let x = took.as_nanos() as f64 / items as f64;
-        self.ns_per_item = Some(match self.ns_per_item {
+        let ns = match self.ns_per_item {
             None => x,
             Some(avg) => 0.75 * avg + 0.25 * x,
-        });
+        };
+        self.ns_per_item = Some(ns);
+        if self.grows {
+            // Cheap items: a window of `depth` batches of TARGET_BATCH each, so each hand-off
+            // between threads carries enough work to be worth it. Never shrinks (memory is
+            // bounded by the cap either way).
+            let want = (self.depth as f64 * TARGET_BATCH.as_nanos() as f64 / ns.max(0.1)) as usize;
+            self.window = self.window.max(want.min(self.window_cap));
+        }
     }
 }
 
@@ -372,7 +406,8 @@ where
             };
             let items_n = work.len();
             let t0 = Instant::now();
-            let mut out = Vec::new();
+            // One value per item, unless flattened (then the vector grows as needed).
+            let mut out = Vec::with_capacity(items_n);
             let failure = items.exec(work, mode, true, &sh.cancel, &mut out);
             let took = t0.elapsed();
             let mut st = sh.lock();
