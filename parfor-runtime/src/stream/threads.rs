@@ -79,7 +79,7 @@ impl Sizing {
 
     /// The size of the next batch when `outstanding` items are dispatched and not consumed
     /// (zero: the window is full).
-    fn next(&mut self, outstanding: usize) -> usize {
+    pub(crate) fn next(&mut self, outstanding: usize) -> usize {
         let room = self.window.saturating_sub(outstanding);
         if room == 0 {
             return 0;
@@ -97,7 +97,7 @@ impl Sizing {
         want.min(room)
     }
 
-    fn observe(&mut self, items: usize, took: Duration) {
+    pub(crate) fn observe(&mut self, items: usize, took: Duration) {
         if items == 0 {
             return;
         }
