@@ -3,6 +3,9 @@
 //! on every engine and worker count.
 //!
 //! - [`parmap!`] maps a function over the Cartesian product (or the zip) of collections.
+//! - [`parmap_iter!`] streams the same results as they complete ([`ParIter`]), from
+//!   collections, a lazy iterator or a user collection ([`Source`]), through a bounded window;
+//!   [`scope`] lets a stream borrow local data.
 //! - [`#[parfor]`](macro@parfor) runs the `for` loops marked inside a function in parallel,
 //!   after classifying every variable the body touches as MATLAB does.
 //! - [`Engine`] chooses where items run: per call (`engine = "fork"`), for the program
