@@ -76,7 +76,11 @@ mod tests {
         }
         assert!(expand_str("f, x; on_error = \"collect\"").contains("try_map"));
         assert!(expand_str("f, x, y; zip = true").contains("Shape :: zip"));
-        assert!(expand_str("f, x; crate = ::other").contains(":: other :: __private :: map"));
+        assert!(
+            expand_str("f, x; crate = ::other")
+                .contains(":: other :: __private :: SingleSource :: map")
+        );
+        assert!(expand_str("f, x, y; crate = ::other").contains(":: other :: __private :: map"));
     }
 
     #[test]
@@ -105,12 +109,52 @@ mod tests {
     }
 
     #[test]
+    fn streams_expand_and_their_mistakes_give_errors_never_panics() {
+        let iter = |src: &str| expand_iter(src.parse().unwrap()).to_string();
+        for src in [
+            "f, x; ordered = false, window = 8, flatten = true, scope = s",
+            "f, 0..n; window = w, on_error = \"collect\", chunk = 4",
+            "|l| l.len(), reader.lines()",
+            "|a, b, k| a + b + k, x, y; zip = true, args = (k,)",
+        ] {
+            let out = iter(src);
+            assert!(!out.contains("compile_error"), "{src}: {out}");
+        }
+        assert!(iter("f, x, y").contains("iter_shape"));
+        assert!(iter("f, x").contains("SingleSource :: stream"));
+        assert!(iter("f, x; ordered = false").contains("Tagged"));
+        assert!(iter("f, x; flatten = true, on_error = \"collect\"").contains("TryFlat"));
+        assert!(iter("f, x; scope = s").contains("__parfor_scope"));
+        assert!(iter("f, x").contains("Detached"));
+        for src in [
+            "",
+            "f",
+            "f, x; ordered = o",
+            "f, x; flatten = 1",
+            "f, x; window = 0",
+            "f, x; window = 1, window = 2",
+            "f, x; ordered = true, ordered = false",
+            "f, x; scope(s)",
+            "f, x; windwo = 3",
+        ] {
+            let out = iter(src);
+            assert!(out.contains("compile_error"), "{src}: {out}");
+        }
+        // Stream options are refused by `parmap!`, with the reason.
+        let out = expand_str("f, x; window = 8");
+        assert!(out.contains("is an option of `parmap_iter!`"), "{out}");
+        // A single source takes the path that accepts iterators; several keep random access.
+        assert!(expand_str("f, x").contains("SingleSource :: map"));
+        assert!(expand_str("f, x, y").contains("indexed"));
+    }
+
+    #[test]
     fn option_mistakes_keep_the_expansion() {
         // The result keeps its type, so the mistake is the only error.
         let out = expand_str("f, x; engine = \"gpu\"");
-        assert!(out.contains("compile_error") && out.contains("__private :: map"), "{out}");
+        assert!(out.contains("compile_error") && out.contains("SingleSource :: map"), "{out}");
         // Without a usable `args`, the arity is unknown: no expansion.
         let out = expand_str("f, x; args = k");
-        assert!(out.contains("compile_error") && !out.contains("__private :: map"), "{out}");
+        assert!(out.contains("compile_error") && !out.contains("SingleSource :: map"), "{out}");
     }
 }
