@@ -5,13 +5,13 @@ use parfor::{Engine, parmap, parmap_iter};
 use std::time::{Duration, Instant};
 
 /// One streaming measurement.
-pub struct StreamRow {
-    pub what: String,
-    pub parmap_s: f64,
-    pub stream_s: f64,
+pub(crate) struct StreamRow {
+    pub(crate) what: String,
+    pub(crate) parmap_s: f64,
+    pub(crate) stream_s: f64,
     /// The goal on `stream_s / parmap_s` (or on the latency ratio).
-    pub limit: f64,
-    pub detail: String,
+    pub(crate) limit: f64,
+    pub(crate) detail: String,
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -33,7 +33,7 @@ fn spin(d: Duration) {
 }
 
 /// The streaming rows, on the threads engine with `workers` workers.
-pub fn stream_rows(workers: usize, quick: bool, reps: usize) -> Vec<StreamRow> {
+pub(crate) fn stream_rows(workers: usize, quick: bool, reps: usize) -> Vec<StreamRow> {
     let mut rows = Vec::new();
 
     // 1. Trivial items: the per-item cost of streaming (batched) against `parmap!`.
