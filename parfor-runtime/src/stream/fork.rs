@@ -3,7 +3,8 @@
 //! copy-on-write and only results travel), runs it with the fork engine's `map` (workers
 //! forked per window, crashes and time-outs handled as in `parmap!`), and yields its results.
 //! The first result therefore arrives when the first window is done, not when the first item
-//! is; results and failures are those of `parmap!`.
+//! is; so the first window is small (4 items per worker) and each next one doubles, up to the
+//! stream's window. Results and failures are those of `parmap!`.
 
 use super::items::{Feed, Items, Work};
 use super::{Done, Emit, Pump};
@@ -20,6 +21,8 @@ pub(crate) struct ForkPump<'a, X: Items, M> {
     opts: Options,
     wire: Option<Wire<X::R>>,
     window: usize,
+    /// The size of the next window (grows to `window`).
+    next_window: usize,
     seq: u64,
 }
 
@@ -31,16 +34,19 @@ impl<'a, X: Items, M: Emit<X::R>> ForkPump<'a, X, M> {
         opts: &Options,
         wire: Option<Wire<X::R>>,
         window: usize,
+        workers: usize,
     ) -> Self {
         // The stream draws its own progress bar, per window.
         let opts = opts.clone().progress(false);
-        ForkPump { items, mode, feed, opts, wire, window, seq: 0 }
+        let next_window = (4 * workers.max(1)).min(window).max(1);
+        ForkPump { items, mode, feed, opts, wire, window, next_window, seq: 0 }
     }
 }
 
 impl<X: Items, M: Emit<X::R>> Pump<M::Y> for ForkPump<'_, X, M> {
     fn refill(&mut self) -> Option<Done<M::Y>> {
-        let work = self.feed.next(self.window)?;
+        let work = self.feed.next(self.next_window)?;
+        self.next_window = self.next_window.saturating_mul(2).min(self.window).max(1);
         let n = work.len();
         let (start, results) = match work {
             Work::Range(r) => {
@@ -96,7 +102,6 @@ impl<X: Items, M: Emit<X::R>> Pump<M::Y> for ForkPump<'_, X, M> {
         }
         if failure.is_some() {
             // Fail mode: nothing after the failed item runs.
-            self.window = 0;
             self.feed = Feed::range(0);
         }
         self.seq += 1;

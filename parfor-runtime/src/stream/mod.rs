@@ -221,7 +221,7 @@ where
         }
         Engine::Fork => {
             let window = cfg.window.unwrap_or(default_window);
-            Box::new(fork::ForkPump::new(items, mode, feed, opts, wire, window))
+            Box::new(fork::ForkPump::new(items, mode, feed, opts, wire, window, workers))
         }
     };
     ParIter::new(pump, opts.progress, total)
