@@ -389,3 +389,56 @@ fn the_stream_type_can_be_named_and_stored() {
     assert_eq!(h.it.next(), Some(f(0)));
     assert_eq!(h.it.count(), 9);
 }
+
+#[cfg(unix)]
+#[test]
+fn a_fork_worker_that_dies_fails_its_item_and_the_stream_goes_on() {
+    let got: Vec<Result<u32, TaskError>> = parmap_iter!(
+        |i: u32| {
+            if i == 5 {
+                std::process::abort();
+            }
+            i + 1
+        },
+        0..12u32;
+        engine = "fork", workers = 2, on_error = "collect"
+    )
+    .collect();
+    assert_eq!(got.len(), 12);
+    for (i, r) in got.iter().enumerate() {
+        if i == 5 {
+            let e = r.as_ref().unwrap_err();
+            assert_eq!(e.index(), 5);
+            assert!(matches!(e.cause(), parfor::Cause::Signal { .. }), "{e}");
+        } else {
+            assert_eq!(r, &Ok(i as u32 + 1));
+        }
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fork_stream_enforces_its_timeout() {
+    let got: Vec<Result<u32, TaskError>> = parmap_iter!(
+        |i: u32| {
+            if i == 2 {
+                // Far longer than the timeout: the worker is killed long before.
+                std::thread::sleep(Duration::from_secs(600));
+            }
+            i
+        },
+        0..6u32;
+        engine = "fork", workers = 2, on_error = "collect", timeout = "200ms"
+    )
+    .collect();
+    assert!(matches!(got[2].as_ref().unwrap_err().cause(), parfor::Cause::Timeout(_)));
+    assert_eq!(got.iter().filter(|r| r.is_ok()).count(), 5);
+}
+
+#[test]
+fn a_timeout_on_the_threads_engine_is_refused_not_ignored() {
+    let r = std::panic::catch_unwind(|| {
+        parmap_iter!(|i: u32| i, 0..4u32; engine = Engine::Threads, timeout = "1s").count()
+    });
+    assert!(r.is_err());
+}

@@ -50,7 +50,19 @@ impl Spawner<'static> for Detached {
     fn register(&self, _stream: Weak<dyn Cancel + 'static>) {}
 }
 
-/// A scope for streams over borrowed data; see [`scope`].
+/// A scope for streams over borrowed data: what [`scope`] lends its closure, and what
+/// `parmap_iter!(...; scope = s)` takes.
+///
+/// ```
+/// use parfor::{StreamScope, parmap_iter};
+///
+/// fn longest(words: &[String], s: &StreamScope<'_, '_>) -> Option<usize> {
+///     parmap_iter!(|w: &String| w.len(), words; scope = s).max()
+/// }
+///
+/// let words = vec!["a".to_string(), "abc".into()];
+/// assert_eq!(parfor::scope(|s| longest(&words, s)), Some(3));
+/// ```
 pub struct StreamScope<'scope, 'env> {
     threads: &'scope std::thread::Scope<'scope, 'env>,
     streams: Arc<Mutex<Vec<Weak<dyn Cancel + 'scope>>>>,
