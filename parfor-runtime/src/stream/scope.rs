@@ -15,8 +15,14 @@ pub trait Cancel: Send + Sync {
     fn cancel(&self);
 }
 
-/// Starts a stream's worker threads (see [`Detached`] and [`StreamScope`]).
-pub trait Spawner<'a> {
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Detached {}
+    impl Sealed for &super::StreamScope<'_, '_> {}
+}
+
+/// Starts a stream's worker threads: [`Detached`] or a [`StreamScope`] (sealed).
+pub trait Spawner<'a>: sealed::Sealed {
     /// Starts `work` on a new thread, detached: the stream counts its workers out itself
     /// (a leaked join handle would keep a `std::thread::scope` waiting forever).
     #[doc(hidden)]
