@@ -442,3 +442,16 @@ fn a_timeout_on_the_threads_engine_is_refused_not_ignored() {
     });
     assert!(r.is_err());
 }
+
+#[test]
+fn a_slice_iterator_keeps_random_access() {
+    let v: Vec<u64> = (0..500).collect();
+    let want = parmap!(|x: &u64| f(*x), v);
+    assert_eq!(parmap!(|x: &u64| f(*x), v.iter()), want);
+    let grid = parmap!(|x: &u64, k: u64| f(*x) ^ k, v.iter(), 0..3u64);
+    assert_eq!(grid.len(), 1500);
+    assert_eq!(grid[4], f(1) ^ 1);
+    let got: Vec<u64> =
+        parfor::scope(|s| parmap_iter!(|x: &u64| f(*x), v.iter(); scope = s).collect());
+    assert_eq!(got, want);
+}

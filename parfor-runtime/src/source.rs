@@ -98,6 +98,16 @@ impl<'a, T: Sync + 'a> AsSource<'a> for [T] {
     }
 }
 
+/// A slice's iterator is its slice (`v.iter()` as `&v`), with random access.
+impl<'a, T: Sync + 'a> AsSource<'_> for std::slice::Iter<'a, T> {
+    type Source = &'a [T];
+
+    #[inline(always)]
+    fn parmap_source_must_be_a_slice_or_an_integer_range(&self) -> &'a [T] {
+        self.as_slice()
+    }
+}
+
 /// Converts a source element (or a fixed `args` value) into the type the mapped function's
 /// parameter asks for.
 ///

@@ -78,6 +78,15 @@ impl<T: Int> SingleRange for Own<RangeInclusive<T>> {
     }
 }
 
+// A slice's iterator keeps random access too (`v.iter()` as `&v`).
+impl<'a, T: Sync> SingleRange for Own<std::slice::Iter<'a, T>> {
+    type Source = &'a [T];
+    #[inline]
+    fn parmap_source_must_be_a_slice_a_range_an_iterator_or_a_parfor_source(&mut self) -> &'a [T] {
+        self.as_slice()
+    }
+}
+
 /// An iterator as the single source.
 pub trait SingleLazy {
     /// The iterator.
