@@ -62,7 +62,8 @@ impl Spawner<'static> for Detached {
 /// ```
 /// use parfor::{StreamScope, parmap_iter};
 ///
-/// fn longest(words: &[String], s: &StreamScope<'_, '_>) -> Option<usize> {
+/// // What the stream borrows must outlive the scope's threads (`'s`).
+/// fn longest<'s>(words: &'s [String], s: &StreamScope<'s, '_>) -> Option<usize> {
 ///     parmap_iter!(|w: &String| w.len(), words; scope = s).max()
 /// }
 ///
