@@ -19,6 +19,8 @@
 
 #[path = "../benches/workloads/pss.rs"]
 mod pss;
+#[path = "stream/report.rs"]
+mod stream_report;
 #[path = "../benches/workloads/mod.rs"]
 mod workloads;
 
@@ -598,5 +600,15 @@ fn main() {
         println!("- {}: {mark} ({})", g.what, g.detail);
     }
     println!();
+    if args.only.is_empty() || args.only.iter().any(|o| o == "stream") {
+        eprintln!("[{:>6.1?}] streaming (parmap_iter!)", started.elapsed());
+        println!("streaming (parmap_iter! against parmap!, threads):");
+        for r in stream_report::stream_rows(workers, args.quick, sizes.reps) {
+            let v = r.stream_s / r.parmap_s;
+            let mark = if v <= r.limit { "met" } else { "NOT met" };
+            println!("- {}: {v:.2} (goal <= {}): {mark} ({})", r.what, r.limit, r.detail);
+        }
+        println!();
+    }
     println!("report took {:.1?}; load average at the end: {}", started.elapsed(), load_average());
 }

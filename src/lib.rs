@@ -5,6 +5,9 @@
 //! - [`parmap!`] maps a function over the Cartesian product (or the zip) of collections;
 //!   with the cargo feature `async`, an `async fn` runs on the async engine, and
 //!   [`parmap_async!`] is the same call for async code.
+//! - [`parmap_iter!`] streams the same results as they complete ([`ParIter`]), from
+//!   collections, a lazy iterator or a user collection ([`Source`]), through a bounded window;
+//!   [`scope`] lets a stream borrow local data.
 //! - [`#[parfor]`](macro@parfor) runs the `for` loops marked inside a function in parallel,
 //!   after classifying every variable the body touches as MATLAB does.
 //! - [`Engine`] chooses where items run: per call (`engine = "fork"`), for the program
@@ -18,7 +21,7 @@
 
 mod loop_support;
 
-pub use parfor_macros::{parfor, parmap};
+pub use parfor_macros::{parfor, parmap, parmap_iter};
 
 /// The async engine's `parmap!` for async code (cargo feature `async`).
 ///
@@ -42,6 +45,7 @@ pub use parfor_runtime::{
     clear_default_engine, clear_default_workers, default_engine, default_workers,
     set_default_engine, set_default_workers, with, worker_id,
 };
+pub use parfor_runtime::{Detached, ParIter, Source, StreamScope, scope};
 
 #[cfg(unix)]
 pub use parfor_runtime::{ReadOnlySharedVec, SharedVec};
@@ -52,7 +56,7 @@ pub mod __private {
     pub use parfor_runtime::__call_of as call_of;
     pub use parfor_runtime::__wire_of as wire_of;
     pub use parfor_runtime::asynch::{
-        check_async_engine, check_async_feature, check_chunk, check_fork_result,
+        check_async_engine, check_async_feature, check_chunk, check_fork_result, check_lazy,
         check_parmap_async, check_sync_engine, check_workers, concurrency,
     };
     pub use parfor_runtime::source::{
@@ -62,6 +66,14 @@ pub mod __private {
     pub use parfor_runtime::wire::{self, Probe, Wire, probe_elem, probe_ret, probe_val};
     pub use parfor_runtime::{
         ArrayPart, Cursor, Options, Shape, SliceOut, Sliced, SlotCell, Slots, fold, map, try_map,
+    };
+
+    pub use parfor_runtime::stream::{
+        self,
+        single::{
+            LazyInProduct, LazyInVariable, Natural, Own, Pass, SingleBorrowedIterator, SingleLazy,
+            SingleRange, SingleSource, indexed, indexed_single, probe_single, single_fn,
+        },
     };
 
     pub use crate::loop_support::{

@@ -77,6 +77,25 @@ pub fn parmap_async(input: TokenStream) -> TokenStream {
     parmap::expand_async(input.into()).into()
 }
 
+/// Maps a function over collections or a lazy iterator in parallel, returning an iterator
+/// that yields the results as they complete.
+///
+/// ```text
+/// parmap_iter!(f, s1, s2, ...; ordered = bool, window = n, flatten = bool, scope = s,
+///              zip = bool, args = (a, ...), engine = "threads", workers = n, chunk = n,
+///              on_error = "fail" | "collect", timeout = "10s", progress = bool, crate = path)
+/// ```
+///
+/// The same call shape as `parmap!`. Ordered by default (item order, through a bounded
+/// reorder window); `ordered = false` yields `(item index, result)` in completion order;
+/// `flatten = true` yields every element of the `IntoIterator` each call returns. A single
+/// source may be any iterator, pulled on the caller's thread only as the window allows. See
+/// the crate documentation of `parfor` for the rules and examples.
+#[proc_macro]
+pub fn parmap_iter(input: TokenStream) -> TokenStream {
+    parmap::expand_iter(input.into()).into()
+}
+
 /// Runs the `for` loops marked `#[parfor]` inside a function in parallel.
 ///
 /// Variables are classified as in MATLAB: the loop variable, temporaries (`let` in the body),

@@ -105,6 +105,15 @@ pub trait AsyncEngineNeedsAnAsyncFunction {}
 )]
 pub trait ParmapAsyncNeedsAnAsyncFunction {}
 
+/// An async function over a lazy source or in `parmap_iter!` (never implemented).
+#[diagnostic::on_unimplemented(
+    message = "this function returns a future (`{Self}`), and async functions run over \
+               collections, not over a lazy iterator or as a `parmap_iter!` stream",
+    label = "an async function",
+    note = "collect the items first (`.collect::<Vec<_>>()`) and call `parmap!` on the `Vec`"
+)]
+pub trait LazyNeedsAPlainFunction {}
+
 /// A call of a function that does not return a future: the serial, threads and fork engines.
 pub struct SyncCall<R>(PhantomData<fn() -> R>);
 
@@ -177,6 +186,15 @@ impl<Fut: WorkersNeedAPlainFunction> AllowsWorkers for AsyncCall<Fut> {}
 /// `workers`: plain functions only.
 #[inline(always)]
 pub fn check_workers<C: AllowsWorkers>(_: C) {}
+
+/// A lazy single source or a `parmap_iter!` stream: plain functions only.
+pub trait AllowsLazy {}
+impl<R> AllowsLazy for SyncCall<R> {}
+impl<Fut: LazyNeedsAPlainFunction> AllowsLazy for AsyncCall<Fut> {}
+
+/// A lazy single source or a `parmap_iter!` stream: plain functions only.
+#[inline(always)]
+pub fn check_lazy<C: AllowsLazy>(_: C) {}
 
 /// `chunk`: plain functions only.
 pub trait AllowsChunk {}

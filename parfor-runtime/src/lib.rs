@@ -6,6 +6,7 @@
 
 mod array_part;
 pub mod asynch;
+mod collection;
 mod config;
 mod engine;
 mod error;
@@ -24,11 +25,13 @@ mod shared_vec;
 mod shm;
 mod slice_out;
 pub mod source;
+pub mod stream;
 pub mod wire;
 mod worker;
 
 pub use array_part::ArrayPart;
 pub use asynch::DEFAULT_CONCURRENCY;
+pub use collection::Source;
 pub use config::{
     Config, ConfigError, Engine, clear_default_engine, clear_default_workers, default_engine,
     default_workers, set_default_engine, set_default_workers, with,
@@ -41,5 +44,6 @@ pub use plan::Plan;
 #[cfg(unix)]
 pub use shared_vec::{ReadOnlySharedVec, SharedVec};
 pub use slice_out::{SliceOut, Sliced, SlotCell, Slots};
+pub use stream::{Detached, ParIter, StreamScope, scope};
 pub use wire::Pod;
 pub use worker::worker_id;

@@ -73,7 +73,7 @@ impl<const K: usize> Shape<K> {
 
     /// Steps `idx` to the next item in row-major order.
     #[inline(always)]
-    fn advance(&self, idx: &mut [usize; K]) {
+    pub(crate) fn advance(&self, idx: &mut [usize; K]) {
         if self.zip {
             for i in idx.iter_mut() {
                 *i += 1;

@@ -75,6 +75,26 @@ pub(crate) fn terminal_bar(total: usize) -> Option<ProgressBar> {
     Some(bar)
 }
 
+/// A progress bar for a stream of `total` items (unknown for a lazy source: then the count
+/// and the rate, without total or ETA), when stderr is a terminal.
+pub(crate) fn stream_bar(total: Option<usize>) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let template = match total {
+        Some(_) => "{bar:40} {human_pos}/{human_len} items  {rate}  ETA {eta}  elapsed {elapsed}",
+        None => "{human_pos} items  {rate}  elapsed {elapsed}",
+    };
+    let bar = ProgressBar::with_draw_target(total.map(|n| n as u64), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key("rate", |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{:.0} items/s", state.per_sec());
+        });
+    bar.set_style(style);
+    Some(bar)
+}
+
 /// Runs `execute` on `job` wrapped in a [`Tracked`], moving `bar` along from a ticker thread.
 fn run_tracked(job: &dyn Job, bar: &ProgressBar, execute: impl FnOnce(&dyn Job)) {
     let tracked = Tracked::new(job);

@@ -78,6 +78,15 @@ pub trait AsSource<'a> {
 
     /// Borrows `self` as a source.
     fn parmap_source_must_be_a_slice_or_an_integer_range(&'a self) -> Self::Source;
+
+    /// The same, under the name a call with a single source uses (see
+    /// [`crate::stream::single`]).
+    #[inline(always)]
+    fn parmap_source_must_be_a_slice_a_range_an_iterator_or_a_parfor_source(
+        &'a self,
+    ) -> Self::Source {
+        self.parmap_source_must_be_a_slice_or_an_integer_range()
+    }
 }
 
 impl<'a, T: Sync + 'a> AsSource<'a> for [T] {
@@ -86,6 +95,16 @@ impl<'a, T: Sync + 'a> AsSource<'a> for [T] {
     #[inline(always)]
     fn parmap_source_must_be_a_slice_or_an_integer_range(&'a self) -> &'a [T] {
         self
+    }
+}
+
+/// A slice's iterator is its slice (`v.iter()` as `&v`), with random access.
+impl<'a, T: Sync + 'a> AsSource<'_> for std::slice::Iter<'a, T> {
+    type Source = &'a [T];
+
+    #[inline(always)]
+    fn parmap_source_must_be_a_slice_or_an_integer_range(&self) -> &'a [T] {
+        self.as_slice()
     }
 }
 
@@ -322,6 +341,39 @@ sigs! {
 
 /// The most parameters a closure with unannotated parameters may have (`sig1` .. `sig12`).
 pub const MAX_INFERRED_ARITY: usize = 12;
+
+/// A borrowed user collection ([`crate::Source`]).
+pub struct Custom<'a, S: ?Sized>(&'a S);
+
+impl<S: ?Sized> Clone for Custom<'_, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<S: ?Sized> Copy for Custom<'_, S> {}
+
+impl<'a, S: crate::Source + ?Sized> Source for Custom<'a, S> {
+    type Item = &'a S::Item;
+
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    #[inline(always)]
+    fn get(&self, i: usize) -> &'a S::Item {
+        self.0.get(i)
+    }
+}
+
+impl<'a, S: crate::Source + 'a> AsSource<'a> for S {
+    type Source = Custom<'a, S>;
+
+    #[inline(always)]
+    fn parmap_source_must_be_a_slice_or_an_integer_range(&'a self) -> Custom<'a, S> {
+        Custom(self)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,16 +1,35 @@
 //! The options of `parmap!`: the common ones plus `zip` and `args`, and for async functions
-//! `concurrency` and `engine = "async"`.
+//! `concurrency` and `engine = "async"`; `parmap_iter!` adds `ordered`, `flatten`, `window`
+//! and `scope`.
 
 use crate::ctxt::Ctxt;
 use crate::options::{COMMON_NAMES, Common, ENGINES, RawOption, RawValue, Value, one_of};
 use proc_macro2::Span;
 use syn::{Expr, ExprLit, Lit};
 
-/// The names `parmap!` accepts, for "expected one of" messages.
-fn names() -> Vec<&'static str> {
+/// The options only `parmap_iter!` accepts.
+const STREAM_NAMES: &[&str] = &["ordered", "flatten", "window", "scope"];
+
+/// The names a call accepts, for "expected one of" messages.
+fn names(stream: bool) -> Vec<&'static str> {
     let mut names = COMMON_NAMES.to_vec();
     names.extend(["zip", "args", "concurrency"]);
+    if stream {
+        names.extend(STREAM_NAMES);
+    }
     names
+}
+
+/// The streaming options of a `parmap_iter!` call.
+#[derive(Default)]
+pub(crate) struct Stream {
+    /// `ordered = false` (a literal: it decides the item type).
+    pub(crate) ordered: Option<(bool, Span)>,
+    /// `flatten = true` (a literal: it decides the item type).
+    pub(crate) flatten: Option<(bool, Span)>,
+    pub(crate) window: Option<Value<u64>>,
+    /// `scope = s`: the `parfor::scope` the stream's threads run in.
+    pub(crate) scope: Option<Expr>,
 }
 
 /// How the sources combine.
@@ -36,10 +55,19 @@ pub(crate) struct Options {
     pub(crate) concurrency: Option<Value<u64>>,
     /// The span of a literal `engine = "async"`, which `common.engine` then leaves unset.
     pub(crate) async_engine: Option<Span>,
+    /// `Some` for `parmap_iter!`.
+    pub(crate) stream: Option<Stream>,
 }
 
-/// Reads the options, recording every mistake in `cx`.
+/// Reads the options of `parmap!`, recording every mistake in `cx`.
+#[cfg(test)]
 pub(crate) fn parse(cx: &Ctxt, raw: &[RawOption]) -> Options {
+    parse_call(cx, raw, false)
+}
+
+/// Reads the options of `parmap!` or (`stream`) `parmap_iter!`.
+pub(crate) fn parse_call(cx: &Ctxt, raw: &[RawOption], stream: bool) -> Options {
+    let mut st = Stream::default();
     let mut common = Common::default();
     let mut zip: Option<(Pairing, Span)> = None;
     let mut args: Option<Vec<Expr>> = None;
@@ -129,12 +157,21 @@ pub(crate) fn parse(cx: &Ctxt, raw: &[RawOption]) -> Options {
                     e => concurrency = Some(Value::Expr(e.clone())),
                 }
             }
+            n if stream && STREAM_NAMES.contains(&n) => stream_option(cx, opt, n, &mut st),
+            n if STREAM_NAMES.contains(&n) => cx.error_at(
+                opt.name.span(),
+                format!(
+                    "`{n}` is an option of `parmap_iter!`, which streams the results; \
+                     `parmap!` returns them all at once"
+                ),
+            ),
             _ => {
+                let mac = if stream { "parmap_iter!" } else { "parmap!" };
                 let mut msg = format!(
-                    "unknown parmap! option `{name}`; expected one of {}",
-                    one_of(&names())
+                    "unknown {mac} option `{name}`; expected one of {}",
+                    one_of(&names(stream))
                 );
-                if let Some(near) = names().into_iter().find(|n| near_miss(&name, n)) {
+                if let Some(near) = names(stream).into_iter().find(|n| near_miss(&name, n)) {
                     msg.push_str(&format!(" (did you mean `{near}`?)"));
                 }
                 cx.error_at(opt.name.span(), msg);
@@ -148,6 +185,7 @@ pub(crate) fn parse(cx: &Ctxt, raw: &[RawOption]) -> Options {
         args_invalid,
         concurrency,
         async_engine,
+        stream: stream.then_some(st),
     }
 }
 
@@ -172,6 +210,48 @@ fn async_engine_literal(opt: &RawOption) -> Option<Span> {
             Some(s.span())
         }
         _ => None,
+    }
+}
+
+/// Reads one of `parmap_iter!`'s own options.
+fn stream_option(cx: &Ctxt, opt: &RawOption, name: &str, st: &mut Stream) {
+    let Some(e) = opt.expr(cx) else { return };
+    let taken = match name {
+        "ordered" => st.ordered.is_some(),
+        "flatten" => st.flatten.is_some(),
+        "window" => st.window.is_some(),
+        _ => st.scope.is_some(),
+    };
+    if taken {
+        cx.error_at(opt.name.span(), format!("duplicate option `{name}`"));
+        return;
+    }
+    match name {
+        "ordered" | "flatten" => match e {
+            Expr::Lit(ExprLit { lit: Lit::Bool(b), .. }) => {
+                let v = Some((b.value, b.span));
+                if name == "ordered" { st.ordered = v } else { st.flatten = v }
+            }
+            e => cx.error_spanned_by(
+                e,
+                format!(
+                    "`{name}` must be the literal `true` or `false` (it decides the type of \
+                     the items the stream yields)"
+                ),
+            ),
+        },
+        "window" => match e {
+            Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) => match i.base10_parse::<u64>() {
+                Ok(n) if n >= 1 => st.window = Some(Value::Lit(n, i.span())),
+                _ => cx.error_spanned_by(
+                    i,
+                    "`window` must be a whole number of at least 1: the most items dispatched \
+                     and not yet consumed",
+                ),
+            },
+            e => st.window = Some(Value::Expr(e.clone())),
+        },
+        _ => st.scope = Some(e.clone()),
     }
 }
 

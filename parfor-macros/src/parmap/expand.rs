@@ -113,6 +113,8 @@ pub(crate) enum Form {
     Blocking,
     /// `parmap_async!`: a future of the `Vec`, for async code.
     Async,
+    /// `parmap_iter!`: an iterator of the results as they complete.
+    Stream,
 }
 
 /// The span of an option's value.
@@ -171,12 +173,43 @@ fn kind_checks(p: &TokenStream, opts: &Options, kind: &syn::Ident) -> TokenStrea
     checks
 }
 
-/// The call's expression (`parmap!`).
-pub(crate) fn expand(func: &Expr, sources: &[Expr], opts: &Options) -> TokenStream {
-    expand_form(func, sources, opts, Form::Blocking)
+/// Whether `e` is a place expression (a variable, a field, an element, a dereference): a
+/// single source written so is borrowed, never moved; any other expression is a value that
+/// the call may own (an iterator it pulls).
+fn is_place(e: &Expr) -> bool {
+    match e {
+        Expr::Path(_) | Expr::Field(_) | Expr::Index(_) => true,
+        Expr::Unary(u) => matches!(u.op, syn::UnOp::Deref(_)),
+        Expr::Paren(p) => is_place(&p.expr),
+        Expr::Group(g) => is_place(&g.expr),
+        _ => false,
+    }
 }
 
-/// The call's expression, for `parmap!` or `parmap_async!`.
+/// Whether a single source goes through the single-source path (`SingleSource`), which also
+/// takes a lazy iterator: every source of a stream; for `parmap!`, a source written as an
+/// expression that is neither a place, a reference, a range, an array nor a macro call
+/// (`lines()`, `v.iter()`, a channel), which may be an iterator. The others keep the indexed
+/// path, which also serves async functions.
+fn single_path(sources: &[Expr], form: Form) -> bool {
+    fn indexed_form(e: &Expr) -> bool {
+        match e {
+            Expr::Reference(_) | Expr::Range(_) | Expr::Lit(_) | Expr::Array(_) => true,
+            // `vec![..]` and other macros that build a collection.
+            Expr::Macro(_) => true,
+            Expr::Paren(p) => indexed_form(&p.expr),
+            Expr::Group(g) => indexed_form(&g.expr),
+            e => is_place(e),
+        }
+    }
+    match (sources, form) {
+        ([_], Form::Stream) => true,
+        ([src], Form::Blocking) => !indexed_form(src),
+        _ => false,
+    }
+}
+
+/// The call's expression, for `parmap!`, `parmap_async!` or `parmap_iter!`.
 pub(crate) fn expand_form(
     func: &Expr,
     sources: &[Expr],
@@ -187,6 +220,7 @@ pub(crate) fn expand_form(
     let p = quote!(#krate::__private);
     let k = sources.len();
     let f = named("f");
+    let stream = opts.stream.as_ref().filter(|_| form == Form::Stream);
     let mut stmts = TokenStream::new();
 
     // A closure literal goes through `sigN` even when every parameter is annotated: its
@@ -200,8 +234,15 @@ pub(crate) fn expand_form(
             .then(|| vec![Pass::Convert; n])
     });
     if pass.is_none() {
-        stmts.extend(quote!(let #f = &(#func);));
+        // A stream's threads may outlive this expression: it owns its function.
+        stmts.extend(if stream.is_some() {
+            quote!(let #f = (#func);)
+        } else {
+            quote!(let #f = &(#func);)
+        });
     }
+    // A single source may be lazy (any iterator); several need random access.
+    let single = single_path(sources, form);
 
     let mut lens = Vec::new();
     let mut idx = Vec::new();
@@ -209,17 +250,51 @@ pub(crate) fn expand_form(
     let mut probes = Vec::new();
     // (`valid` rejects a closure whose arity does not match; default defensively anyway.)
     let pass_of = |i: usize| pass.as_ref().and_then(|p| p.get(i).copied()).unwrap_or(Pass::Convert);
+    let elem = named("e");
     for (i, src) in sources.iter().enumerate() {
         let (b, s, ix) = (ident("b", i), ident("s", i), ident("i", i));
         // Generated tokens standing for this source: located at it, resolved at the call site.
         let span = Span::call_site().located_at(src.span());
         let ps = respan(p.clone(), span);
+        if single {
+            let own = named("own");
+            let held = if is_place(src) { quote!(&(#src)) } else { quote!((#src)) };
+            stmts.extend(quote_spanned! {span=>
+                let mut #own = #ps::Own::new(#held);
+                let #s = {
+                    use #ps::AsSource as _;
+                    use #ps::SingleRange as _;
+                    use #ps::SingleLazy as _;
+                    use #ps::SingleBorrowedIterator as _;
+                    (&mut #own).parmap_source_must_be_a_slice_a_range_an_iterator_or_a_parfor_source()
+                };
+            });
+            match pass_of(i) {
+                Pass::Convert => {
+                    call_args.push(quote_spanned!(span=> #ps::Arg::arg(#ps::Pass::pass(#elem))));
+                    probes.push(quote!(#p::probe_any()));
+                }
+                Pass::Natural => {
+                    call_args.push(quote_spanned!(span=> #ps::Natural::natural(#elem)));
+                    probes.push(quote!(#p::probe_single(&#s)));
+                }
+            }
+            continue;
+        }
+        // An iterator in a variable is rejected with the fix that suits the call: alone, move
+        // it in; among several sources, collect it.
+        let (lazy, check) = if k == 1 {
+            (quote!(LazyInVariable), quote!(indexed_single))
+        } else {
+            (quote!(LazyInProduct), quote!(indexed))
+        };
         stmts.extend(quote_spanned! {span=>
             let #b = &(#src);
-            let #s = {
+            let #s = #ps::#check({
                 use #ps::AsSource as _;
+                use #ps::#lazy as _;
                 #b.parmap_source_must_be_a_slice_or_an_integer_range()
-            };
+            });
         });
         lens.push(quote!(#p::Source::len(&#s)));
         let get = quote_spanned!(span=> #ps::Source::get(&#s, #ix));
@@ -239,6 +314,22 @@ pub(crate) fn expand_form(
         let a = ident("a", j);
         let span = Span::call_site().located_at(arg.span());
         let ps = respan(p.clone(), span);
+        if stream.is_some() {
+            // Owned by the stream, borrowed by each call.
+            let own = ident("own_a", j);
+            stmts.extend(quote_spanned!(span=> let #own = (#arg);));
+            match pass_of(k + j) {
+                Pass::Convert => {
+                    call_args.push(quote_spanned!(span=> #ps::Arg::arg(&#own)));
+                    probes.push(quote!(#p::probe_any()));
+                }
+                Pass::Natural => {
+                    call_args.push(quote!(&#own));
+                    probes.push(quote!(#p::probe_ref(&#own)));
+                }
+            }
+            continue;
+        }
         stmts.extend(quote_spanned!(span=> let #a = &(#arg);));
         match pass_of(k + j) {
             Pass::Convert => {
@@ -254,7 +345,11 @@ pub(crate) fn expand_form(
 
     if pass.is_some() {
         let sig = format_ident!("sig{}", probes.len());
-        stmts.extend(quote!(let #f = &#p::#sig(#(#probes,)* #func);));
+        stmts.extend(if stream.is_some() {
+            quote!(let #f = #p::#sig(#(#probes,)* #func);)
+        } else {
+            quote!(let #f = &#p::#sig(#(#probes,)* #func);)
+        });
     }
 
     let opts_ident = named("opts");
@@ -288,41 +383,101 @@ pub(crate) fn expand_form(
     // Located at the function, so an arity or type mismatch, or a future without the `async`
     // feature, points at it.
     let fspan = Span::mixed_site().located_at(func.span());
-    let run = match (form, collect) {
-        (Form::Blocking, false) => "map",
-        (Form::Blocking, true) => "try_map",
-        (Form::Async, false) => "map_async",
-        (Form::Async, true) => "try_map_async",
-    };
-    let run = syn::Ident::new(run, fspan);
-    // An async function needs the `async` feature; `parmap_async!` needs an async function:
-    // both errors point at the function.
+    // An async function needs the `async` feature; `parmap_async!` needs an async function;
+    // a stream or a lazy source needs a plain one: the errors point at the function.
     let fp = respan(p.clone(), fspan);
     let fk = syn::Ident::new(&kind.to_string(), fspan);
     checks.extend(quote_spanned!(fspan=> #fp::check_async_feature(#fk);));
     if form == Form::Async {
         checks.extend(quote_spanned!(fspan=> #fp::check_parmap_async(#fk);));
     }
+    if single {
+        checks.extend(quote_spanned!(fspan=> #fp::check_lazy(#fk);));
+    }
     let f_at = syn::Ident::new("__parfor_f", fspan);
     let call = quote_spanned!(fspan=> #f_at(#(#call_args),*));
+    let s0 = ident("s", 0);
+    let closure = if single {
+        quote!(#p::single_fn(&#s0, move |#elem| #call))
+    } else {
+        quote!(move |[#(#idx),*]: [::core::primitive::usize; #k]| #call)
+    };
     let body = quote! {
         #stmts
-        let #item = move |[#(#idx),*]: [::core::primitive::usize; #k]| #call;
+        let #item = #closure;
         let #wire = #p::wire_of!(#p::probe_ret(&#item));
         let #kind = #p::call_of!(#p::probe_ret(&#item));
         #checks
     };
-    match form {
-        Form::Blocking => quote! {{
+    if let Some(st) = stream {
+        let ordered = st.ordered.is_none_or(|o| o.0);
+        let flatten = st.flatten.is_some_and(|f| f.0);
+        let mode = match (ordered, flatten, collect) {
+            (true, false, false) => "Plain",
+            (false, false, false) => "Tagged",
+            (true, false, true) => "Try",
+            (false, false, true) => "TryTagged",
+            (true, true, false) => "Flat",
+            (false, true, false) => "FlatTagged",
+            (true, true, true) => "TryFlat",
+            (false, true, true) => "TryFlatTagged",
+        };
+        let mode = syn::Ident::new(mode, Span::call_site());
+        let mut cfg = quote!(#p::stream::Cfg::new().ordered(#ordered));
+        match &st.window {
+            Some(Value::Lit(n, span)) => {
+                let lit = syn::LitInt::new(&format!("{n}usize"), *span);
+                cfg = quote!(#cfg.window(#lit));
+            }
+            Some(Value::Expr(e)) => {
+                let v = quote_spanned!(e.span()=> { let __parfor_n: usize = #e; __parfor_n });
+                cfg = quote!(#cfg.window(#v));
+            }
+            None => {}
+        }
+        let spawn = match &st.scope {
+            Some(e) => quote_spanned!(e.span()=> {
+                let __parfor_scope: &#krate::StreamScope<'_, '_> = #e;
+                __parfor_scope
+            }),
+            None => quote!(#p::stream::Detached),
+        };
+        let mode = quote!(#p::stream::emit::#mode);
+        let run = if single {
+            quote!(#p::SingleSource::stream(#s0, #spawn, &#opts_ident, #cfg, #wire, #mode, #item))
+        } else {
+            quote!(#p::stream::iter_shape(#spawn, #shape, &#opts_ident, #cfg, #wire, #mode, #item))
+        };
+        return quote! {{
             #body
-            #kind.#run(#shape, &#opts_ident, #wire, #item)
-        }},
+            #run
+        }};
+    }
+    if single {
+        let run = if collect { quote!(try_map) } else { quote!(map) };
+        return quote! {{
+            #body
+            #p::SingleSource::#run(#s0, &#opts_ident, #wire, #item)
+        }};
+    }
+    let run = match (form, collect) {
+        (Form::Async, false) => "map_async",
+        (Form::Async, true) => "try_map_async",
+        (_, false) => "map",
+        (_, true) => "try_map",
+    };
+    let run = syn::Ident::new(run, fspan);
+    match form {
         Form::Async => quote! {
             async {
                 #body
                 #kind.#run(#shape, &#opts_ident, #wire, #item).await
             }
         },
+        _ => quote! {{
+            #body
+            #kind.#run(#shape, &#opts_ident, #wire, #item)
+        }},
     }
 }
 

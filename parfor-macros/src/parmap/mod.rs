@@ -20,24 +20,29 @@ pub(crate) fn expand_async(input: TokenStream) -> TokenStream {
     expand_form(input, expand::Form::Async)
 }
 
+/// `parmap_iter!(f, s1, s2, ...; options)`: the same call, streamed.
+pub(crate) fn expand_iter(input: TokenStream) -> TokenStream {
+    expand_form(input, expand::Form::Stream)
+}
+
 fn expand_form(input: TokenStream, form: expand::Form) -> TokenStream {
-    let generate = |input: &ast::Input, opts: &args::Options| match form {
-        expand::Form::Blocking => expand::expand(&input.func, &input.sources, opts),
-        _ => expand::expand_form(&input.func, &input.sources, opts, form),
+    let stream = form == expand::Form::Stream;
+    let generate = |input: &ast::Input, opts: &args::Options| {
+        expand::expand_form(&input.func, &input.sources, opts, form)
     };
-    let fallback = |err: &syn::Error| match form {
-        expand::Form::Blocking => fallback(err),
+    let fallback = |err: &syn::Error, stream: bool| match form {
         expand::Form::Async => {
             let errors = to_compile_errors(err);
             quote!({ #errors ::core::future::ready(::std::vec::Vec::new()) })
         }
+        _ => fallback(err, stream),
     };
     let input = match syn::parse2::<ast::Input>(input) {
         Ok(input) => input,
-        Err(err) => return fallback(&err),
+        Err(err) => return fallback(&err, stream),
     };
     let cx = Ctxt::new();
-    let opts = args::parse(&cx, &input.options);
+    let opts = args::parse_call(&cx, &input.options, stream);
     // The call's arity is unknown or wrong: the expansion would only add errors.
     let arity_unknown = !valid::check(&cx, &input, &opts) || opts.args_invalid;
     let arity_errors = cx.has_errors();
@@ -46,7 +51,7 @@ fn expand_form(input: TokenStream, form: expand::Form) -> TokenStream {
         Err(err) => err,
     };
     if arity_unknown && arity_errors {
-        return fallback(&errors);
+        return fallback(&errors, stream);
     }
     // Expand with the options that were valid, so the result keeps its type and mistakes in
     // the function or the sources are still reported.
@@ -55,11 +60,15 @@ fn expand_form(input: TokenStream, form: expand::Form) -> TokenStream {
     quote!({ #errors #expansion })
 }
 
-/// The errors, and a stand-in `Vec` of an unconstrained type (so `let v: Vec<f64> = parmap!(..)`
-/// reports only the real mistake).
-fn fallback(err: &syn::Error) -> TokenStream {
+/// The errors, and a stand-in `Vec` (or, for a stream, an empty iterator) of an unconstrained
+/// type (so `let v: Vec<f64> = parmap!(..)` reports only the real mistake).
+fn fallback(err: &syn::Error, stream: bool) -> TokenStream {
     let errors = to_compile_errors(err);
-    quote!({ #errors ::std::vec::Vec::new() })
+    if stream {
+        quote!({ #errors ::std::iter::empty() })
+    } else {
+        quote!({ #errors ::std::vec::Vec::new() })
+    }
 }
 
 #[cfg(test)]
@@ -117,6 +126,52 @@ mod tests {
             assert!(out.contains("compile_error"), "{src}: {out}");
             let out = expand_async(src.parse().unwrap()).to_string();
             assert!(out.contains("compile_error"), "parmap_async!({src}): {out}");
+        }
+    }
+
+    #[test]
+    fn streams_expand_and_their_mistakes_give_errors_never_panics() {
+        let iter = |src: &str| expand_iter(src.parse().unwrap()).to_string();
+        for src in [
+            "f, x; ordered = false, window = 8, flatten = true, scope = s",
+            "f, 0..n; window = w, on_error = \"collect\", chunk = 4",
+            "|l| l.len(), reader.lines()",
+            "|a, b, k| a + b + k, x, y; zip = true, args = (k,)",
+        ] {
+            let out = iter(src);
+            assert!(!out.contains("compile_error"), "{src}: {out}");
+        }
+        assert!(iter("f, x, y").contains("iter_shape"));
+        assert!(iter("f, x").contains("SingleSource :: stream"));
+        assert!(iter("f, x; ordered = false").contains("Tagged"));
+        assert!(iter("f, x; flatten = true, on_error = \"collect\"").contains("TryFlat"));
+        assert!(iter("f, x; scope = s").contains("__parfor_scope"));
+        assert!(iter("f, x").contains("Detached"));
+        for src in [
+            "",
+            "f",
+            "f, x; ordered = o",
+            "f, x; flatten = 1",
+            "f, x; window = 0",
+            "f, x; window = 1, window = 2",
+            "f, x; ordered = true, ordered = false",
+            "f, x; scope(s)",
+            "f, x; windwo = 3",
+        ] {
+            let out = iter(src);
+            assert!(out.contains("compile_error"), "{src}: {out}");
+        }
+        // Stream options are refused by `parmap!`, with the reason.
+        let out = expand_str("f, x; window = 8");
+        assert!(out.contains("is an option of `parmap_iter!`"), "{out}");
+        // A single source written as an expression that may be an iterator takes the path that
+        // accepts iterators; a place, a reference, a range and several sources keep random
+        // access (and the async engine).
+        assert!(expand_str("f, lines.iter()").contains("SingleSource :: map"));
+        assert!(iter("f, x").contains("SingleSource :: stream"));
+        for src in ["f, x", "f, &x[1..]", "f, 0..n", "f, x, y"] {
+            let out = expand_str(src);
+            assert!(out.contains("indexed") && !out.contains("SingleSource"), "{src}: {out}");
         }
     }
 

@@ -1,0 +1,282 @@
+//! `parmap_iter!`'s runtime: results streamed to the caller as they complete, through a
+//! bounded window, from indexed sources (slices, ranges, their products, [`crate::Source`]
+//! collections) or from a lazy iterator pulled on the caller's thread.
+//!
+//! The pieces:
+//! - [`emit`]: what each item yields (its result, its flattened elements, with its index,
+//!   as a `Result`).
+//! - [`ParIter`]: the iterator the caller holds; it buffers one batch of output values and
+//!   asks its pump for the next batch.
+//! - the pumps: `serial` (one item per `next()`, on the caller's thread), `threads`
+//!   (worker threads fed batches through a shared queue, never more than the window of items
+//!   dispatched and not yet consumed) and `fork` (windows run by the fork engine's `map`).
+//! - [`scope`]: scoped worker threads for borrowed data, and the `'static` alternative.
+//!
+//! Results never depend on how items were batched: each item's output is a function of the
+//! item alone, and ordered streams yield them in item order, so every engine, worker count,
+//! window and chunk yields the same values as `parmap!`.
+
+pub mod emit;
+mod fork;
+pub(crate) mod items;
+mod scope;
+mod serial;
+pub mod single;
+mod threads;
+
+pub use emit::Emit;
+pub use scope::{Detached, Spawner, StreamScope, scope};
+
+use crate::config::Engine;
+use crate::error::TaskError;
+use crate::map::Shape;
+use crate::options::Options;
+use crate::wire::Wire;
+use items::{Indexed, Items, Lazy};
+
+/// Items per worker in the default window of the threads engine. When the items turn out to
+/// be cheap, the default window grows (up to 64 Ki items per worker) so that each hand-off
+/// between threads carries about 200 us of work; a `window` option is never exceeded.
+pub const WINDOW_PER_WORKER: usize = 1024;
+
+/// Items per worker in the default window of the fork engine, which runs a stream window by
+/// window (each window is one fork-engine call, so a bigger window amortizes the forks).
+pub const FORK_WINDOW_PER_WORKER: usize = 16 * 1024;
+
+/// The streaming options of one `parmap_iter!` call (the common ones are in [`Options`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Cfg {
+    /// Yield results in item order (the default) rather than in completion order.
+    pub ordered: bool,
+    /// At most this many items dispatched and not yet consumed.
+    pub window: Option<usize>,
+}
+
+impl Default for Cfg {
+    fn default() -> Cfg {
+        Cfg { ordered: true, window: None }
+    }
+}
+
+impl Cfg {
+    /// Ordered, default window.
+    pub fn new() -> Cfg {
+        Cfg::default()
+    }
+
+    /// Results in item order (`true`) or in completion order with their index (`false`).
+    #[must_use]
+    pub fn ordered(mut self, ordered: bool) -> Cfg {
+        self.ordered = ordered;
+        self
+    }
+
+    /// At most `window` items dispatched and not yet consumed (zero is treated as one).
+    #[must_use]
+    pub fn window(mut self, window: usize) -> Cfg {
+        self.window = Some(window.max(1));
+        self
+    }
+}
+
+/// A batch of output values, as a pump hands it to the iterator.
+pub(crate) struct Done<Y> {
+    /// Dispatch order.
+    pub(crate) seq: u64,
+    /// How many items it covers (for the window and the progress bar).
+    pub(crate) items: usize,
+    /// Their output values, in item order.
+    pub(crate) out: Vec<Y>,
+    /// The failure that ended the batch (fail mode): yielded as a panic after `out`.
+    pub(crate) failure: Option<TaskError>,
+}
+
+/// Produces the batches of one stream, in the order the iterator yields them.
+pub(crate) trait Pump<Y> {
+    /// The next batch; `None` when the stream is over.
+    fn refill(&mut self) -> Option<Done<Y>>;
+}
+
+/// The iterator `parmap_iter!` returns: yields the call's results as they complete.
+///
+/// Ordered streams yield one value per item (or per element, with `flatten = true`) in item
+/// order; unordered ones yield `(item index, value)` in completion order. Dropping it stops
+/// the stream: no item is dispatched any more, worker threads finish the item they run and
+/// end, and the drop returns once they have (so nothing of the call keeps running).
+///
+/// ```
+/// use parfor::parmap_iter;
+///
+/// let mut squares = parmap_iter!(|i: u64| i * i, 0..1_000_000u64; window = 64);
+/// assert_eq!(squares.next(), Some(0));
+/// assert_eq!(squares.next(), Some(1));
+/// drop(squares); // stops the workers; the rest of the input is never run
+/// ```
+pub struct ParIter<'a, Y> {
+    buf: std::vec::IntoIter<Y>,
+    failure: Option<TaskError>,
+    pump: Box<dyn Pump<Y> + 'a>,
+    progress: Option<indicatif::ProgressBar>,
+}
+
+impl<Y> std::fmt::Debug for ParIter<'_, Y> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParIter").field("buffered", &self.buf.len()).finish_non_exhaustive()
+    }
+}
+
+impl<'a, Y> ParIter<'a, Y> {
+    fn new(pump: Box<dyn Pump<Y> + 'a>, progress: bool, total: Option<usize>) -> ParIter<'a, Y> {
+        ParIter {
+            buf: Vec::new().into_iter(),
+            failure: None,
+            pump,
+            progress: progress.then(|| crate::progress::stream_bar(total)).flatten(),
+        }
+    }
+}
+
+impl<Y> Iterator for ParIter<'_, Y> {
+    type Item = Y;
+
+    #[inline]
+    fn next(&mut self) -> Option<Y> {
+        if let Some(y) = self.buf.next() {
+            return Some(y);
+        }
+        self.next_batch()
+    }
+}
+
+impl<Y> ParIter<'_, Y> {
+    #[cold]
+    fn next_batch(&mut self) -> Option<Y> {
+        loop {
+            if let Some(e) = self.failure.take() {
+                panic!("parfor: {e}");
+            }
+            let done = self.pump.refill()?;
+            if let Some(bar) = &self.progress {
+                bar.inc(done.items as u64);
+            }
+            self.buf = done.out.into_iter();
+            self.failure = done.failure;
+            if let Some(y) = self.buf.next() {
+                return Some(y);
+            }
+        }
+    }
+}
+
+impl<Y> Drop for ParIter<'_, Y> {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.progress {
+            bar.finish();
+        }
+    }
+}
+
+/// The engine a stream runs on, its workers, and its default window.
+fn plan(opts: &Options) -> (Engine, usize, usize) {
+    let run = crate::engine::resolve(opts);
+    let workers = run.workers.count.max(1);
+    let per = if run.engine == Engine::Fork { FORK_WINDOW_PER_WORKER } else { WINDOW_PER_WORKER };
+    (run.engine, workers, per.saturating_mul(workers))
+}
+
+/// Starts a stream whose workers (on `spawn`) live for `'s`, and whose feed (a lazy source,
+/// pulled on the caller's thread) for `'a`.
+#[allow(clippy::too_many_arguments)]
+fn start<'s: 'a, 'a, X, M, S>(
+    spawn: S,
+    items: X,
+    opts: &Options,
+    cfg: Cfg,
+    wire: Option<Wire<X::R>>,
+    mode: M,
+    feed: items::Feed<'a, X::T>,
+) -> ParIter<'a, M::Y>
+where
+    S: Spawner<'s>,
+    X: Items + 's,
+    X::T: 's,
+    M: Emit<X::R>,
+    M::Y: 's,
+{
+    let (engine, workers, default_window) = plan(opts);
+    let total = feed.len();
+    let pump: Box<dyn Pump<M::Y> + 'a> = match engine {
+        Engine::Serial => Box::new(serial::SerialPump::new(items, mode, feed)),
+        Engine::Threads => {
+            let chunk = opts.chunk;
+            Box::new(threads::ThreadsPump::start(
+                &spawn,
+                items,
+                mode,
+                feed,
+                threads::Sizing::new(cfg.window, default_window, workers, chunk, total),
+                cfg.ordered,
+            ))
+        }
+        Engine::Fork => {
+            let window = cfg.window.unwrap_or(default_window);
+            Box::new(fork::ForkPump::new(items, mode, feed, opts, wire, window, workers))
+        }
+    };
+    ParIter::new(pump, opts.progress, total)
+}
+
+/// Streams `f` over `shape`: what `parmap_iter!` with indexed sources runs.
+///
+/// `spawn` decides where worker threads run: [`Detached`] for `'static` data, a [`StreamScope`] for
+/// borrowed data.
+pub fn iter_shape<'a, const K: usize, R, F, M, S>(
+    spawn: S,
+    shape: Shape<K>,
+    opts: &Options,
+    cfg: Cfg,
+    wire: Option<Wire<R>>,
+    mode: M,
+    f: F,
+) -> ParIter<'a, M::Y>
+where
+    S: Spawner<'a>,
+    R: Send + 'a,
+    F: Fn([usize; K]) -> R + Send + Sync + 'a,
+    M: Emit<R>,
+    M::Y: 'a,
+{
+    let n = shape.len();
+    start(spawn, Indexed { shape, f }, opts, cfg, wire, mode, items::Feed::range(n))
+}
+
+/// Streams `g` over the items of a lazy iterator, which is pulled on the caller's thread
+/// only as the window allows: what `parmap_iter!` with one lazy source runs.
+///
+/// The iterator itself never leaves the caller's thread, so it may borrow anything that lives
+/// for `'a`; its items, the function and the results reach the workers, which live for `'s`.
+pub fn iter_lazy<'s: 'a, 'a, I, R, G, M, S>(
+    spawn: S,
+    it: I,
+    opts: &Options,
+    cfg: Cfg,
+    wire: Option<Wire<R>>,
+    mode: M,
+    g: G,
+) -> ParIter<'a, M::Y>
+where
+    S: Spawner<'s>,
+    I: Iterator + 'a,
+    I::Item: Send + 's,
+    R: Send + 's,
+    G: Fn(I::Item) -> R + Send + Sync + 's,
+    M: Emit<R>,
+    M::Y: 's,
+{
+    let feed = items::Feed::pull(Box::new(it));
+    start(spawn, Lazy::new(g), opts, cfg, wire, mode, feed)
+}
+
+#[cfg(test)]
+mod tests;
