@@ -18,10 +18,40 @@ mod loop_support;
 
 pub use parfor_macros::{parfor, parmap};
 pub use parfor_runtime::{
-    Cause, Config, ConfigError, Engine, OnError, Pod, TaskError, clear_default_engine,
-    clear_default_workers, default_engine, default_workers, set_default_engine,
-    set_default_workers, with, worker_id,
+    Cause, Config, ConfigError, Engine, OnError, TaskError, Zeroable, bytemuck,
+    clear_default_engine, clear_default_workers, default_engine, default_workers,
+    set_default_engine, set_default_workers, with, worker_id,
 };
+
+/// Plain old data: values that are nothing but their bytes. This is bytemuck's `Pod` trait
+/// and its derive: the fork engine copies such results (and sliced outputs) straight into the
+/// caller's output instead of serializing them, and a [`SharedVec`] holds them.
+///
+/// The primitive numbers and arrays of them are `Pod`; derive it (with [`Zeroable`]) for a
+/// `#[repr(C)]` struct of `Pod` fields without padding. The derive names the `bytemuck`
+/// crate: add `#[bytemuck(crate = "parfor::bytemuck")]` unless your crate depends on bytemuck.
+///
+/// ```
+/// use parfor::{Pod, Zeroable};
+///
+/// #[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+/// #[bytemuck(crate = "parfor::bytemuck")]
+/// #[repr(C)]
+/// struct Point {
+///     x: f64,
+///     y: f64,
+/// }
+///
+/// fn assert_pod<T: parfor::Pod>() {}
+/// assert_pod::<Point>();
+/// assert_pod::<[u32; 4]>();
+/// # #[cfg(unix)] {
+/// let mut v = parfor::SharedVec::<Point>::zeroed(2);
+/// v[1] = Point { x: 1.0, y: 2.0 };
+/// assert_eq!(v[0], Point { x: 0.0, y: 0.0 });
+/// # }
+/// ```
+pub use parfor_runtime::Pod;
 
 #[cfg(unix)]
 pub use parfor_runtime::{ReadOnlySharedVec, SharedVec};

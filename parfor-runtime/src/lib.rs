@@ -26,6 +26,11 @@ pub mod wire;
 mod worker;
 
 pub use array_part::ArrayPart;
+/// The bytemuck crate, for `#[bytemuck(crate = "parfor::bytemuck")]` on a derive of
+/// [`Pod`] in a crate that does not depend on bytemuck itself.
+pub use bytemuck;
+/// Zero bytes are a valid value: the supertrait of [`Pod`] (bytemuck's), derived with it.
+pub use bytemuck::Zeroable;
 pub use config::{
     Config, ConfigError, Engine, clear_default_engine, clear_default_workers, default_engine,
     default_workers, set_default_engine, set_default_workers, with,
