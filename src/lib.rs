@@ -59,14 +59,11 @@ pub use parfor_runtime::{ReadOnlySharedVec, SharedVec};
 /// Implementation details of the macros. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use parfor_runtime::__wire_of as wire_of;
-    pub use parfor_runtime::source::{
-        Arg, AsSource, IntRange, Source, fork_result, fork_state, probe_any, probe_item, probe_ref,
-        sig1, sig2, sig3, sig4, sig5, sig6, sig7, sig8, sig9, sig10, sig11, sig12,
-    };
-    pub use parfor_runtime::wire::{self, Probe, Wire, probe_elem, probe_ret, probe_val};
-    pub use parfor_runtime::{
-        ArrayPart, Cursor, Options, Shape, SliceOut, Sliced, SlotCell, Slots, fold, map, try_map,
+    pub use parfor_runtime::__private::{
+        Arg, ArrayPart, AsSource, Cursor, IntRange, Options, Probe, Shape, SliceOut, Sliced,
+        SlotCell, Slots, Source, Wire, fold, fork_result, fork_state, map, probe_any, probe_elem,
+        probe_item, probe_ref, probe_ret, probe_val, sig1, sig2, sig3, sig4, sig5, sig6, sig7,
+        sig8, sig9, sig10, sig11, sig12, try_map, wire, wire_of,
     };
 
     pub use crate::loop_support::{

@@ -210,7 +210,7 @@ impl<T> NoWire<T> for Probe<T> {
 macro_rules! __wire_of {
     ($probe:expr) => {{
         #[allow(unused_imports)]
-        use $crate::wire::{NoWire as _, ViaPod as _, ViaSerde as _};
+        use $crate::__private::wire::{NoWire as _, ViaPod as _, ViaSerde as _};
         (&&&$probe).wire()
     }};
 }
