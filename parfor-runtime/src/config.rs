@@ -436,7 +436,7 @@ impl Config {
     ///
     /// let roots = parfor::with(Config::new().label("square roots"), || {
     ///     // stderr: "parfor: square roots: 1000/1000 items (100%) ..." (or a bar)
-    ///     parmap!(|x: f64| x.sqrt(), 0..1000u32; progress = true)
+    ///     parmap!(|x: u32| f64::from(x).sqrt(), 0..1000u32; progress = true)
     /// });
     /// assert_eq!(roots[4], 2.0);
     /// ```
