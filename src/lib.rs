@@ -18,9 +18,9 @@ mod loop_support;
 
 pub use parfor_macros::{parfor, parmap};
 pub use parfor_runtime::{
-    Cause, Config, ConfigError, Engine, OnError, TaskError, Zeroable, bytemuck,
-    clear_default_engine, clear_default_workers, default_engine, default_workers,
-    set_default_engine, set_default_workers, with, worker_id,
+    Cause, Config, ConfigError, Engine, OnError, TaskError, clear_default_engine,
+    clear_default_workers, default_engine, default_workers, set_default_engine,
+    set_default_workers, with, worker_id,
 };
 
 /// Plain old data: values that are nothing but their bytes. This is bytemuck's `Pod` trait
@@ -52,6 +52,35 @@ pub use parfor_runtime::{
 /// # }
 /// ```
 pub use parfor_runtime::Pod;
+
+/// Types for which all-zero bytes are a valid value: bytemuck's `Zeroable` trait and its
+/// derive, the supertrait of [`Pod`] (derive both). [`SharedVec::zeroed`] starts from zeros.
+///
+/// ```
+/// use parfor::Zeroable;
+///
+/// #[derive(Clone, Copy, Zeroable)]
+/// #[bytemuck(crate = "parfor::bytemuck")]
+/// #[repr(C)]
+/// struct Stats {
+///     count: u64,
+///     sum: f64,
+/// }
+///
+/// let s = Stats::zeroed();
+/// assert_eq!((s.count, s.sum), (0, 0.0));
+/// ```
+pub use parfor_runtime::Zeroable;
+
+/// The bytemuck crate, which the derives of [`Pod`] and [`Zeroable`] name: write
+/// `#[bytemuck(crate = "parfor::bytemuck")]` next to them in a crate that does not depend on
+/// bytemuck itself.
+///
+/// ```
+/// let bytes = parfor::bytemuck::bytes_of(&1.0f64);
+/// assert_eq!(bytes.len(), 8);
+/// ```
+pub use parfor_runtime::bytemuck;
 
 #[cfg(unix)]
 pub use parfor_runtime::{ReadOnlySharedVec, SharedVec};
