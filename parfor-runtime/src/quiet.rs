@@ -1,0 +1,168 @@
+//! What a caught panic prints: with `on_error = "collect"` an item's panic is a value (its
+//! [`crate::TaskError`]), so instead of the standard panic report (a few lines, and a whole
+//! backtrace under `RUST_BACKTRACE=1`) it prints one line on stderr:
+//!
+//! ```text
+//! parfor: item panicked at src/main.rs:7:9 (collected as its TaskError): division by zero
+//! ```
+//!
+//! Every block of a collecting call runs inside [`Quiet`], which marks the running thread;
+//! a panic hook, installed once and chained to the one it replaces, writes the line for
+//! panics on a marked thread and hands every other panic to the previous hook. Blocks of
+//! other calls (`fail` mode, where the report is the only trace of the item's panic before
+//! the call's own) unmark the thread, so a nested call keeps its own behaviour.
+
+use crate::error::Cause;
+use crate::job::{Failures, Job};
+use std::cell::Cell;
+use std::ops::Range;
+
+thread_local! {
+    /// Whether this thread runs a block of a call that collects its failures.
+    static COLLECTING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with this thread marked as running a collecting call's block (or not).
+fn marked<T>(collecting: bool, f: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            COLLECTING.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(COLLECTING.with(|c| c.replace(collecting)));
+    f()
+}
+
+/// Installs the hook that reports a collected panic in one line (once per process).
+pub(crate) fn install_hook() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !COLLECTING.with(Cell::get) {
+                return previous(info);
+            }
+            let payload = info.payload();
+            let msg = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("<non-string panic payload>");
+            crate::progress::write_stderr(&one_line(msg, info.location()));
+        }));
+    });
+}
+
+/// The report of a collected panic: the first line of its message, where it happened.
+fn one_line(msg: &str, at: Option<&std::panic::Location<'_>>) -> String {
+    let mut lines = msg.lines();
+    let first = lines.next().unwrap_or("");
+    let more = if lines.next().is_some() { " [...]" } else { "" };
+    match at {
+        Some(at) => {
+            format!("parfor: item panicked at {at} (collected as its TaskError): {first}{more}\n")
+        }
+        None => format!("parfor: item panicked (collected as its TaskError): {first}{more}\n"),
+    }
+}
+
+/// A call's job whose blocks run with the thread marked as collecting (or not).
+pub(crate) struct Quiet<'a> {
+    inner: &'a dyn Job,
+    collecting: bool,
+}
+
+impl<'a> Quiet<'a> {
+    pub(crate) fn new(inner: &'a dyn Job) -> Quiet<'a> {
+        let collecting = inner.failures().collect();
+        if collecting {
+            install_hook();
+        }
+        Quiet { inner, collecting }
+    }
+}
+
+impl Job for Quiet<'_> {
+    fn run(&self, block: usize, range: Range<usize>) {
+        marked(self.collecting, || self.inner.run(block, range));
+    }
+
+    fn run_encoded(
+        &self,
+        block: usize,
+        range: Range<usize>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Cause> {
+        marked(self.collecting, || self.inner.run_encoded(block, range, out))
+    }
+
+    fn store_encoded(&self, block: usize, range: Range<usize>, bytes: &[u8]) -> Result<(), Cause> {
+        self.inner.store_encoded(block, range, bytes)
+    }
+
+    fn pod_size(&self) -> Option<usize> {
+        self.inner.pod_size()
+    }
+
+    fn run_pod(
+        &self,
+        block: usize,
+        range: Range<usize>,
+        dst: &mut [u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), Cause> {
+        marked(self.collecting, || self.inner.run_pod(block, range, dst, out))
+    }
+
+    fn pod_target(&self, range: Range<usize>) -> Option<*mut u8> {
+        self.inner.pod_target(range)
+    }
+
+    fn store_pod(
+        &self,
+        block: usize,
+        range: Range<usize>,
+        src: &[u8],
+        bytes: &[u8],
+    ) -> Result<(), Cause> {
+        self.inner.store_pod(block, range, src, bytes)
+    }
+
+    fn failures(&self) -> &Failures {
+        self.inner.failures()
+    }
+
+    fn fail(&self, index: usize, cause: Cause) {
+        self.inner.fail(index, cause);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_per_panic() {
+        let at = std::panic::Location::caller();
+        let line = one_line("division by zero", Some(at));
+        assert!(line.starts_with("parfor: item panicked at "), "{line}");
+        assert!(line.ends_with("(collected as its TaskError): division by zero\n"), "{line}");
+        assert_eq!(line.matches('\n').count(), 1);
+        let line = one_line("first\nsecond\nthird", None);
+        assert_eq!(line, "parfor: item panicked (collected as its TaskError): first [...]\n");
+    }
+
+    #[test]
+    fn marks_nest_and_restore() {
+        assert!(!COLLECTING.with(Cell::get));
+        marked(true, || {
+            assert!(COLLECTING.with(Cell::get));
+            marked(false, || assert!(!COLLECTING.with(Cell::get)));
+            assert!(COLLECTING.with(Cell::get));
+            let _ = std::panic::catch_unwind(|| marked(false, || panic!("unwinds")));
+            assert!(COLLECTING.with(Cell::get), "restored on unwind too");
+        });
+        assert!(!COLLECTING.with(Cell::get));
+    }
+}
