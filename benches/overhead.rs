@@ -2,7 +2,7 @@
 //! call (one item) and many trivial items.
 //!
 //! ```text
-//! cargo bench --bench overhead
+//! cargo bench -p parfor-bench --bench overhead
 //! ```
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};

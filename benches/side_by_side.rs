@@ -2,7 +2,7 @@
 //! serial engine, in one run on this machine (median of several runs; not a test).
 //!
 //! ```text
-//! cargo bench --bench side_by_side
+//! cargo bench -p parfor-bench --bench side_by_side
 //! ```
 
 mod workloads;

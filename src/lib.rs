@@ -41,11 +41,70 @@ pub use parfor_macros::{parfor, parmap, parmap_iter};
 /// ```
 pub use parfor_macros::parmap_async;
 pub use parfor_runtime::{
-    Cause, Config, ConfigError, DEFAULT_CONCURRENCY, Engine, OnError, Pod, TaskError,
+    Cause, Config, ConfigError, DEFAULT_CONCURRENCY, Engine, OnError, TaskError,
     clear_default_engine, clear_default_workers, default_engine, default_workers,
     set_default_engine, set_default_workers, with, worker_id,
 };
 pub use parfor_runtime::{Detached, ParIter, Source, StreamScope, scope};
+
+/// Plain old data: values that are nothing but their bytes. This is bytemuck's `Pod` trait
+/// and its derive: the fork engine copies such results (and sliced outputs) straight into the
+/// caller's output instead of serializing them, and a [`SharedVec`] holds them.
+///
+/// The primitive numbers and arrays of them are `Pod`; derive it (with [`Zeroable`]) for a
+/// `#[repr(C)]` struct of `Pod` fields without padding. The derive names the `bytemuck`
+/// crate: add `#[bytemuck(crate = "parfor::bytemuck")]` unless your crate depends on bytemuck.
+///
+/// ```
+/// use parfor::{Pod, Zeroable};
+///
+/// #[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+/// #[bytemuck(crate = "parfor::bytemuck")]
+/// #[repr(C)]
+/// struct Point {
+///     x: f64,
+///     y: f64,
+/// }
+///
+/// fn assert_pod<T: parfor::Pod>() {}
+/// assert_pod::<Point>();
+/// assert_pod::<[u32; 4]>();
+/// # #[cfg(unix)] {
+/// let mut v = parfor::SharedVec::<Point>::zeroed(2);
+/// v[1] = Point { x: 1.0, y: 2.0 };
+/// assert_eq!(v[0], Point { x: 0.0, y: 0.0 });
+/// # }
+/// ```
+pub use parfor_runtime::Pod;
+
+/// Types for which all-zero bytes are a valid value: bytemuck's `Zeroable` trait and its
+/// derive, the supertrait of [`Pod`] (derive both). [`SharedVec::zeroed`] starts from zeros.
+///
+/// ```
+/// use parfor::Zeroable;
+///
+/// #[derive(Clone, Copy, Zeroable)]
+/// #[bytemuck(crate = "parfor::bytemuck")]
+/// #[repr(C)]
+/// struct Stats {
+///     count: u64,
+///     sum: f64,
+/// }
+///
+/// let s = Stats::zeroed();
+/// assert_eq!((s.count, s.sum), (0, 0.0));
+/// ```
+pub use parfor_runtime::Zeroable;
+
+/// The bytemuck crate, which the derives of [`Pod`] and [`Zeroable`] name: write
+/// `#[bytemuck(crate = "parfor::bytemuck")]` next to them in a crate that does not depend on
+/// bytemuck itself.
+///
+/// ```
+/// let bytes = parfor::bytemuck::bytes_of(&1.0f64);
+/// assert_eq!(bytes.len(), 8);
+/// ```
+pub use parfor_runtime::bytemuck;
 
 #[cfg(unix)]
 pub use parfor_runtime::{ReadOnlySharedVec, SharedVec};
@@ -54,18 +113,15 @@ pub use parfor_runtime::{ReadOnlySharedVec, SharedVec};
 #[doc(hidden)]
 pub mod __private {
     pub use parfor_runtime::__call_of as call_of;
-    pub use parfor_runtime::__wire_of as wire_of;
+    pub use parfor_runtime::__private::{
+        Arg, ArrayPart, AsSource, Cursor, IntRange, Options, Probe, Shape, SliceOut, Sliced,
+        SlotCell, Slots, Source, Wire, fold, fork_result, fork_state, map, probe_any, probe_elem,
+        probe_item, probe_ref, probe_ret, probe_val, sig1, sig2, sig3, sig4, sig5, sig6, sig7,
+        sig8, sig9, sig10, sig11, sig12, try_map, wire, wire_of,
+    };
     pub use parfor_runtime::asynch::{
         check_async_engine, check_async_feature, check_chunk, check_fork_result, check_lazy,
         check_parmap_async, check_sync_engine, check_workers, concurrency,
-    };
-    pub use parfor_runtime::source::{
-        Arg, AsSource, IntRange, Source, fork_result, fork_state, probe_any, probe_item, probe_ref,
-        sig1, sig2, sig3, sig4, sig5, sig6, sig7, sig8, sig9, sig10, sig11, sig12,
-    };
-    pub use parfor_runtime::wire::{self, Probe, Wire, probe_elem, probe_ret, probe_val};
-    pub use parfor_runtime::{
-        ArrayPart, Cursor, Options, Shape, SliceOut, Sliced, SlotCell, Slots, fold, map, try_map,
     };
 
     pub use parfor_runtime::stream::{

@@ -2,8 +2,7 @@
 //! empty accumulators, range indexing, the first contribution of a reduction, and the traits
 //! that turn a loop's domain into a slice with a readable error for anything else.
 
-use parfor_runtime::source::{AsSource, IntRange};
-use parfor_runtime::wire::Probe;
+use parfor_runtime::__private::{AsSource, IntRange, Probe};
 use std::ops::{Add, Mul, Range, RangeInclusive, Sub};
 
 /// An empty reduction accumulator for values of the probed type.

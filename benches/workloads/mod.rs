@@ -1,5 +1,5 @@
 //! The workloads of the side-by-side benchmark (`benches/side_by_side.rs`) and of the report
-//! binary (`examples/bench_report.rs`): each runs on one parfor engine or as hand-written
+//! binary (`benches/bench_report.rs`): each runs on one parfor engine or as hand-written
 //! rayon code, and returns a checksum so the runs can be compared and are not optimized away.
 #![allow(dead_code, unreachable_pub)]
 

@@ -67,12 +67,23 @@ pub(crate) fn engine_names() -> String {
     Engine::ALL.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")
 }
 
+/// Parses an engine name in any case (`fork`, `Fork`, `FORK`), as `PARFOR_ENGINE` does.
+///
+/// ```
+/// use parfor::Engine;
+///
+/// assert_eq!("Fork".parse::<Engine>().unwrap(), Engine::Fork);
+/// assert_eq!("THREADS".parse::<Engine>().unwrap(), Engine::Threads);
+/// assert!("gpu".parse::<Engine>().is_err());
+/// ```
 impl FromStr for Engine {
     type Err = ConfigError;
 
     fn from_str(s: &str) -> Result<Engine, ConfigError> {
-        Engine::ALL.into_iter().find(|e| e.name() == s).ok_or_else(|| ConfigError {
-            message: format!("unknown engine `{s}`; expected one of {}", engine_names()),
+        Engine::ALL.into_iter().find(|e| e.name().eq_ignore_ascii_case(s)).ok_or_else(|| {
+            ConfigError {
+                message: format!("unknown engine `{s}`; expected one of {}", engine_names()),
+            }
         })
     }
 }
@@ -392,6 +403,7 @@ pub fn clear_default_workers() {
 pub struct Config {
     engine: Option<Engine>,
     workers: Option<usize>,
+    label: Option<&'static str>,
 }
 
 impl Config {
@@ -415,6 +427,29 @@ impl Config {
         self.workers = Some(workers.max(1));
         self
     }
+
+    /// Calls inside that report progress (`progress = true`) name themselves `label` in the
+    /// progress bar, or in the plain progress lines written when stderr is not a terminal.
+    ///
+    /// ```
+    /// use parfor::{Config, parmap};
+    ///
+    /// let roots = parfor::with(Config::new().label("square roots"), || {
+    ///     // stderr: "parfor: square roots: 1000/1000 items (100%) ..." (or a bar)
+    ///     parmap!(|x: u32| f64::from(x).sqrt(), 0..1000u32; progress = true)
+    /// });
+    /// assert_eq!(roots[4], 2.0);
+    /// ```
+    #[must_use]
+    pub fn label(mut self, label: &'static str) -> Config {
+        self.label = Some(label);
+        self
+    }
+}
+
+/// The label of the innermost enclosing scope that sets one.
+pub(crate) fn scoped_label() -> Option<&'static str> {
+    scoped(|c| c.label)
 }
 
 thread_local! {
@@ -488,5 +523,16 @@ mod tests {
         }
         let err = "gpu".parse::<Engine>().unwrap_err().to_string();
         assert!(err.contains("`gpu`") && err.contains("`serial`, `threads`, `fork`"), "{err}");
+    }
+
+    #[test]
+    fn names_in_any_case() {
+        for e in Engine::ALL {
+            assert_eq!(e.name().to_uppercase().parse::<Engine>().unwrap(), e);
+            let mut title = e.name().to_owned();
+            title[..1].make_ascii_uppercase();
+            assert_eq!(title.parse::<Engine>().unwrap(), e);
+        }
+        assert!("forks".parse::<Engine>().is_err());
     }
 }

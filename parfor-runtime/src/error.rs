@@ -26,7 +26,9 @@ pub enum OnError {
     /// (the serial engine re-raises the item's own panic at once).
     #[default]
     Fail,
-    /// Run every item; return one `Result` per item.
+    /// Run every item; return one `Result` per item. A caught panic prints one line on
+    /// stderr (where, and the first line of its message) instead of the standard panic
+    /// report.
     Collect,
 }
 
@@ -82,7 +84,7 @@ impl fmt::Display for Cause {
 
 impl Cause {
     /// Turns a caught panic payload into a cause, keeping its message.
-    pub fn from_panic(payload: &(dyn std::any::Any + Send)) -> Cause {
+    pub(crate) fn from_panic(payload: &(dyn std::any::Any + Send)) -> Cause {
         let msg = if let Some(s) = payload.downcast_ref::<&'static str>() {
             (*s).to_owned()
         } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -119,7 +121,7 @@ pub struct TaskError {
 
 impl TaskError {
     /// Builds an error for flat item `index`, whose index in each source is `indices`.
-    pub fn new(index: usize, indices: Vec<usize>, cause: Cause) -> TaskError {
+    pub(crate) fn new(index: usize, indices: Vec<usize>, cause: Cause) -> TaskError {
         TaskError { index, indices, cause }
     }
 

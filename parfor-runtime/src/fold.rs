@@ -230,6 +230,7 @@ impl Cursor<'_> {
 /// through `describe(i)` (for example `i = 13`) and carrying the cause.
 // Called only by generated code, which names every argument; a struct would only move them.
 #[allow(clippy::too_many_arguments)]
+#[track_caller]
 pub fn fold<S, C, I, B, W, L>(
     n: usize,
     opts: &Options,

@@ -23,6 +23,8 @@ pub(crate) struct Run {
     pub(crate) workers: Workers,
     pub(crate) timeout: Option<Duration>,
     pub(crate) progress: bool,
+    /// The call's name in its progress output.
+    pub(crate) label: Option<String>,
 }
 
 /// A call's work, as every engine sees it. Object safe, so each engine is compiled once; the

@@ -24,6 +24,8 @@ pub struct Options {
     /// Without `chunk`: cut the space into at most this many blocks (the plan's default is
     /// 256), for loops whose block states are large (array reductions).
     pub(crate) max_blocks: Option<usize>,
+    /// Names the call in its progress output.
+    pub(crate) label: Option<String>,
 }
 
 impl Options {
@@ -116,10 +118,19 @@ impl Options {
         self
     }
 
-    /// Draws a progress bar on stderr when it is a terminal.
+    /// Reports progress on stderr: a bar when stderr is a terminal, else a plain line every
+    /// 10 % of the items or 10 seconds (for logs of batch jobs).
     #[must_use]
     pub fn progress(mut self, progress: bool) -> Options {
         self.progress = progress;
+        self
+    }
+
+    /// Names the call in its progress bar or lines (the innermost `parfor::with` scope's
+    /// [`crate::Config::label`] otherwise).
+    #[must_use]
+    pub fn label(mut self, label: impl Into<String>) -> Options {
+        self.label = Some(label.into());
         self
     }
 }

@@ -18,7 +18,7 @@ pub(crate) const MAX_DEFAULT_BLOCKS: usize = 256;
 
 /// Ordered blocks of an iteration space of `n` items.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     n: usize,
     block: usize,
 }
@@ -28,7 +28,7 @@ impl Plan {
     /// `chunk`, into at most 256 equal blocks.
     ///
     /// A `chunk` of zero is treated as one.
-    pub fn new(n: usize, chunk: Option<usize>) -> Plan {
+    pub(crate) fn new(n: usize, chunk: Option<usize>) -> Plan {
         let block = match chunk {
             Some(c) => c.max(1),
             None => n.div_ceil(MAX_DEFAULT_BLOCKS).max(1),
@@ -38,7 +38,11 @@ impl Plan {
 
     /// Like [`Plan::new`], with at most `max_blocks` blocks (at most 256) when `chunk` is
     /// unset.
-    pub fn with_max_blocks(n: usize, chunk: Option<usize>, max_blocks: Option<usize>) -> Plan {
+    pub(crate) fn with_max_blocks(
+        n: usize,
+        chunk: Option<usize>,
+        max_blocks: Option<usize>,
+    ) -> Plan {
         match (chunk, max_blocks) {
             (None, Some(m)) => {
                 let m = m.clamp(1, MAX_DEFAULT_BLOCKS);
@@ -49,33 +53,28 @@ impl Plan {
     }
 
     /// Number of items.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.n
     }
 
     /// Whether the space is empty.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.n == 0
     }
 
-    /// Items per block (the last block may be shorter).
-    pub fn block_size(&self) -> usize {
-        self.block
-    }
-
     /// Number of blocks.
-    pub fn blocks(&self) -> usize {
+    pub(crate) fn blocks(&self) -> usize {
         self.n.div_ceil(self.block)
     }
 
     /// The items of block `b`.
-    pub fn range(&self, b: usize) -> Range<usize> {
+    pub(crate) fn range(&self, b: usize) -> Range<usize> {
         let start = b * self.block;
         start..(start + self.block).min(self.n)
     }
 
     /// The block that holds item `i`.
-    pub fn block_of(&self, i: usize) -> usize {
+    pub(crate) fn block_of(&self, i: usize) -> usize {
         i / self.block
     }
 }

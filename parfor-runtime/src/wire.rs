@@ -2,7 +2,8 @@
 //!
 //! Whether a type can cross is decided where the macro expands, with autoref
 //! specialization: `(&&&Probe::<T>::new()).wire()` picks [`ViaPod`] when `T` is plain old
-//! data ([`Pod`]: primitive numbers and arrays of them), else [`ViaSerde`] when `T` implements
+//! data ([`Pod`], bytemuck's: primitive numbers, arrays of them, and derived `#[repr(C)]`
+//! structs), else [`ViaSerde`] when `T` implements
 //! `Serialize + DeserializeOwned`, and falls back to [`NoWire`] otherwise, so the serial and
 //! threads engines never require serde. The fork engine reports a missing wire as an error
 //! that names the type.
@@ -87,41 +88,15 @@ impl<T: Serialize + DeserializeOwned> Wire<T> {
 }
 
 /// Plain old data: values that are nothing but their bytes, so copying those bytes between
-/// processes (or into shared memory) moves the value.
-///
-/// Implemented for the primitive integer and floating-point types and arrays of them. The
-/// fork engine copies such results straight into the caller's output instead of serializing
-/// them, and [`crate::SharedVec`] holds them.
-///
-/// ```
-/// fn assert_pod<T: parfor::Pod>() {}
-/// assert_pod::<f64>();
-/// assert_pod::<[u32; 4]>();
-/// ```
-///
-/// # Safety
-/// Implementors have no padding bytes, no drop glue, nothing that points into a process's
-/// memory (references, pointers, heap handles), and every bit pattern of
-/// `size_of::<Self>()` bytes is a valid value.
-pub unsafe trait Pod: Copy + Send + Sync + 'static {}
-
-macro_rules! pod {
-    ($($t:ty)*) => {$(
-        // SAFETY: a primitive number: no padding, no pointers, every bit pattern valid.
-        unsafe impl Pod for $t {}
-    )*};
-}
-pod!(u8 u16 u32 u64 u128 usize i8 i16 i32 i64 i128 isize f32 f64);
-
-// SAFETY: an array of `Pod` elements has no padding between them (its stride is the
-// element size) and inherits their other properties.
-unsafe impl<T: Pod, const N: usize> Pod for [T; N] {}
+/// processes (or into shared memory) moves the value. This is bytemuck's
+/// [`Pod`](bytemuck::Pod) (re-exported, with its derive, as `parfor::Pod`): the primitive
+/// numbers, arrays of them, and a user's `#[repr(C)]` struct of such fields without padding,
+/// with `#[derive(Clone, Copy, Pod, Zeroable)]`.
+pub use bytemuck::Pod;
 
 /// The bytes of a plain-old-data value.
 pub(crate) fn pod_bytes<T: Pod>(v: &T) -> &[u8] {
-    // SAFETY: `T: Pod` has no padding, so all `size_of::<T>()` bytes of `*v` are
-    // initialized; the slice borrows `v`.
-    unsafe { std::slice::from_raw_parts(std::ptr::from_ref(v).cast::<u8>(), size_of::<T>()) }
+    bytemuck::bytes_of(v)
 }
 
 fn encode_pod<T: Pod>(v: &T, out: &mut Vec<u8>) -> Result<(), String> {
@@ -131,26 +106,27 @@ fn encode_pod<T: Pod>(v: &T, out: &mut Vec<u8>) -> Result<(), String> {
 
 fn decode_pod<T: Pod>(input: &mut &[u8]) -> Result<T, String> {
     let size = size_of::<T>();
-    if input.len() < size {
+    let Some((bytes, rest)) = input.split_at_checked(size) else {
         return Err(format!("cannot decode a `{}`: input too short", std::any::type_name::<T>()));
-    }
-    // SAFETY: `size` bytes are readable; any bit pattern is a valid `T: Pod`; the read is
-    // unaligned.
-    let v = unsafe { input.as_ptr().cast::<T>().read_unaligned() };
-    *input = &input[size..];
+    };
+    let v = bytemuck::pod_read_unaligned(bytes);
+    *input = rest;
     Ok(v)
 }
 
 impl<T: Pod> Wire<T> {
     /// The plain-old-data wire of `T`: raw bytes, and shared memory for `parmap!` results on
-    /// the fork engine.
+    /// the fork engine. A zero-sized `T` (`()`, `PhantomData`) has no bytes to place in
+    /// shared memory: its wire encodes nothing and is not marked plain old data, so it
+    /// travels on the ordinary path.
     pub fn pod() -> Wire<T> {
-        Wire { encode: encode_pod::<T>, decode: decode_pod::<T>, pod: true }
+        Wire { encode: encode_pod::<T>, decode: decode_pod::<T>, pod: size_of::<T>() > 0 }
     }
 }
 
 impl<T> Wire<T> {
-    /// Whether this is the plain-old-data wire ([`Wire::pod`]), which guarantees `T: Pod`.
+    /// Whether this is the plain-old-data wire ([`Wire::pod`]) of a type with a size, which
+    /// guarantees `T: Pod` and `size_of::<T>() > 0`.
     pub fn is_pod(&self) -> bool {
         self.pod
     }
@@ -466,7 +442,7 @@ impl<T> NoWire<T> for Probe<T> {
 macro_rules! __wire_of {
     ($probe:expr) => {{
         #[allow(unused_imports)]
-        use $crate::wire::{NoWire as _, ViaPod as _, ViaSerde as _};
+        use $crate::__private::wire::{NoWire as _, ViaPod as _, ViaSerde as _};
         (&&&$probe).wire()
     }};
 }
@@ -518,5 +494,27 @@ mod tests {
         assert!(!s.is_pod());
         let t: Wire<(u8, f64)> = crate::__wire_of!(Probe::<(u8, f64)>::new()).unwrap();
         assert!(!t.is_pod(), "tuples have padding: serde");
+        let u: Wire<()> = crate::__wire_of!(Probe::<()>::new()).unwrap();
+        assert!(!u.is_pod(), "zero-sized: nothing to place in shared memory");
+    }
+
+    /// A user's `#[repr(C)]` struct of numbers, derived, takes the plain-old-data wire.
+    #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+    #[repr(C)]
+    struct Point {
+        x: f64,
+        y: f64,
+        id: u64,
+    }
+
+    #[test]
+    fn probe_picks_pod_for_derived_structs() {
+        let w: Wire<Point> = crate::__wire_of!(Probe::<Point>::new()).unwrap();
+        assert!(w.is_pod());
+        let p = Point { x: 1.5, y: -2.0, id: 7 };
+        let mut buf = Vec::new();
+        w.encode(&p, &mut buf).unwrap();
+        assert_eq!(buf.len(), 24);
+        assert_eq!(w.decode(&mut &buf[..]).unwrap(), p);
     }
 }

@@ -1,10 +1,10 @@
 //! The fork engine, driven through the runtime's entry points with plain closures.
 #![cfg(unix)]
 
-use parfor_runtime::wire::{Probe, Wire};
-use parfor_runtime::{
-    Cause, Engine, Options, Shape, SharedVec, SliceOut, Sliced, fold, map, try_map,
+use parfor_runtime::__private::{
+    Options, Probe, Shape, SliceOut, Sliced, Wire, fold, map, try_map,
 };
+use parfor_runtime::{Cause, Engine, SharedVec};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;

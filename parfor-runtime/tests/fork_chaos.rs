@@ -5,8 +5,9 @@
 //! process.
 #![cfg(target_os = "linux")]
 
+use parfor_runtime::__private::{Options, Shape, fold, map, try_map};
 use parfor_runtime::wire::Probe;
-use parfor_runtime::{Cause, Engine, Options, Shape, fold, map, try_map};
+use parfor_runtime::{Cause, Engine};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

@@ -2,8 +2,9 @@
 //! signal's disposition is process-wide: this binary holds this one test only.
 #![cfg(unix)]
 
+use parfor_runtime::__private::{Options, Shape, try_map};
 use parfor_runtime::wire::Probe;
-use parfor_runtime::{Cause, Engine, Options, Shape, try_map};
+use parfor_runtime::{Cause, Engine};
 use std::time::Duration;
 
 /// An item per way of dying, on workers that each run one item.

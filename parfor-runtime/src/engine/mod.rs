@@ -34,24 +34,44 @@ fn backend(engine: Engine) -> &'static dyn Backend {
 /// Panics with a message naming the variable and the valid values when `PARFOR_ENGINE` or
 /// `PARFOR_WORKERS` is invalid: a silent fallback would run a user's program on an engine
 /// they did not ask for. Panics too on a `timeout` for an engine that cannot stop an item
-/// (every engine but fork), naming the option, the engine and where it came from.
+/// (every engine but fork), naming the option, the engine and where it came from. These
+/// panics point at the user's call (`#[track_caller]` up to the macros' entry points).
+#[track_caller]
 pub(crate) fn resolve(opts: &Options) -> Run {
-    let fail = |e: config::ConfigError| -> ! { panic!("parfor: {e}") };
     let (mut engine, from) = match opts.engine {
         Some(e) => (e, config::EngineFrom::Option),
-        None => config::default_engine_from().unwrap_or_else(|e| fail(e)),
+        None => match config::default_engine_from() {
+            Ok(found) => found,
+            Err(e) => config_error(e),
+        },
     };
     // Checked against the engine the call asked for: inside a fork worker, a nested call
     // with a timeout runs serially below (bounded by the outer item's own timeout, if any).
-    config::check_timeout(engine, from, opts.timeout).unwrap_or_else(|e| fail(e));
-    let mut workers = config::resolve_workers(opts.workers).unwrap_or_else(|e| fail(e));
+    if let Err(e) = config::check_timeout(engine, from, opts.timeout) {
+        config_error(e);
+    }
+    let mut workers = match config::resolve_workers(opts.workers) {
+        Ok(w) => w,
+        Err(e) => config_error(e),
+    };
     if fork::in_worker_process() {
         // Inside a fork worker everything runs serially: never start threads or processes
         // there (a rayon pool inherited through fork() would hang).
         engine = Engine::Serial;
         workers = Workers { count: 1, from: WorkersFrom::Option };
     }
-    Run { engine, workers, timeout: opts.timeout, progress: opts.progress }
+    let label = match opts.progress {
+        true => opts.label.clone().or_else(|| config::scoped_label().map(str::to_owned)),
+        false => None,
+    };
+    Run { engine, workers, timeout: opts.timeout, progress: opts.progress, label }
+}
+
+/// The panic of a configuration error, at the user's call.
+#[track_caller]
+#[cold]
+fn config_error(e: config::ConfigError) -> ! {
+    panic!("parfor: {e}")
 }
 
 /// Runs `job` over `plan` on the engine chosen in `run`.
@@ -59,11 +79,13 @@ pub(crate) fn execute(job: &dyn Job, plan: &Plan, run: &Run) {
     if plan.is_empty() {
         return;
     }
+    // A collecting call reports each caught panic in one line (see `quiet`).
+    let quiet = crate::quiet::Quiet::new(job);
     if run.progress {
-        crate::progress::with_progress(job, plan.len(), |job| {
+        crate::progress::with_progress(&quiet, plan.len(), run.label.as_deref(), |job| {
             backend(run.engine).execute(job, plan, run);
         });
     } else {
-        backend(run.engine).execute(job, plan, run);
+        backend(run.engine).execute(&quiet, plan, run);
     }
 }

@@ -2,7 +2,7 @@
 //! hand-written rayon code, side by side in one run, plus the fork engine's fixed costs.
 //!
 //! ```text
-//! cargo run --release --example bench_report -- [--quick] [--json | --markdown] [--workers N] [--only NAME]...
+//! cargo run --release -p parfor-bench --bin bench_report -- [--quick] [--json | --markdown] [--workers N] [--only NAME]...
 //! ```
 //!
 //! Each workload is built once (untimed), run once per runner as a warm-up, then timed
@@ -17,11 +17,10 @@
 //! `vs_rayon`, `vs_serial`, `peak_pss_mb`, `input_mb` (and `gb_per_s`, `parent_mb` where they
 //! apply).
 
-#[path = "../benches/workloads/pss.rs"]
+#[path = "workloads/pss.rs"]
 mod pss;
 #[path = "stream/report.rs"]
 mod stream_report;
-#[path = "../benches/workloads/mod.rs"]
 mod workloads;
 
 use parfor::{Engine, parmap};
