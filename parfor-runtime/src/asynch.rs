@@ -293,7 +293,9 @@ pub fn concurrency<C: WithConcurrency>(call: C, n: usize) -> C {
 }
 
 impl<R> SyncCall<R> {
-    /// Runs the call on the serial, threads or fork engine ([`crate::map`]).
+    /// Runs the call on the serial, threads or fork engine ([`crate::map`]); a configuration
+    /// error panics naming the user's call.
+    #[track_caller]
     pub fn map<const K: usize, F>(
         self,
         shape: Shape<K>,
@@ -305,11 +307,12 @@ impl<R> SyncCall<R> {
         R: Send,
         F: Fn([usize; K]) -> R + Sync,
     {
-        crate::map::map(shape, opts, wire, f)
+        crate::private::map(shape, opts, wire, f)
     }
 
     /// Runs the call on the serial, threads or fork engine, collecting failures
-    /// ([`crate::try_map`]).
+    /// ([`crate::try_map`]); a configuration error panics naming the user's call.
+    #[track_caller]
     pub fn try_map<const K: usize, F>(
         self,
         shape: Shape<K>,
@@ -321,7 +324,7 @@ impl<R> SyncCall<R> {
         R: Send,
         F: Fn([usize; K]) -> R + Sync,
     {
-        crate::map::try_map(shape, opts, wire, f)
+        crate::private::try_map(shape, opts, wire, f)
     }
 
     /// `parmap_async!` with a plain function: refused at compile time (see

@@ -36,9 +36,14 @@ fn marked<T>(collecting: bool, f: impl FnOnce() -> T) -> T {
     f()
 }
 
-/// Installs the hook that reports a collected panic in one line (once per process).
+/// Installs the hook that reports a collected panic in one line (once per process). Not
+/// from a thread that is unwinding (a call made in a `Drop` during a panic), where the
+/// standard library refuses to change the hook by aborting: a later call installs it.
 pub(crate) fn install_hook() {
     static INSTALLED: std::sync::Once = std::sync::Once::new();
+    if std::thread::panicking() {
+        return;
+    }
     INSTALLED.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
