@@ -293,7 +293,7 @@ pub fn concurrency<C: WithConcurrency>(call: C, n: usize) -> C {
 }
 
 impl<R> SyncCall<R> {
-    /// Runs the call on the serial, threads or fork engine ([`crate::map`]); a configuration
+    /// Runs the call on the serial, threads or fork engine (`parmap!`'s map); a configuration
     /// error panics naming the user's call.
     #[track_caller]
     pub fn map<const K: usize, F>(
@@ -311,7 +311,7 @@ impl<R> SyncCall<R> {
     }
 
     /// Runs the call on the serial, threads or fork engine, collecting failures
-    /// ([`crate::try_map`]); a configuration error panics naming the user's call.
+    /// (`on_error = "collect"`); a configuration error panics naming the user's call.
     #[track_caller]
     pub fn try_map<const K: usize, F>(
         self,
