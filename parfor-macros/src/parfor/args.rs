@@ -52,6 +52,16 @@ pub(crate) struct Args {
     pub(crate) init: Vec<InitDecl>,
 }
 
+impl Args {
+    /// The declared `reduce(x = f)` functions, by variable.
+    pub(crate) fn reducers(&self) -> std::collections::BTreeMap<String, TokenStream> {
+        self.reduce
+            .iter()
+            .map(|d| (d.var.to_string(), quote::ToTokens::to_token_stream(&d.func)))
+            .collect()
+    }
+}
+
 /// Where an attribute sits: on the function (defaults for its loops) or on a loop.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Place {
