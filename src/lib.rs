@@ -18,20 +18,29 @@ mod loop_support;
 
 pub use parfor_macros::{parfor, parmap};
 pub use parfor_runtime::{
-    Cause, ConfigError, Engine, OnError, Pod, TaskError, clear_default_engine, default_engine,
-    default_workers, set_default_engine, worker_id,
+    Cause, ConfigError, Engine, OnError, Pod, Schedule, TaskError, clear_default_engine,
+    default_engine, default_workers, set_default_engine, worker_id,
 };
 
 #[cfg(unix)]
 pub use parfor_runtime::{ReadOnlySharedVec, SharedVec};
+
+/// The MPI job this process belongs to, for programs run with `mpirun -n N` or `srun` on the
+/// `mpi` engine (the `mpi` feature): which rank this is, and the collective helpers an SPMD
+/// program needs around its parfor calls. Without `mpirun` the program is one rank.
+#[cfg(feature = "mpi")]
+pub mod mpi {
+    pub use parfor_runtime::mpi_api::{barrier, broadcast, is_root, rank, size};
+}
 
 /// Implementation details of the macros. Not public API.
 #[doc(hidden)]
 pub mod __private {
     pub use parfor_runtime::__wire_of as wire_of;
     pub use parfor_runtime::source::{
-        Arg, AsSource, IntRange, Source, fork_result, fork_state, probe_any, probe_item, probe_ref,
-        sig1, sig2, sig3, sig4, sig5, sig6, sig7, sig8, sig9, sig10, sig11, sig12,
+        Arg, AsSource, IntRange, Source, fork_result, fork_state, mpi_result, mpi_state, probe_any,
+        probe_item, probe_ref, sig1, sig2, sig3, sig4, sig5, sig6, sig7, sig8, sig9, sig10, sig11,
+        sig12,
     };
     pub use parfor_runtime::wire::{self, Probe, Wire, probe_elem, probe_ret, probe_val};
     pub use parfor_runtime::{

@@ -186,6 +186,7 @@ impl Cursor<'_> {
 /// through `describe(i)` (for example `i = 13`) and carrying the cause.
 // Called only by generated code, which names every argument; a struct would only move them.
 #[allow(clippy::too_many_arguments)]
+#[track_caller]
 pub fn fold<S, C, I, B>(
     n: usize,
     opts: &Options,
@@ -204,12 +205,15 @@ where
 {
     let plan = Plan::new(n, opts.chunk);
     let run = engine::resolve(opts);
-    if let (Some(what), crate::Engine::Fork) = (opts.interior_mutation, run.engine) {
+    if let (Some(what), crate::Engine::Fork | crate::Engine::Mpi) =
+        (opts.interior_mutation, run.engine)
+    {
         panic!(
-            "parfor: this `#[parfor]` loop cannot run on the fork engine: {what} through a \
-             shared reference, which in a worker process changes only that worker's copy (the \
+            "parfor: this `#[parfor]` loop cannot run on the {} engine: {what} through a \
+             shared reference, which in a worker process (or mpi rank) changes only its copy (the \
              change would be lost); make the variable a reduction (`x += 1`, `v.push(e)`), \
-             write results into a `SharedVec`, or run the loop on the threads engine"
+             write results into a `SharedVec`, or run the loop on the threads engine",
+            run.engine
         );
     }
     let job = FoldJob {

@@ -11,6 +11,7 @@ mod fold;
 mod job;
 mod map;
 mod memory;
+pub mod mpi_api;
 mod options;
 mod plan;
 mod progress;
@@ -29,7 +30,7 @@ pub use config::{
 pub use error::{Cause, OnError, TaskError};
 pub use fold::{Cursor, fold};
 pub use map::{Shape, map, try_map};
-pub use options::Options;
+pub use options::{Options, Schedule};
 pub use plan::Plan;
 #[cfg(unix)]
 pub use shared_vec::{ReadOnlySharedVec, SharedVec};

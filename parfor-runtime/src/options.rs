@@ -18,6 +18,7 @@ pub struct Options {
     pub(crate) on_error: OnError,
     pub(crate) timeout: Option<Duration>,
     pub(crate) progress: bool,
+    pub(crate) schedule: Schedule,
     /// Set by `#[parfor]` when the loop changes a broadcast variable through `&self`: what it
     /// does, for the error on the fork engine.
     pub(crate) interior_mutation: Option<&'static str>,
@@ -99,10 +100,40 @@ impl Options {
         self
     }
 
+    /// How the mpi engine hands out blocks to its ranks (see [`Schedule`]); the other engines
+    /// always hand them out dynamically.
+    #[must_use]
+    pub fn schedule(mut self, schedule: Schedule) -> Options {
+        self.schedule = schedule;
+        self
+    }
+
     /// Draws a progress bar on stderr when it is a terminal.
     #[must_use]
     pub fn progress(mut self, progress: bool) -> Options {
         self.progress = progress;
         self
     }
+}
+
+/// How the `mpi` engine shares a call's blocks among its ranks (`schedule = "static"` or
+/// `"dynamic"`). Results never depend on it: only which rank computes which block does.
+///
+/// ```
+/// use parfor::{Schedule, parmap};
+///
+/// let v = parmap!(|x: u64| x * 2, 0..10u64; schedule = "static");
+/// assert_eq!(v[9], 18);
+/// assert_eq!(Schedule::default(), Schedule::Dynamic);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Schedule {
+    /// Ranks claim the next block from a counter on rank 0 as they become free (the default):
+    /// uneven items balance out.
+    #[default]
+    Dynamic,
+    /// Rank `r` of `s` runs the `r`-th of `s` contiguous, equal runs of blocks: no claims,
+    /// but the slowest run decides the time.
+    Static,
 }

@@ -196,6 +196,11 @@ pub(crate) fn expand(func: &Expr, sources: &[Expr], opts: &Options) -> TokenStre
             let ps = respan(p.clone(), *span);
             quote_spanned!(*span=> #ps::fork_result(&#item);)
         }
+        // The mpi engine's ranks exchange the results: the same requirement.
+        Some(Value::Lit("mpi", span)) => {
+            let ps = respan(p.clone(), *span);
+            quote_spanned!(*span=> #ps::mpi_result(&#item);)
+        }
         _ => TokenStream::new(),
     };
     let run = match opts.common.on_error {

@@ -4,6 +4,8 @@
 //! what makes every engine return the same values.
 
 mod fork;
+#[cfg(feature = "mpi")]
+pub(crate) mod mpi;
 
 pub(crate) use fork::ItemHook;
 mod serial;
@@ -26,6 +28,10 @@ fn backend(engine: Engine) -> &'static dyn Backend {
         Engine::Serial => &serial::Serial,
         Engine::Threads => &threads::Threads,
         Engine::Fork => &fork::Fork,
+        #[cfg(feature = "mpi")]
+        Engine::Mpi => &mpi::Mpi,
+        #[cfg(not(feature = "mpi"))]
+        Engine::Mpi => unreachable!("`resolve` refuses the mpi engine without the `mpi` feature"),
     }
 }
 
@@ -34,7 +40,9 @@ fn backend(engine: Engine) -> &'static dyn Backend {
 /// Panics with a message naming the variable and the valid values when `PARFOR_ENGINE` or
 /// `PARFOR_WORKERS` is invalid: a silent fallback would run a user's program on an engine
 /// they did not ask for. Panics too on a `timeout` for an engine that cannot stop an item
-/// (every engine but fork), naming the option, the engine and where it came from.
+/// (every engine but fork), naming the option, the engine and where it came from, and on the
+/// mpi engine in a build without the `mpi` feature.
+#[track_caller]
 pub(crate) fn resolve(opts: &Options) -> Run {
     let fail = |e: config::ConfigError| -> ! { panic!("parfor: {e}") };
     let (mut engine, from) = match opts.engine {
@@ -44,6 +52,16 @@ pub(crate) fn resolve(opts: &Options) -> Run {
     // Checked against the engine the call asked for: inside a fork worker, a nested call
     // with a timeout runs serially below (bounded by the outer item's own timeout, if any).
     config::check_timeout(engine, from, opts.timeout).unwrap_or_else(|e| fail(e));
+    config::check_available(engine, from).unwrap_or_else(|e| fail(e));
+    #[cfg(feature = "mpi")]
+    if engine == Engine::Mpi && mpi::in_call() {
+        // A call made by an item of an mpi call runs in that rank only: a collective there
+        // would wait for ranks that never make it.
+        engine = Engine::Serial;
+    }
+    if engine != Engine::Mpi && !fork::in_worker_process() {
+        crate::mpi_api::warn_if_launched(engine);
+    }
     let mut workers = config::resolve_workers(opts.workers).unwrap_or_else(|e| fail(e));
     if fork::in_worker_process() {
         // Inside a fork worker everything runs serially: never start threads or processes
@@ -51,7 +69,14 @@ pub(crate) fn resolve(opts: &Options) -> Run {
         engine = Engine::Serial;
         workers = Workers { count: 1, from: WorkersFrom::Option };
     }
-    Run { engine, workers, timeout: opts.timeout, progress: opts.progress }
+    Run {
+        engine,
+        workers,
+        timeout: opts.timeout,
+        progress: opts.progress,
+        site: std::panic::Location::caller(),
+        schedule: opts.schedule,
+    }
 }
 
 /// Runs `job` over `plan` on the engine chosen in `run`.
@@ -59,7 +84,8 @@ pub(crate) fn execute(job: &dyn Job, plan: &Plan, run: &Run) {
     if plan.is_empty() {
         return;
     }
-    if run.progress {
+    // The progress bar of an mpi call is drawn by the root rank only.
+    if run.progress && (run.engine != Engine::Mpi || crate::mpi_api::is_root_process()) {
         crate::progress::with_progress(job, plan.len(), |job| {
             backend(run.engine).execute(job, plan, run);
         });
