@@ -245,6 +245,12 @@ fn equal() {
             fnv(&mut digest, &got.0.to_le_bytes());
         }
     }
+    // The static schedule gives rank r the r-th contiguous run of blocks: every rank works.
+    let size = parfor::mpi::size();
+    let who = parmap!(|_i: usize| parfor::mpi::rank(), 0..64usize; engine = mpi, chunk = 1, schedule = "static");
+    let expect: Vec<usize> =
+        (0..64).map(|b| (0..size).find(|&r| b < (r + 1) * 64 / size).unwrap()).collect();
+    assert_eq!(who, expect, "static schedule on {size} ranks");
     // Collected failures: the same Vec on every rank as on the serial engine.
     let prev = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));

@@ -337,24 +337,37 @@ impl World {
             displs.push(at as c_int);
             at += c;
         }
-        let mut all = vec![Line([0; LINE]); total];
+        let mut all: Vec<Line> = Vec::with_capacity(total);
+        // Bytes count in bytes when they fit a C int (MPI's fastest path), else in lines.
+        let (unit, scale) = if c_int::try_from(total * LINE).is_ok() {
+            // SAFETY: reading MPI's constant datatype handle.
+            (unsafe { ffi::RSMPI_UINT8_T }, LINE)
+        } else {
+            (self.line_type, 1)
+        };
+        let recv_counts: Vec<c_int> = recv_counts.iter().map(|&c| c * scale as c_int).collect();
+        let displs: Vec<c_int> = displs.iter().map(|&d| d * scale as c_int).collect();
         let _g = self.lock();
-        // SAFETY: `mine` holds `mine.len()` lines (this rank's entry of `counts`); `all` holds
-        // the sum of `counts` lines, and `displs` are the prefix sums, so every rank's lines
-        // land inside it; counts fit a C int (checked above).
+        // SAFETY: `mine` holds `mine.len()` lines (this rank's entry of `counts`); `all` has
+        // capacity for the sum of `counts` lines, and `displs` are the prefix sums, so every
+        // rank's lines land inside it; counts fit a C int (checked above, and the byte counts
+        // are used only when the total fits).
         let rc = unsafe {
             ffi::MPI_Allgatherv(
                 mine.as_ptr().cast::<c_void>(),
-                mine.len() as c_int,
-                self.line_type,
+                (mine.len() * scale) as c_int,
+                unit,
                 all.as_mut_ptr().cast::<c_void>(),
                 recv_counts.as_ptr(),
                 displs.as_ptr(),
-                self.line_type,
+                unit,
                 self.comm,
             )
         };
         check(rc, "MPI_Allgatherv");
+        // SAFETY: the all-gather wrote every byte of the `total` lines (the counts add up to
+        // `total`), and any bytes are a valid `Line`.
+        unsafe { all.set_len(total) };
         (all, counts)
     }
 
@@ -713,8 +726,12 @@ fn pool(threads: usize) -> Arc<rayon::ThreadPool> {
 }
 
 /// One thread's share of the run step: claims and runs blocks until none is left.
-fn work(job: &dyn Job, plan: &Plan, claims: &Claims<'_>, id: usize) -> Lines {
-    let mut buf = Lines::default();
+fn work(job: &dyn Job, plan: &Plan, claims: &Claims<'_>, id: usize, share: usize) -> Lines {
+    // Room for this thread's expected share of raw results, so the buffer rarely moves.
+    let mut buf = Lines(Vec::with_capacity(match job.pod_size() {
+        Some(size) => (share * size).div_ceil(LINE) + 2 * plan.blocks() / claims.world.size + 2,
+        None => 0,
+    }));
     let mut scratch = Vec::new();
     as_worker(id, || {
         while let Some(b) = claims.next(job) {
@@ -735,8 +752,11 @@ impl Backend for Mpi {
         };
         let _in_call = InCall::enter();
         let seq = CALLS.fetch_add(1, Ordering::Relaxed);
-        let base =
-            if w.size > 1 { check_same_call(w, job, plan, run, seq) } else { w.fetch_add(0) };
+        if w.size == 1 {
+            // One rank: nothing to share, so nothing to encode; the threads engine runs it.
+            return super::threads::Threads.execute(job, plan, run);
+        }
+        let base = check_same_call(w, job, plan, run, seq);
         let blocks = plan.blocks();
         let mine = match run.schedule {
             Schedule::Static => (w.rank * blocks / w.size)..((w.rank + 1) * blocks / w.size),
@@ -754,6 +774,8 @@ impl Backend for Mpi {
         };
         let threads =
             if w.serialized { threads_per_rank(w, run).min(mine.len()).max(1) } else { 1 };
+        // Items a thread can expect to run (a little more, for dynamic imbalance).
+        let share = (plan.len() / (w.size * threads)).saturating_mul(9) / 8;
         let done = AtomicBool::new(false);
         let mut bufs: Vec<Lines> = std::thread::scope(|s| {
             if w.progress {
@@ -777,14 +799,14 @@ impl Backend for Mpi {
                 });
             }
             let bufs = if threads <= 1 {
-                vec![work(job, plan, &claims, 0)]
+                vec![work(job, plan, &claims, 0, share)]
             } else {
                 let out = Mutex::new(Vec::with_capacity(threads));
                 pool(threads).scope(|s| {
                     for _ in 0..threads {
                         s.spawn(|_| {
                             let id = rayon::current_thread_index().unwrap_or(0);
-                            let buf = work(job, plan, &claims, id);
+                            let buf = work(job, plan, &claims, id, share);
                             out.lock().unwrap_or_else(|e| e.into_inner()).push(buf);
                         });
                     }
@@ -794,9 +816,6 @@ impl Backend for Mpi {
             done.store(true, Ordering::Relaxed);
             bufs
         });
-        if w.size == 1 {
-            return;
-        }
         let mut mine = bufs.swap_remove(0);
         for b in bufs {
             mine.0.extend_from_slice(&b.0);
