@@ -3,23 +3,27 @@
 //! every build uses to warn about calls that compute everything once per rank.
 
 use crate::config::Engine;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The number of ranks the MPI launcher started, from its environment
 /// (`OMPI_COMM_WORLD_SIZE` for Open MPI's `mpirun`, `PMI_SIZE` for MPICH, Intel MPI and
 /// Slurm's `srun`); `None` when not launched by one.
+/// Read once: the launcher sets it before the program starts.
 pub(crate) fn launched_size() -> Option<usize> {
-    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok()?.trim().parse::<usize>().ok())
+    static SIZE: OnceLock<Option<usize>> = OnceLock::new();
+    *SIZE.get_or_init(|| env_number(&["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]))
 }
 
 /// This process's rank according to the launcher's environment (0 when not launched).
 fn launched_rank() -> usize {
-    ["OMPI_COMM_WORLD_RANK", "PMI_RANK"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok()?.trim().parse::<usize>().ok())
-        .unwrap_or(0)
+    static RANK: OnceLock<usize> = OnceLock::new();
+    *RANK.get_or_init(|| env_number(&["OMPI_COMM_WORLD_RANK", "PMI_RANK"]).unwrap_or(0))
+}
+
+/// The first of `vars` that holds a number.
+fn env_number(vars: &[&str]) -> Option<usize> {
+    vars.iter().find_map(|v| std::env::var(v).ok()?.trim().parse::<usize>().ok())
 }
 
 /// Whether this process draws progress bars and prints parfor's warnings: rank 0 of an MPI
@@ -38,6 +42,9 @@ pub(crate) fn warn_if_launched(engine: Engine) {
     static WARNED: AtomicBool = AtomicBool::new(false);
     #[cfg(feature = "mpi")]
     if crate::engine::mpi::in_call() {
+        return;
+    }
+    if WARNED.load(Ordering::Relaxed) {
         return;
     }
     let Some(size) = launched_size().filter(|&s| s > 1) else { return };
