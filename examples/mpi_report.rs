@@ -106,10 +106,9 @@ fn main() {
             let mut w = line.split_whitespace();
             if let (Some("row"), Some(r), Some(name), Some(v)) =
                 (w.next(), w.next(), w.next(), w.next())
+                && let (Ok(r), Ok(v)) = (r.parse(), v.parse())
             {
-                if let (Ok(r), Ok(v)) = (r.parse(), v.parse()) {
-                    rows.push((r, name.to_string(), v));
-                }
+                rows.push((r, name.to_string(), v));
             }
         }
     }
