@@ -158,7 +158,8 @@ mod tests {
         assert_eq!(
             r.unwrap_err(),
             "unknown parmap! option `engin`; expected one of `engine`, `workers`, `chunk`, \
-             `on_error`, `timeout`, `progress`, `crate`, `zip` or `args` (did you mean `engine`?)"
+             `on_error`, `timeout`, `progress`, `crate`, `schedule`, `zip` or `args` (did you mean \
+             `engine`?)"
         );
         let (_, r) = parse_str("zip = 1");
         assert!(r.unwrap_err().contains("`zip` must be `true`, `false` or a `bool` expression"));

@@ -836,3 +836,61 @@ impl Backend for Mpi {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_keep_records_aligned() {
+        let mut buf = Lines::default();
+        assert_eq!(buf.push(b"abc"), 0);
+        assert_eq!(buf.grow(65), LINE);
+        assert_eq!(buf.push(b"x"), 3 * LINE);
+        assert_eq!(buf.bytes().len(), 4 * LINE);
+        assert_eq!(&buf.bytes()[..4], b"abc\0");
+        assert!(buf.0.as_ptr().cast::<u8>().align_offset(64) == 0);
+    }
+
+    #[test]
+    fn records_round_trip_and_refuse_corrupt_input() {
+        let mut buf = Lines::default();
+        for (kind, block, range, pod, bytes) in [
+            (POD, 3usize, 30..40usize, vec![7u8; 80], vec![1u8, 2]),
+            (ENCODED, 4, 40..41, vec![], vec![9u8; 130]),
+            (ERROR, 5, 41..50, vec![], vec![]),
+        ] {
+            let head = buf.grow(LINE);
+            buf.push(&pod);
+            buf.push(&bytes);
+            let words = [
+                kind,
+                block as u64,
+                range.start as u64,
+                range.end as u64,
+                pod.len() as u64,
+                bytes.len() as u64,
+            ];
+            for (k, w) in words.iter().enumerate() {
+                buf.bytes_mut()[head + 8 * k..head + 8 * k + 8].copy_from_slice(&w.to_le_bytes());
+            }
+        }
+        let recs = records(buf.bytes()).unwrap();
+        assert_eq!(recs.len(), 3);
+        assert_eq!((recs[0].kind, recs[0].block, recs[0].range.clone()), (POD, 3, 30..40));
+        assert_eq!((recs[0].pod, recs[0].bytes), (&[7u8; 80][..], &[1u8, 2][..]));
+        assert!(recs[0].pod.as_ptr().align_offset(64) == 0);
+        assert_eq!((recs[1].kind, recs[1].bytes.len()), (ENCODED, 130));
+        assert_eq!((recs[2].kind, recs[2].range.clone()), (ERROR, 41..50));
+        assert!(records(&buf.bytes()[..LINE + 10]).is_err());
+        assert!(records(&buf.bytes()[..2 * LINE]).is_err());
+    }
+
+    #[test]
+    fn call_sites_differ_by_line_and_column() {
+        let a = std::panic::Location::caller();
+        let b = std::panic::Location::caller();
+        assert_ne!(site_hash(a), site_hash(b));
+        assert_eq!(site_hash(a), site_hash(a));
+    }
+}
