@@ -337,7 +337,7 @@ impl World {
             displs.push(at as c_int);
             at += c;
         }
-        let mut all: Vec<Line> = Vec::with_capacity(total);
+        let mut all = take_buffer(total);
         // Bytes count in bytes when they fit a C int (MPI's fastest path), else in lines.
         let (unit, scale) = if c_int::try_from(total * LINE).is_ok() {
             // SAFETY: reading MPI's constant datatype handle.
@@ -420,6 +420,41 @@ impl World {
         let _g = self.lock();
         // SAFETY: the communicator is live.
         check(unsafe { ffi::MPI_Barrier(self.comm) }, "MPI_Barrier");
+    }
+}
+
+/// Buffers of earlier calls, kept so a call's buffers are already mapped (a fresh 32 MB
+/// buffer costs thousands of page faults, as much as exchanging it).
+static SPARE: Mutex<Vec<Vec<Line>>> = Mutex::new(Vec::new());
+
+/// The most buffers [`SPARE`] keeps, and the largest it keeps.
+const SPARE_BUFFERS: usize = 3;
+const SPARE_MAX_BYTES: usize = 1 << 30;
+
+/// An empty buffer with room for `lines` lines: a kept one if one is big enough.
+fn take_buffer(lines: usize) -> Vec<Line> {
+    let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
+    let fit = spare.iter().position(|b| b.capacity() >= lines);
+    let mut buf = match fit {
+        Some(i) => spare.swap_remove(i),
+        None => Vec::new(),
+    };
+    drop(spare);
+    buf.clear();
+    buf.reserve(lines);
+    buf
+}
+
+/// Keeps `buf` for a later call (the largest few, up to [`SPARE_MAX_BYTES`] each).
+fn give_back(buf: Vec<Line>) {
+    if buf.capacity() == 0 || buf.capacity() * LINE > SPARE_MAX_BYTES {
+        return;
+    }
+    let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
+    spare.push(buf);
+    if spare.len() > SPARE_BUFFERS {
+        let smallest = (0..spare.len()).min_by_key(|&i| spare[i].capacity()).unwrap_or(0);
+        spare.swap_remove(smallest);
     }
 }
 
@@ -728,7 +763,7 @@ fn pool(threads: usize) -> Arc<rayon::ThreadPool> {
 /// One thread's share of the run step: claims and runs blocks until none is left.
 fn work(job: &dyn Job, plan: &Plan, claims: &Claims<'_>, id: usize, share: usize) -> Lines {
     // Room for this thread's expected share of raw results, so the buffer rarely moves.
-    let mut buf = Lines(Vec::with_capacity(match job.pod_size() {
+    let mut buf = Lines(take_buffer(match job.pod_size() {
         Some(size) => (share * size).div_ceil(LINE) + 2 * plan.blocks() / claims.world.size + 2,
         None => 0,
     }));
@@ -819,9 +854,10 @@ impl Backend for Mpi {
         let mut mine = bufs.swap_remove(0);
         for b in bufs {
             mine.0.extend_from_slice(&b.0);
+            give_back(b.0);
         }
         let (all, counts) = w.all_gather_lines(&mine.0);
-        drop(mine);
+        give_back(mine.0);
         let mut at = 0;
         for (r, &c) in counts.iter().enumerate() {
             let part = as_bytes(&all[at..at + c]);
@@ -834,6 +870,7 @@ impl Backend for Mpi {
                 Err(cause) => fail_range(job, 0..plan.len(), &cause),
             }
         }
+        give_back(all);
     }
 }
 
