@@ -288,6 +288,10 @@ fn equal() {
         parfor::mpi::size(),
         std::env::var("OMPI_COMM_WORLD_SIZE").map_or(1, |s| s.parse().unwrap())
     );
+    // A fork call inside a rank: its worker processes never run the rank's MPI exit hook
+    // (which would finalize or abort the job), so the job still exits 0.
+    let forked = parmap!(|x: u64| x * x, 0..50u64; engine = "fork", workers = 2);
+    assert_eq!(forked, (0..50u64).map(|x| x * x).collect::<Vec<_>>());
     // A call on another engine under mpirun: warned about once, on rank 0.
     let _ = parmap!(|x: u32| x, 0..4u32; engine = Engine::Threads);
     let _ = parmap!(|x: u32| x, 0..4u32; engine = Engine::Threads);
