@@ -212,8 +212,13 @@ where
             "parfor: this `#[parfor]` loop cannot run on the {} engine: {what} through a \
              shared reference, which in a worker process (or mpi rank) changes only its copy (the \
              change would be lost); make the variable a reduction (`x += 1`, `v.push(e)`), \
-             write results into a `SharedVec`, or run the loop on the threads engine",
-            run.engine
+             {}or run the loop on the threads engine",
+            run.engine,
+            if run.engine == crate::Engine::Fork {
+                "write results into a `SharedVec`, "
+            } else {
+                ""
+            }
         );
     }
     let job = FoldJob {
