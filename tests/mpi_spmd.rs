@@ -51,6 +51,11 @@ struct Launch {
 
 /// Runs this binary as `n` ranks on `scenario`, killing mpirun after [`DEADLINE`].
 fn launch(n: usize, scenario: &str) -> Launch {
+    launch_with(n, scenario, &[])
+}
+
+/// [`launch`] with extra environment variables for the ranks.
+fn launch_with(n: usize, scenario: &str, env: &[(&str, &str)]) -> Launch {
     let exe = std::env::current_exe().expect("the test binary's path");
     let dir = std::env::temp_dir();
     let out_path = dir.join(format!("parfor-mpi-{}-{n}-{scenario}.out", std::process::id()));
@@ -61,6 +66,7 @@ fn launch(n: usize, scenario: &str) -> Launch {
         .arg(&exe)
         .arg(scenario)
         .env_remove("PARFOR_ENGINE")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_path).expect("stdout file"))
         .stderr(std::fs::File::create(&err_path).expect("stderr file"))
@@ -144,6 +150,14 @@ fn drive() {
         );
 
         if n > 1 {
+            // Rank 0's progress thread (on by default only across nodes) changes nothing.
+            let l = launch_with(n, "equal", &[("PARFOR_MPI_PROGRESS", "1")]);
+            let progress_oks = tagged(&l.stdout, "ok");
+            check(
+                format!("-n {n}: the same results with rank 0's progress thread"),
+                l.code == Some(0) && progress_oks == oks,
+                &|| format!("exit {:?}\nstdout:\n{}\nstderr:\n{}", l.code, l.stdout, l.stderr),
+            );
             let l = launch(n, "mismatch");
             let errs = tagged(&l.stdout, "mismatch");
             let shows_all =
