@@ -28,6 +28,17 @@ pub use parfor_runtime::{ReadOnlySharedVec, SharedVec};
 /// The MPI job this process belongs to, for programs run with `mpirun -n N` or `srun` on the
 /// `mpi` engine (the `mpi` feature): which rank this is, and the collective helpers an SPMD
 /// program needs around its parfor calls. Without `mpirun` the program is one rank.
+///
+/// ```
+/// use parfor::parmap;
+///
+/// let mut seed = 42u64;
+/// parfor::mpi::broadcast(&mut seed); // rank 0's seed on every rank
+/// let v = parmap!(|i: u64| i ^ seed, 0..100u64; engine = "mpi"); // every rank: all 100
+/// if parfor::mpi::is_root() {
+///     println!("{} results on {} ranks", v.len(), parfor::mpi::size());
+/// }
+/// ```
 #[cfg(feature = "mpi")]
 pub mod mpi {
     pub use parfor_runtime::mpi_api::{barrier, broadcast, is_root, rank, size};

@@ -102,6 +102,13 @@ impl Options {
 
     /// How the mpi engine hands out blocks to its ranks (see [`Schedule`]); the other engines
     /// always hand them out dynamically.
+    ///
+    /// The macros set it from `schedule = "static"` or `"dynamic"`:
+    ///
+    /// ```
+    /// let v = parfor::parmap!(|x: u32| x + 1, 0..8u32; schedule = "static");
+    /// assert_eq!(v, [1, 2, 3, 4, 5, 6, 7, 8]);
+    /// ```
     #[must_use]
     pub fn schedule(mut self, schedule: Schedule) -> Options {
         self.schedule = schedule;
