@@ -8,17 +8,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The number of ranks the MPI launcher started, from its environment
 /// (`OMPI_COMM_WORLD_SIZE` for Open MPI's `mpirun`, `PMI_SIZE` for MPICH, Intel MPI and
-/// Slurm's `srun`); `None` when not launched by one.
-/// Read once: the launcher sets it before the program starts.
+/// Slurm's `srun --mpi=pmi2`, `PMIX_RANK` with `SLURM_STEP_NUM_TASKS` for `srun --mpi=pmix`);
+/// `None` when not launched by one. Read once: the launcher sets it before the program starts.
 pub(crate) fn launched_size() -> Option<usize> {
     static SIZE: OnceLock<Option<usize>> = OnceLock::new();
-    *SIZE.get_or_init(|| env_number(&["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]))
+    *SIZE.get_or_init(|| {
+        env_number(&["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]).or_else(|| {
+            std::env::var_os("PMIX_RANK")
+                .map(|_| env_number(&["SLURM_STEP_NUM_TASKS"]).unwrap_or(1))
+        })
+    })
 }
 
 /// This process's rank according to the launcher's environment (0 when not launched).
 fn launched_rank() -> usize {
     static RANK: OnceLock<usize> = OnceLock::new();
-    *RANK.get_or_init(|| env_number(&["OMPI_COMM_WORLD_RANK", "PMI_RANK"]).unwrap_or(0))
+    *RANK
+        .get_or_init(|| env_number(&["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"]).unwrap_or(0))
 }
 
 /// The first of `vars` that holds a number.
