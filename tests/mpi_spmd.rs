@@ -162,9 +162,14 @@ fn drive() {
             let errs = tagged(&l.stdout, "mismatch");
             let shows_all =
                 errs.iter().all(|e| (0..n).all(|r| e.1.contains(&format!("rank {r}: "))));
+            // Every rank's message names the call site of every rank (two lines of this file).
+            let sites = tagged(&l.stdout, "site");
+            let named = |m: &str| m.matches("tests/mpi_spmd.rs:").count();
+            let shows_sites =
+                sites.len() == n && sites.iter().all(|e| e.1 == sites[0].1 && named(&e.1) == n);
             check(
                 format!("-n {n}: ranks making different calls all fail, showing each view"),
-                l.code == Some(0) && errs.len() == n && shows_all,
+                l.code == Some(0) && errs.len() == n && shows_all && shows_sites,
                 &|| format!("exit {:?}\nstdout:\n{}\nstderr:\n{}", l.code, l.stdout, l.stderr),
             );
             for scenario in ["die", "exit"] {
@@ -350,6 +355,16 @@ fn mismatch() {
     let e = catch_unwind(|| parmap!(|i: usize| i, 0..(10 + r); engine = "mpi"));
     let msg = message(e.expect_err("ranks with different n must fail")).replace('\n', " | ");
     println!("rank {r} mismatch {msg}");
+    // The same number of items at different call sites.
+    let e = catch_unwind(|| {
+        if r == 0 {
+            parmap!(|i: usize| i, 0..10usize; engine = "mpi")
+        } else {
+            parmap!(|i: usize| i + 1, 0..10usize; engine = "mpi")
+        }
+    });
+    let msg = message(e.expect_err("ranks at different call sites must fail")).replace('\n', " | ");
+    println!("rank {r} site {msg}");
 }
 
 fn die(exit: bool) {
