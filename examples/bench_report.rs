@@ -530,6 +530,8 @@ fn main() {
     let suite: Vec<(&str, Build<'_>)> = vec![
         ("sum_reduction", Box::new(|| workloads::sum_reduction(sizes.sum))),
         ("sliced_output", Box::new(|| workloads::sliced_output(sizes.sliced))),
+        ("histogram", Box::new(|| workloads::histogram(sizes.sliced, 100))),
+        ("histogram_1e6_bins", Box::new(|| workloads::histogram(sizes.sliced, 1_000_000))),
         ("sqrt_sin_map", Box::new(|| workloads::sqrt_sin(sizes.sqrt_sin))),
         ("cartesian_hypot", Box::new(|| workloads::cartesian_hypot(sizes.hypot_side))),
         ("slice_mean", Box::new(|| workloads::slice_mean(sizes.slice_mean))),

@@ -323,3 +323,16 @@ impl ConcatBuf for String {
 pub fn concat_buf<T: ConcatBuf>(_: &Probe<T>) -> T {
     T::__parfor_empty()
 }
+
+/// How many blocks a `#[parfor]` loop with an array reduction is cut into when it has no
+/// `chunk` option: each block holds a private partial copy of the array, so the loop holds at
+/// most this many copies (the default plan's 256 blocks would hold 256). Enough to balance
+/// the load of a few workers dynamically; set `chunk` to choose otherwise.
+pub const ARRAY_REDUCTION_BLOCKS: usize = 8;
+
+/// A broadcast variable's value, read by a `#[parfor]` body that runs on several threads: the
+/// bound makes a non-`Sync` capture (an `Rc`, a `RefCell`) an error at the use in the body.
+#[inline(always)]
+pub fn shared<T: ?Sized + Sync>(value: &T) -> &T {
+    value
+}

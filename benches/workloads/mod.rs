@@ -320,3 +320,57 @@ pub fn time(w: &Workload, runner: Runner, workers: usize, reps: usize) -> (Durat
     times.sort();
     (times[times.len() / 2], check)
 }
+
+#[parfor]
+fn histogram_parfor(n: usize, bins: usize, engine: Engine, workers: usize) -> Vec<u64> {
+    let mut hist = vec![0u64; bins];
+    #[parfor(engine = engine, workers = workers)]
+    for i in 0..n {
+        let bin = (uniform(7, i as u64) * bins as f64) as usize;
+        hist[bin] += 1;
+    }
+    hist
+}
+
+fn histogram_serial(n: usize, bins: usize) -> Vec<u64> {
+    let mut hist = vec![0u64; bins];
+    for i in 0..n {
+        let bin = (uniform(7, i as u64) * bins as f64) as usize;
+        hist[bin] += 1;
+    }
+    hist
+}
+
+/// The Monte-Carlo histogram, `hist[bin] += 1` over `n` samples into `bins` bins: parfor's
+/// array reduction, and rayon's `fold` + `reduce` of per-thread arrays.
+pub fn histogram(n: usize, bins: usize) -> Workload {
+    let checksum = |h: Vec<u64>| h.iter().enumerate().map(|(k, c)| (k as u64 * c) as f64).sum();
+    Workload {
+        name: if bins >= 1_000_000 { "histogram_1e6_bins" } else { "histogram" },
+        n,
+        input_bytes: 0,
+        has_rayon: true,
+        run: Box::new(move |runner, workers| match runner {
+            Runner::Parfor(Engine::Serial) if workers == 1 => checksum(histogram_serial(n, bins)),
+            Runner::Parfor(engine) => checksum(histogram_parfor(n, bins, engine, workers)),
+            Runner::Rayon => checksum(
+                (0..n)
+                    .into_par_iter()
+                    .fold(
+                        || vec![0u64; bins],
+                        |mut h, i| {
+                            h[(uniform(7, i as u64) * bins as f64) as usize] += 1;
+                            h
+                        },
+                    )
+                    .reduce(
+                        || vec![0u64; bins],
+                        |mut a, b| {
+                            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                            a
+                        },
+                    ),
+            ),
+        }),
+    }
+}

@@ -45,7 +45,10 @@ use proc_macro::TokenStream;
 ///         )
 ///     };
 ///     let __parfor_wire = wire_of!(probe_ret(&__parfor_item));
-///     ::parfor::__private::map(
+///     // `SyncCall` here; `AsyncCall` (the async engine) when `f` returns a future
+///     let __parfor_call = call_of!(probe_ret(&__parfor_item));
+///     check_async_feature(__parfor_call);
+///     __parfor_call.map(
 ///         Shape::product([Source::len(&__parfor_s0), Source::len(&__parfor_s1)]),
 ///         &__parfor_opts,
 ///         __parfor_wire,
@@ -56,6 +59,22 @@ use proc_macro::TokenStream;
 #[proc_macro]
 pub fn parmap(input: TokenStream) -> TokenStream {
     parmap::expand(input.into()).into()
+}
+
+/// `parmap!` for async code: the same arguments and options, as a future to `.await`.
+///
+/// ```text
+/// parmap_async!(f, s1, s2, ...; concurrency = n, ...).await
+/// ```
+///
+/// `f` returns a future (an `async fn`, or a closure returning an `async` block); the
+/// futures run on the executor that polls the returned future, at most `concurrency` at
+/// once. It expands to `async { ... }` around the statements of `parmap!`, ending with
+/// `__parfor_call.map_async(..).await` in place of the blocking `map`. See the crate
+/// documentation of `parfor` (needs its `async` feature).
+#[proc_macro]
+pub fn parmap_async(input: TokenStream) -> TokenStream {
+    parmap::expand_async(input.into()).into()
 }
 
 /// Runs the `for` loops marked `#[parfor]` inside a function in parallel.

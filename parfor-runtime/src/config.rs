@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 /// Where the items of a call run.
 ///
@@ -142,8 +142,9 @@ pub fn clear_default_engine() {
     DEFAULT_ENGINE.store(0, Ordering::Relaxed);
 }
 
-/// The engine a call without an `engine` option uses: the one set with
-/// [`set_default_engine`], else `PARFOR_ENGINE`, else `threads`.
+/// The engine a call without an `engine` option uses: the one of the innermost enclosing
+/// [`with`] that sets one, else the one set with [`set_default_engine`], else
+/// `PARFOR_ENGINE`, else `threads`.
 ///
 /// # Errors
 /// A `PARFOR_ENGINE` value that names no engine.
@@ -163,6 +164,8 @@ pub fn default_engine() -> Result<Engine, ConfigError> {
 pub(crate) enum EngineFrom {
     /// The call's `engine` option.
     Option,
+    /// An enclosing [`with`].
+    Scoped,
     /// [`set_default_engine`].
     Program,
     /// `PARFOR_ENGINE`.
@@ -175,6 +178,7 @@ impl fmt::Display for EngineFrom {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             EngineFrom::Option => "its `engine` option",
+            EngineFrom::Scoped => "an enclosing `parfor::with`",
             EngineFrom::Program => "`parfor::set_default_engine`",
             EngineFrom::Env => "the PARFOR_ENGINE environment variable",
             EngineFrom::Default => "the built-in default, as no engine was chosen",
@@ -184,6 +188,9 @@ impl fmt::Display for EngineFrom {
 
 /// [`default_engine`], and where it came from.
 pub(crate) fn default_engine_from() -> Result<(Engine, EngineFrom), ConfigError> {
+    if let Some(e) = scoped(|c| c.engine) {
+        return Ok((e, EngineFrom::Scoped));
+    }
     if let Some(e) = Engine::from_code(DEFAULT_ENGINE.load(Ordering::Relaxed)) {
         return Ok((e, EngineFrom::Program));
     }
@@ -265,7 +272,8 @@ fn env_count(var: &str) -> Result<Option<usize>, ConfigError> {
     }
 }
 
-/// The number of workers a call without a `workers` option uses: `PARFOR_WORKERS`, else
+/// The number of workers a call without a `workers` option uses: the innermost enclosing
+/// [`with`] that sets one, else [`set_default_workers`], else `PARFOR_WORKERS`, else
 /// `RAYON_NUM_THREADS`, else the number of cores.
 ///
 /// On the threads engine, such a call runs on the current rayon pool when it is made inside
@@ -282,6 +290,12 @@ fn env_count(var: &str) -> Result<Option<usize>, ConfigError> {
 /// # }
 /// ```
 pub fn default_workers() -> Result<usize, ConfigError> {
+    if let Some(n) = scoped(|c| c.workers) {
+        return Ok(n);
+    }
+    if let Some(n) = program_workers() {
+        return Ok(n);
+    }
     if let Some(n) = env_count("PARFOR_WORKERS")? {
         return Ok(n);
     }
@@ -313,6 +327,10 @@ pub(crate) enum WorkersFrom {
     /// The call's `workers` option: the threads engine uses a pool of (at most) that many
     /// threads of its own.
     Option,
+    /// An enclosing [`with`]: as an option.
+    Scoped,
+    /// [`set_default_workers`]: as `PARFOR_WORKERS`.
+    Program,
     /// `PARFOR_WORKERS`: as an option, except inside a rayon pool, whose threads the call
     /// then uses.
     Env,
@@ -332,10 +350,137 @@ pub(crate) fn resolve_workers(option: Option<usize>) -> Result<Workers, ConfigEr
     if let Some(n) = option {
         return Ok(Workers { count: n.max(1), from: WorkersFrom::Option });
     }
+    if let Some(n) = scoped(|c| c.workers) {
+        return Ok(Workers { count: n, from: WorkersFrom::Scoped });
+    }
+    if let Some(n) = program_workers() {
+        return Ok(Workers { count: n, from: WorkersFrom::Program });
+    }
     if let Some(n) = env_count("PARFOR_WORKERS")? {
         return Ok(Workers { count: n, from: WorkersFrom::Env });
     }
     Ok(Workers { count: default_workers()?, from: WorkersFrom::Default })
+}
+
+/// 0: no default set by the program.
+static DEFAULT_WORKERS: AtomicUsize = AtomicUsize::new(0);
+
+fn program_workers() -> Option<usize> {
+    Some(DEFAULT_WORKERS.load(Ordering::Relaxed)).filter(|&n| n > 0)
+}
+
+/// Sets the number of workers of every call that does not choose one itself, for the whole
+/// program (zero is treated as one).
+///
+/// It takes precedence over `PARFOR_WORKERS`; a call's own `workers = ...` option and an
+/// enclosing [`with`] take precedence over it. Inside a rayon pool (a user's
+/// `ThreadPool::install`), a threads-engine call runs on that pool's threads instead, as with
+/// `PARFOR_WORKERS`.
+///
+/// ```
+/// parfor::set_default_workers(3);
+/// assert_eq!(parfor::default_workers().unwrap(), 3);
+/// parfor::clear_default_workers();
+/// ```
+pub fn set_default_workers(workers: usize) {
+    DEFAULT_WORKERS.store(workers.max(1), Ordering::Relaxed);
+}
+
+/// Forgets the count set with [`set_default_workers`].
+///
+/// ```
+/// parfor::set_default_workers(3);
+/// parfor::clear_default_workers();
+/// # if std::env::var_os("PARFOR_WORKERS").is_none() && std::env::var_os("RAYON_NUM_THREADS").is_none() {
+/// assert_eq!(
+///     parfor::default_workers().unwrap(),
+///     std::thread::available_parallelism().unwrap().get()
+/// );
+/// # }
+/// ```
+pub fn clear_default_workers() {
+    DEFAULT_WORKERS.store(0, Ordering::Relaxed);
+}
+
+/// A scoped configuration for [`with`]: the engine and the number of workers of the calls
+/// made inside it that do not choose their own. Unset fields inherit from the enclosing
+/// scope or the program defaults.
+///
+/// ```
+/// use parfor::{Config, Engine};
+///
+/// let config = Config::new().engine(Engine::Serial).workers(2);
+/// let squares = parfor::with(config, || parfor::parmap!(|x: u64| x * x, 1..=3u64));
+/// assert_eq!(squares, [1, 4, 9]);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    engine: Option<Engine>,
+    workers: Option<usize>,
+}
+
+impl Config {
+    /// Sets nothing.
+    pub fn new() -> Config {
+        Config::default()
+    }
+
+    /// Calls inside run on `engine`.
+    #[must_use]
+    pub fn engine(mut self, engine: Engine) -> Config {
+        self.engine = Some(engine);
+        self
+    }
+
+    /// Calls inside run on `workers` threads or processes (zero is treated as one); on the
+    /// threads engine this takes precedence over an enclosing rayon pool, as a call's own
+    /// `workers` option does.
+    #[must_use]
+    pub fn workers(mut self, workers: usize) -> Config {
+        self.workers = Some(workers.max(1));
+        self
+    }
+}
+
+thread_local! {
+    /// The configurations of the enclosing [`with`] calls of this thread, innermost last.
+    static SCOPES: std::cell::RefCell<Vec<Config>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The innermost enclosing scope's setting, if any scope sets it.
+fn scoped<T>(get: impl Fn(&Config) -> Option<T>) -> Option<T> {
+    SCOPES.with(|s| s.borrow().iter().rev().find_map(&get))
+}
+
+/// Runs `f` with `config` for the parfor calls it makes on this thread that do not choose an
+/// engine or a worker count themselves, and returns its value.
+///
+/// Scopes nest (the innermost setting wins, field by field), apply to this thread only (not
+/// to the items a call runs on other threads or processes), and end with `f`, also when `f`
+/// panics. Precedence, highest first: a call's own option, the innermost `with`, then (for
+/// the worker count on the threads engine) an enclosing rayon pool, the program defaults
+/// ([`set_default_engine`], [`set_default_workers`]), then `PARFOR_ENGINE` /
+/// `PARFOR_WORKERS`.
+///
+/// ```
+/// use parfor::{Config, Engine};
+///
+/// let engine = parfor::with(Config::new().engine(Engine::Serial), || {
+///     parfor::with(Config::new().workers(2), || parfor::default_engine().unwrap())
+/// });
+/// assert_eq!(engine, Engine::Serial);
+/// ```
+pub fn with<R>(config: Config, f: impl FnOnce() -> R) -> R {
+    struct Pop;
+    impl Drop for Pop {
+        fn drop(&mut self) {
+            SCOPES.with(|s| s.borrow_mut().pop());
+        }
+    }
+    SCOPES.with(|s| s.borrow_mut().push(config));
+    let _pop = Pop;
+    f()
 }
 
 #[cfg(test)]

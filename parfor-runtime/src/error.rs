@@ -60,7 +60,8 @@ pub enum Cause {
     },
     /// The worker process running the item exited with this code (fork engine).
     Exit(i32),
-    /// The item ran longer than the call's time-out (fork engine).
+    /// The item ran longer than the call's time-out (fork engine: its worker was killed;
+    /// async engine: its future was dropped).
     Timeout(std::time::Duration),
     /// The engine could not run or return the item (for example a result that cannot cross
     /// a process boundary).

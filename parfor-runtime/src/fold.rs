@@ -6,6 +6,7 @@
 use crate::engine;
 use crate::error::{Cause, OnError};
 use crate::job::{Failures, Job, decode_cause, encode_cause, guarded};
+use crate::locals::Locals;
 use crate::options::Options;
 use crate::plan::Plan;
 use crate::slice_out::Sliced;
@@ -13,10 +14,13 @@ use crate::wire::{Wire, required};
 use std::ops::Range;
 use std::sync::Mutex;
 
-struct FoldJob<'a, S, C, I, B> {
+struct FoldJob<'a, S, C, I, B, W, L> {
     ctx: C,
     init: &'a I,
     body: &'a B,
+    /// Makes a worker's own state (`#[parfor(init(...))]`).
+    local_init: &'a L,
+    locals: Locals<W>,
     /// Per block, the states of the ranges that ran, keyed by their first item.
     slots: Vec<Mutex<Vec<(usize, S)>>>,
     failures: Failures,
@@ -24,12 +28,14 @@ struct FoldJob<'a, S, C, I, B> {
     outputs: &'a [&'a dyn Sliced],
 }
 
-impl<S, C, I, B> FoldJob<'_, S, C, I, B>
+impl<S, C, I, B, W, L> FoldJob<'_, S, C, I, B, W, L>
 where
     S: Send,
     C: Copy + Sync,
     I: Fn() -> S + Sync,
-    B: Fn(&mut S, C, Range<usize>, &mut Cursor<'_>) + Sync,
+    B: Fn(&mut S, &mut W, C, Range<usize>, &mut Cursor<'_>) + Sync,
+    W: Send,
+    L: Fn() -> W + Sync,
 {
     fn store(&self, block: usize, start: usize, state: S) {
         let mut slot = self.slots[block].lock().unwrap_or_else(|e| e.into_inner());
@@ -37,12 +43,14 @@ where
     }
 }
 
-impl<S, C, I, B> FoldJob<'_, S, C, I, B>
+impl<S, C, I, B, W, L> FoldJob<'_, S, C, I, B, W, L>
 where
     S: Send,
     C: Copy + Sync,
     I: Fn() -> S + Sync,
-    B: Fn(&mut S, C, Range<usize>, &mut Cursor<'_>) + Sync,
+    B: Fn(&mut S, &mut W, C, Range<usize>, &mut Cursor<'_>) + Sync,
+    W: Send,
+    L: Fn() -> W + Sync,
 {
     /// Folds the items of `range` into a fresh state (`None` when an item failed: `guarded`
     /// then reports it through `on_panic`, which must say stop). With `HOOKED`, `hook` tells
@@ -61,27 +69,31 @@ where
         on_panic: impl FnMut(usize, Cause) -> bool,
     ) -> Option<S> {
         let mut state = Some((self.init)());
-        guarded(
-            range,
-            catch,
-            |sub, cur| {
-                let Some(mut st) = state.take() else { return };
-                let mut cursor = Cursor { pos: cur, hook: HOOKED.then_some(hook) };
-                (self.body)(&mut st, self.ctx, sub, &mut cursor);
-                state = Some(st);
-            },
-            on_panic,
-        );
+        self.locals.with(self.local_init, |w| {
+            guarded(
+                range,
+                catch,
+                |sub, cur| {
+                    let Some(mut st) = state.take() else { return };
+                    let mut cursor = Cursor { pos: cur, hook: HOOKED.then_some(hook) };
+                    (self.body)(&mut st, w, self.ctx, sub, &mut cursor);
+                    state = Some(st);
+                },
+                on_panic,
+            );
+        });
         state
     }
 }
 
-impl<S, C, I, B> Job for FoldJob<'_, S, C, I, B>
+impl<S, C, I, B, W, L> Job for FoldJob<'_, S, C, I, B, W, L>
 where
     S: Send,
     C: Copy + Sync,
     I: Fn() -> S + Sync,
-    B: Fn(&mut S, C, Range<usize>, &mut Cursor<'_>) + Sync,
+    B: Fn(&mut S, &mut W, C, Range<usize>, &mut Cursor<'_>) + Sync,
+    W: Send,
+    L: Fn() -> W + Sync,
 {
     fn run(&self, block: usize, range: Range<usize>) {
         let hook = engine::ItemHook::current();
@@ -108,6 +120,7 @@ where
             failed = Some((i, cause));
             false
         });
+        hook.finished();
         match (state, failed) {
             (Some(state), _) => {
                 out.push(0);
@@ -175,9 +188,11 @@ impl Cursor<'_> {
     }
 }
 
-/// Runs the iterations `0..n` of a loop: `body(&mut state, ctx, range, cursor)` runs the
-/// iterations of `range` (calling `cursor.at(i)` before iteration `i`), each range folding
-/// into a fresh `init()` state; returns the states in iteration order.
+/// Runs the iterations `0..n` of a loop: `body(&mut state, &mut local, ctx, range, cursor)`
+/// runs the iterations of `range` (calling `cursor.at(i)` before iteration `i`), each range
+/// folding into a fresh `init()` state; returns the states in iteration order. `local` is
+/// the running worker's own state, made by `local_init()` once per worker (thread or worker
+/// process) that runs items.
 ///
 /// `ctx` holds what every iteration reads besides its captures (the loop's domain, handles of
 /// its sliced outputs); it reaches the body by value, so the compiler keeps it in registers
@@ -187,7 +202,7 @@ impl Cursor<'_> {
 // Called only by generated code, which names every argument; a struct would only move them.
 #[allow(clippy::too_many_arguments)]
 #[track_caller]
-pub fn fold<S, C, I, B>(
+pub fn fold<S, C, I, B, W, L>(
     n: usize,
     opts: &Options,
     wire: Option<Wire<S>>,
@@ -195,15 +210,18 @@ pub fn fold<S, C, I, B>(
     describe: &dyn Fn(usize) -> String,
     ctx: C,
     init: I,
+    local_init: L,
     body: B,
 ) -> Vec<S>
 where
     S: Send,
     C: Copy + Sync,
     I: Fn() -> S + Sync,
-    B: Fn(&mut S, C, Range<usize>, &mut Cursor<'_>) + Sync,
+    B: Fn(&mut S, &mut W, C, Range<usize>, &mut Cursor<'_>) + Sync,
+    W: Send,
+    L: Fn() -> W + Sync,
 {
-    let plan = Plan::new(n, opts.chunk);
+    let plan = Plan::with_max_blocks(n, opts.chunk, opts.max_blocks);
     let run = engine::resolve(opts);
     if let (Some(what), crate::Engine::Fork | crate::Engine::Mpi) =
         (opts.interior_mutation, run.engine)
@@ -225,6 +243,8 @@ where
         ctx,
         init: &init,
         body: &body,
+        local_init: &local_init,
+        locals: Locals::new(),
         slots: (0..plan.blocks()).map(|_| Mutex::new(Vec::new())).collect(),
         failures: Failures::new(run.engine, OnError::Fail),
         wire,

@@ -4,11 +4,14 @@
 //! This crate is an implementation detail; depend on `parfor`, which re-exports its public
 //! items.
 
+mod array_part;
+pub mod asynch;
 mod config;
 mod engine;
 mod error;
 mod fold;
 mod job;
+mod locals;
 mod map;
 mod memory;
 pub mod mpi_api;
@@ -24,8 +27,11 @@ pub mod source;
 pub mod wire;
 mod worker;
 
+pub use array_part::ArrayPart;
+pub use asynch::DEFAULT_CONCURRENCY;
 pub use config::{
-    ConfigError, Engine, clear_default_engine, default_engine, default_workers, set_default_engine,
+    Config, ConfigError, Engine, clear_default_engine, clear_default_workers, default_engine,
+    default_workers, set_default_engine, set_default_workers, with,
 };
 pub use error::{Cause, OnError, TaskError};
 pub use fold::{Cursor, fold};

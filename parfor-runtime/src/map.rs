@@ -200,7 +200,11 @@ where
             if let Some(hook) = hook {
                 hook.started(i);
             }
-            sink(i, (self.f)(idx));
+            let r = (self.f)(idx);
+            if let Some(hook) = hook {
+                hook.finished();
+            }
+            sink(i, r);
             self.shape.advance(&mut idx);
         }
     }
@@ -317,9 +321,11 @@ where
         out: &mut Vec<u8>,
     ) -> Result<(), Cause> {
         let wire = required(self.wire, "results")?;
-        let mut err = None;
         let out = std::cell::RefCell::new(out);
         let hook = engine::ItemHook::current();
+        // Set when a result failed to encode in `fail` mode: its failure record is written,
+        // and the range unwinds to stop there like after a panicking item.
+        let unencodable = std::cell::Cell::new(false);
         guarded(
             range,
             true,
@@ -328,18 +334,30 @@ where
                     let mut out = out.borrow_mut();
                     out.push(0);
                     if let Err(e) = wire.encode(&r, &mut out) {
-                        err = Some(Cause::Engine(e));
+                        // `encode` left the buffer as it was: replace the tag by the item's
+                        // failure record.
+                        out.pop();
+                        out.push(1);
+                        encode_cause(&Cause::Engine(e), &mut out);
+                        drop(out);
+                        if !self.failures.collect() {
+                            unencodable.set(true);
+                            std::panic::resume_unwind(Box::new(()));
+                        }
                     }
                 });
             },
             |_, cause| {
+                if unencodable.replace(false) {
+                    return false;
+                }
                 let mut out = out.borrow_mut();
                 out.push(1);
                 encode_cause(&cause, &mut out);
                 self.failures.collect()
             },
         );
-        err.map_or(Ok(()), Err)
+        Ok(())
     }
 
     fn store_encoded(&self, block: usize, range: Range<usize>, bytes: &[u8]) -> Result<(), Cause> {

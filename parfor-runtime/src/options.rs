@@ -22,6 +22,9 @@ pub struct Options {
     /// Set by `#[parfor]` when the loop changes a broadcast variable through `&self`: what it
     /// does, for the error on the fork engine.
     pub(crate) interior_mutation: Option<&'static str>,
+    /// Without `chunk`: cut the space into at most this many blocks (the plan's default is
+    /// 256), for loops whose block states are large (array reductions).
+    pub(crate) max_blocks: Option<usize>,
 }
 
 impl Options {
@@ -67,7 +70,11 @@ impl Options {
     /// item fails with [`crate::Cause::Timeout`], and a replacement worker carries on when
     /// failures are collected.
     ///
-    /// Only the fork engine can stop a running item: a call with a timeout that resolves to
+    /// On the async engine (a function that returns futures), an item whose future runs
+    /// longer is dropped and fails the same way.
+    ///
+    /// Of the engines that run plain functions, only the fork engine can stop a running
+    /// item: a call with a timeout that resolves to
     /// another engine (from its `engine` option, [`crate::set_default_engine`] or
     /// `PARFOR_ENGINE`) panics before running any item, with a message naming the option and
     /// the engine, rather than ignore the timeout. (The macros refuse a timeout next to a
@@ -112,6 +119,16 @@ impl Options {
     #[must_use]
     pub fn schedule(mut self, schedule: Schedule) -> Options {
         self.schedule = schedule;
+        self
+    }
+
+    /// Without a `chunk` option, cuts the space into at most `max_blocks` blocks instead of the
+    /// default 256: `#[parfor]` sets it for loops with array reductions, whose every block
+    /// holds a private copy of the array. The blocks still depend only on the number of items,
+    /// so results stay the same on every engine and worker count.
+    #[must_use]
+    pub fn max_blocks(mut self, max_blocks: usize) -> Options {
+        self.max_blocks = Some(max_blocks.max(1));
         self
     }
 

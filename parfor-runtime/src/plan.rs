@@ -36,6 +36,18 @@ impl Plan {
         Plan { n, block }
     }
 
+    /// Like [`Plan::new`], with at most `max_blocks` blocks (at most 256) when `chunk` is
+    /// unset.
+    pub fn with_max_blocks(n: usize, chunk: Option<usize>, max_blocks: Option<usize>) -> Plan {
+        match (chunk, max_blocks) {
+            (None, Some(m)) => {
+                let m = m.clamp(1, MAX_DEFAULT_BLOCKS);
+                Plan { n, block: n.div_ceil(m).max(1) }
+            }
+            _ => Plan::new(n, chunk),
+        }
+    }
+
     /// Number of items.
     pub fn len(&self) -> usize {
         self.n

@@ -41,8 +41,18 @@ impl<'a> Tracked<'a> {
 /// Runs `execute` on `job`, with a progress bar of `total` items on stderr when stderr is a
 /// terminal (logs and CI stay clean); without one otherwise.
 pub(crate) fn with_progress(job: &dyn Job, total: usize, execute: impl FnOnce(&dyn Job)) {
-    if !std::io::stderr().is_terminal() {
+    let Some(bar) = terminal_bar(total) else {
         return execute(job);
+    };
+    run_tracked(job, &bar, execute);
+    bar.finish();
+}
+
+/// A progress bar of `total` items on stderr when stderr is a terminal (logs and CI stay
+/// clean); `None` otherwise.
+pub(crate) fn terminal_bar(total: usize) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
     }
     let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
     let style = ProgressStyle::with_template(
@@ -53,8 +63,7 @@ pub(crate) fn with_progress(job: &dyn Job, total: usize, execute: impl FnOnce(&d
         let _ = write!(w, "{:.0} items/s", state.per_sec());
     });
     bar.set_style(style);
-    run_tracked(job, &bar, execute);
-    bar.finish();
+    Some(bar)
 }
 
 /// Runs `execute` on `job` wrapped in a [`Tracked`], moving `bar` along from a ticker thread.

@@ -36,15 +36,40 @@ impl<T> std::fmt::Debug for Wire<T> {
     }
 }
 
-fn encode_serde<T: Serialize>(v: &T, out: &mut Vec<u8>) -> Result<(), String> {
-    let buf = std::mem::take(out);
-    match postcard::to_extend(v, buf) {
-        Ok(buf) => {
-            *out = buf;
-            Ok(())
-        }
-        Err(e) => Err(format!("cannot encode a `{}`: {e}", std::any::type_name::<T>())),
+/// Appends to a borrowed buffer, so that a failed encoding leaves it in place.
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl Extend<u8> for Append<'_> {
+    #[inline]
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {
+        self.0.extend(iter);
     }
+}
+
+/// Encodes `v` after the bytes of `out`. When `v`'s `Serialize` fails or panics, `out` is
+/// left as it was and the error carries the message it gave.
+fn encode_serde<T: Serialize>(v: &T, out: &mut Vec<u8>) -> Result<(), String> {
+    let mark = out.len();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        postcard::to_extend(v, Append(&mut *out)).map(drop)
+    }));
+    let why = match outcome {
+        Ok(Ok(())) => return Ok(()),
+        // postcard keeps no message of a `Serialize` implementation's own error: serialize
+        // again into a serializer that does.
+        Ok(Err(e)) => capture::message(v).unwrap_or_else(|| e.to_string()),
+        Err(payload) => {
+            let msg = crate::Cause::from_panic(&*payload);
+            // A payload whose destructor panics would unwind from here; forget it.
+            std::mem::forget(payload);
+            match msg {
+                crate::Cause::Panic(m) => format!("its `Serialize` panicked: {m}"),
+                other => other.to_string(),
+            }
+        }
+    };
+    out.truncate(mark);
+    Err(format!("cannot encode a `{}`: {why}", std::any::type_name::<T>()))
 }
 
 fn decode_serde<T: DeserializeOwned>(input: &mut &[u8]) -> Result<T, String> {
@@ -157,6 +182,213 @@ pub(crate) fn required<T>(wire: Option<Wire<T>>, what: &str) -> Result<Wire<T>, 
             std::any::type_name::<T>()
         ))
     })
+}
+
+/// A serializer that writes nothing and keeps the message of the first error a `Serialize`
+/// implementation raises, which postcard's own error type drops.
+mod capture {
+    use serde::ser::{self, Serialize};
+    use std::fmt;
+
+    /// The message of a `Serialize` implementation's error.
+    #[derive(Debug)]
+    pub(super) struct Message(pub(super) String);
+
+    impl fmt::Display for Message {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+
+    impl std::error::Error for Message {}
+
+    impl ser::Error for Message {
+        fn custom<T: fmt::Display>(msg: T) -> Self {
+            Message(msg.to_string())
+        }
+    }
+
+    /// The message `v`'s `Serialize` gives when it fails, if it does (and does not panic).
+    pub(super) fn message<T: Serialize + ?Sized>(v: &T) -> Option<String> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| v.serialize(Capture)))
+            .ok()?
+            .err()
+            .map(|m| m.0)
+    }
+
+    pub(super) struct Capture;
+
+    type Done = Result<(), Message>;
+
+    macro_rules! accept {
+        ($($name:ident: $t:ty),* $(,)?) => {$(
+            fn $name(self, _: $t) -> Done {
+                Ok(())
+            }
+        )*};
+    }
+
+    impl ser::Serializer for Capture {
+        type Ok = ();
+        type Error = Message;
+        type SerializeSeq = Capture;
+        type SerializeTuple = Capture;
+        type SerializeTupleStruct = Capture;
+        type SerializeTupleVariant = Capture;
+        type SerializeMap = Capture;
+        type SerializeStruct = Capture;
+        type SerializeStructVariant = Capture;
+
+        accept!(
+            serialize_bool: bool, serialize_i8: i8, serialize_i16: i16, serialize_i32: i32,
+            serialize_i64: i64, serialize_i128: i128, serialize_u8: u8, serialize_u16: u16,
+            serialize_u32: u32, serialize_u64: u64, serialize_u128: u128, serialize_f32: f32,
+            serialize_f64: f64, serialize_char: char, serialize_str: &str,
+            serialize_bytes: &[u8], serialize_unit_struct: &'static str,
+        );
+
+        fn serialize_none(self) -> Done {
+            Ok(())
+        }
+        fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Done {
+            v.serialize(self)
+        }
+        fn serialize_unit(self) -> Done {
+            Ok(())
+        }
+        fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Done {
+            Ok(())
+        }
+        fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, v: &T) -> Done {
+            v.serialize(self)
+        }
+        fn serialize_newtype_variant<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            v: &T,
+        ) -> Done {
+            v.serialize(self)
+        }
+        fn serialize_seq(self, _: Option<usize>) -> Result<Capture, Message> {
+            Ok(self)
+        }
+        fn serialize_tuple(self, _: usize) -> Result<Capture, Message> {
+            Ok(self)
+        }
+        fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Capture, Message> {
+            Ok(self)
+        }
+        fn serialize_tuple_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Capture, Message> {
+            Ok(self)
+        }
+        fn serialize_map(self, _: Option<usize>) -> Result<Capture, Message> {
+            Ok(self)
+        }
+        fn serialize_struct(self, _: &'static str, _: usize) -> Result<Capture, Message> {
+            Ok(self)
+        }
+        fn serialize_struct_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Capture, Message> {
+            Ok(self)
+        }
+        /// As postcard: the compact form.
+        fn is_human_readable(&self) -> bool {
+            false
+        }
+    }
+
+    impl ser::SerializeSeq for Capture {
+        type Ok = ();
+        type Error = Message;
+        fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Done {
+            v.serialize(Capture)
+        }
+        fn end(self) -> Done {
+            Ok(())
+        }
+    }
+
+    impl ser::SerializeTuple for Capture {
+        type Ok = ();
+        type Error = Message;
+        fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Done {
+            v.serialize(Capture)
+        }
+        fn end(self) -> Done {
+            Ok(())
+        }
+    }
+
+    impl ser::SerializeTupleStruct for Capture {
+        type Ok = ();
+        type Error = Message;
+        fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Done {
+            v.serialize(Capture)
+        }
+        fn end(self) -> Done {
+            Ok(())
+        }
+    }
+
+    impl ser::SerializeTupleVariant for Capture {
+        type Ok = ();
+        type Error = Message;
+        fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Done {
+            v.serialize(Capture)
+        }
+        fn end(self) -> Done {
+            Ok(())
+        }
+    }
+
+    impl ser::SerializeMap for Capture {
+        type Ok = ();
+        type Error = Message;
+        fn serialize_key<T: Serialize + ?Sized>(&mut self, k: &T) -> Done {
+            k.serialize(Capture)
+        }
+        fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Done {
+            v.serialize(Capture)
+        }
+        fn end(self) -> Done {
+            Ok(())
+        }
+    }
+
+    impl ser::SerializeStruct for Capture {
+        type Ok = ();
+        type Error = Message;
+        fn serialize_field<T: Serialize + ?Sized>(&mut self, _: &'static str, v: &T) -> Done {
+            v.serialize(Capture)
+        }
+        fn end(self) -> Done {
+            Ok(())
+        }
+    }
+
+    impl ser::SerializeStructVariant for Capture {
+        type Ok = ();
+        type Error = Message;
+        fn serialize_field<T: Serialize + ?Sized>(&mut self, _: &'static str, v: &T) -> Done {
+            v.serialize(Capture)
+        }
+        fn end(self) -> Done {
+            Ok(())
+        }
+    }
 }
 
 /// A type witness for the autoref probe; see the module docs.

@@ -19,12 +19,22 @@ fn fold_items<S: Send>(
     init: impl Fn() -> S + Sync,
     body: impl Fn(&mut S, usize) + Sync,
 ) -> Vec<S> {
-    fold(n, opts, wire, outputs, describe, (), init, |s, (), range, cursor| {
-        for i in range {
-            cursor.at(i);
-            body(s, i);
-        }
-    })
+    fold(
+        n,
+        opts,
+        wire,
+        outputs,
+        describe,
+        (),
+        init,
+        || (),
+        |s, _, (), range, cursor| {
+            for i in range {
+                cursor.at(i);
+                body(s, i);
+            }
+        },
+    )
 }
 
 /// Fork tests count processes, descriptors and mappings of this process: one at a time.
@@ -603,4 +613,387 @@ fn items_panic_while_another_thread_panics() {
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     noise.join().unwrap();
+}
+
+/// Counters in shared memory, which a call's workers and the test see alike.
+struct SharedFlags {
+    ptr: *mut std::sync::atomic::AtomicU64,
+    len: usize,
+}
+
+// SAFETY: the counters are atomics in a mapping this value owns.
+unsafe impl Sync for SharedFlags {}
+// SAFETY: as above.
+unsafe impl Send for SharedFlags {}
+
+impl SharedFlags {
+    fn new(len: usize) -> SharedFlags {
+        let bytes = len * size_of::<u64>();
+        // SAFETY: a fresh anonymous shared mapping, zero filled (zero is a valid `AtomicU64`).
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(ptr, libc::MAP_FAILED);
+        SharedFlags { ptr: ptr.cast(), len }
+    }
+
+    fn at(&self, k: usize) -> &std::sync::atomic::AtomicU64 {
+        assert!(k < self.len);
+        // SAFETY: in bounds of the live mapping, aligned (page aligned base), only ever
+        // accessed through atomics.
+        unsafe { &*self.ptr.add(k) }
+    }
+
+    /// Waits (bounded) until counter `k` reaches `v`; whether it did.
+    fn wait_for(&self, k: usize, v: u64, limit: Duration) -> bool {
+        let until = std::time::Instant::now() + limit;
+        while self.at(k).load(std::sync::atomic::Ordering::SeqCst) < v {
+            if std::time::Instant::now() > until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+}
+
+impl Drop for SharedFlags {
+    fn drop(&mut self) {
+        // SAFETY: the mapping this value owns, no longer referenced.
+        unsafe { libc::munmap(self.ptr.cast(), self.len * size_of::<u64>()) };
+    }
+}
+
+/// The process's descriptors and what they refer to.
+fn descriptors() -> Vec<(String, String)> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        if let Ok(target) = std::fs::read_link(e.path()) {
+            v.push((e.file_name().to_string_lossy().into_owned(), target.display().to_string()));
+        }
+    }
+    v
+}
+
+/// In a worker: the pipes it holds that the test process did not hold before (`before`).
+fn new_pipes(before: &[(String, String)]) -> Vec<String> {
+    descriptors()
+        .into_iter()
+        .filter(|d| d.1.starts_with("pipe:") && !before.contains(d))
+        .map(|d| d.1)
+        .collect()
+}
+
+/// Two threads make fork calls at once: a worker holds no descriptor of the other call (only
+/// its own pipe), and quick calls complete while a slow call started meanwhile still runs. A
+/// worker holding another call's pipe would also keep that call waiting until it ends.
+#[test]
+fn concurrent_calls_hold_none_of_each_others_descriptors() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let _g = lock();
+    // 0: release the slow items; 1: slow items started; 2: slow items done.
+    let flags = SharedFlags::new(3);
+    let before = descriptors();
+    let stop_quick = std::sync::atomic::AtomicBool::new(false);
+    let rounds = std::sync::atomic::AtomicUsize::new(0);
+    /// Releases the slow items however the test ends, so it never waits for their deadline.
+    struct Release<'a>(&'a SharedFlags);
+    impl Drop for Release<'_> {
+        fn drop(&mut self) {
+            self.0.at(0).store(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    std::thread::scope(|s| {
+        let _release = Release(&flags);
+        // Quick calls, one after the other, each replacing a worker once (item 3 exits).
+        let quick = s.spawn(|| {
+            let mut worst = Vec::new();
+            while !stop_quick.load(SeqCst) {
+                let out =
+                    try_map(Shape::product([8]), &fork(2).chunk(1), wire!(Vec<String>), |[i]| {
+                        if i == 3 {
+                            std::process::exit(0);
+                        }
+                        new_pipes(&before)
+                    });
+                for (i, r) in out.into_iter().enumerate() {
+                    match r {
+                        Ok(p) if p.len() != 1 => worst = p,
+                        Ok(_) => {}
+                        Err(e) => assert!(i == 3 && *e.cause() == Cause::Exit(0), "{e}"),
+                    }
+                }
+                rounds.fetch_add(1, SeqCst);
+            }
+            worst
+        });
+        assert!(
+            (0..2000).any(|_| {
+                std::thread::sleep(Duration::from_millis(1));
+                rounds.load(SeqCst) >= 2
+            }),
+            "the quick calls did not start"
+        );
+        // A slow call starts while quick calls run; its items wait to be released.
+        let slow = s.spawn(|| {
+            try_map(Shape::product([2]), &fork(2).chunk(1), wire!(Vec<String>), |[_i]| {
+                flags.at(1).fetch_add(1, SeqCst);
+                flags.wait_for(0, 1, Duration::from_secs(30));
+                let pipes = new_pipes(&before);
+                flags.at(2).fetch_add(1, SeqCst);
+                pipes
+            })
+        });
+        assert!(flags.wait_for(1, 2, Duration::from_secs(30)), "the slow items did not start");
+        // Quick calls keep completing while the slow call runs.
+        let r0 = rounds.load(SeqCst);
+        let progressed = (0..30_000).any(|_| {
+            std::thread::sleep(Duration::from_millis(1));
+            rounds.load(SeqCst) >= r0 + 20 || flags.at(2).load(SeqCst) > 0
+        });
+        let done_early = flags.at(2).load(SeqCst);
+        stop_quick.store(true, SeqCst);
+        flags.at(0).store(1, SeqCst);
+        let slow = slow.join().unwrap();
+        let worst = quick.join().unwrap();
+        assert!(progressed && done_early == 0, "quick calls waited for the slow one");
+        assert!(worst.is_empty(), "a quick worker held more than its own pipe: {worst:?}");
+        for r in slow {
+            let pipes = r.unwrap();
+            assert_eq!(pipes.len(), 1, "a slow worker held more than its own pipe: {pipes:?}");
+        }
+    });
+    assert!(children().is_empty());
+}
+
+/// A result type whose `Serialize` fails for 7 and panics for 9.
+#[derive(Debug, PartialEq)]
+struct Picky(u32);
+
+impl serde::Serialize for Picky {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            7 => Err(serde::ser::Error::custom("seven cannot be written")),
+            9 => panic!("nine blows up the serializer"),
+            v => s.serialize_u32(v),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Picky {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Picky, D::Error> {
+        <u32 as serde::Deserialize>::deserialize(d).map(Picky)
+    }
+}
+
+#[test]
+fn a_failing_serializer_fails_its_item_with_its_message() {
+    let _g = lock();
+    let f = |[i]: [usize; 1]| Picky(i as u32);
+    let out = try_map(Shape::product([12]), &fork(2).chunk(4), wire!(Picky), f);
+    for (i, r) in out.iter().enumerate() {
+        match i {
+            7 | 9 => {
+                let e = r.as_ref().unwrap_err();
+                let Cause::Engine(m) = e.cause() else { panic!("item {i}: {e}") };
+                let want = if i == 7 { "seven cannot be written" } else { "nine blows up" };
+                assert!(m.contains(want) && m.contains("Picky"), "item {i}: {m}");
+            }
+            _ => assert_eq!(r, &Ok(Picky(i as u32)), "item {i}"),
+        }
+    }
+    // `fail` mode: the call fails naming the first such item and the message.
+    let err = catch_unwind(AssertUnwindSafe(|| {
+        map(Shape::product([12]), &fork(2).chunk(4), wire!(Picky), f)
+    }))
+    .unwrap_err();
+    let msg = panic_message(err);
+    assert!(msg.contains("item 7 failed") && msg.contains("seven cannot be written"), "{msg}");
+    // A loop whose state cannot be written fails naming the message too.
+    let describe = |i: usize| format!("i = {i}");
+    let err = catch_unwind(AssertUnwindSafe(|| {
+        fold_items(
+            8,
+            &fork(2).chunk(4),
+            wire!(Picky),
+            &[],
+            &describe,
+            || Picky(0),
+            |s, i| {
+                if i == 5 {
+                    s.0 = 7;
+                }
+            },
+        )
+    }))
+    .unwrap_err();
+    let msg = panic_message(err);
+    assert!(msg.contains("i = 4 failed") && msg.contains("seven cannot be written"), "{msg}");
+    assert!(children().is_empty());
+}
+
+/// A result that takes long to ship: its `Serialize` is slow.
+#[derive(Debug, PartialEq)]
+struct SlowToShip(u32);
+
+impl serde::Serialize for SlowToShip {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        std::thread::sleep(Duration::from_millis(600));
+        s.serialize_u32(self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SlowToShip {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<SlowToShip, D::Error> {
+        <u32 as serde::Deserialize>::deserialize(d).map(SlowToShip)
+    }
+}
+
+/// The time-out bounds an item's own run: shipping its result (here, serializing it for 0.6 s
+/// against a 0.2 s time-out) is not part of it.
+#[test]
+fn timeout_does_not_bound_shipping_the_result() {
+    let _g = lock();
+    let d = Duration::from_millis(200);
+    let out =
+        try_map(Shape::product([3]), &fork(2).chunk(1).timeout(d), wire!(SlowToShip), |[i]| {
+            SlowToShip(i as u32)
+        });
+    for (i, r) in out.iter().enumerate() {
+        assert_eq!(r, &Ok(SlowToShip(i as u32)), "item {i}");
+    }
+    // The same loop state, shipped once per block.
+    let describe = |i: usize| format!("i = {i}");
+    let states = fold_items(
+        4,
+        &fork(2).chunk(2).timeout(d),
+        wire!(SlowToShip),
+        &[],
+        &describe,
+        || SlowToShip(0),
+        |s, i| s.0 += i as u32,
+    );
+    assert_eq!(states, [SlowToShip(1), SlowToShip(5)]);
+}
+
+/// A time-out too long to represent in nanoseconds means "never", not a wrapped short one.
+#[test]
+fn huge_timeouts_are_honoured() {
+    let _g = lock();
+    for d in [Duration::MAX, Duration::from_secs(u64::MAX), Duration::from_nanos(u64::MAX)] {
+        let out =
+            try_map(Shape::product([2]), &fork(2).chunk(1).timeout(d), wire!(usize), |[i]| {
+                std::thread::sleep(Duration::from_millis(400));
+                i
+            });
+        assert_eq!(out, [Ok(0), Ok(1)], "timeout {d:?}");
+    }
+}
+
+/// Runs this test binary again as a helper running test `name` with `env` set, output
+/// uncaptured; its exit status and standard output, within a time limit.
+fn run_helper(name: &str, env: &str) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    let mut helper = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--test-threads=1", "--nocapture"])
+        .env(env, "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = helper.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = helper.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > until {
+            let _ = helper.kill();
+            let _ = helper.wait();
+            panic!("helper {name} did not end within a minute");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    (status, reader.join().unwrap())
+}
+
+/// An item that leaves its worker through `exit` (which flushes the standard output it
+/// inherited) does not print again what the caller had printed but not flushed.
+#[test]
+fn exit_in_an_item_does_not_repeat_buffered_output() {
+    const MARK: &str = "<printed once, before the call>";
+    if std::env::var_os("PARFOR_STDOUT_HELPER").is_some() {
+        // No newline: the text stays in the standard library's buffer.
+        print!("{MARK}");
+        let out = try_map(Shape::product([6]), &fork(2).chunk(1), wire!(usize), |[i]| {
+            if i % 2 == 0 {
+                std::process::exit(0);
+            }
+            i
+        });
+        println!("\nexits: {}", out.iter().filter(|r| r.is_err()).count());
+        return;
+    }
+    let _g = lock();
+    let (status, out) =
+        run_helper("exit_in_an_item_does_not_repeat_buffered_output", "PARFOR_STDOUT_HELPER");
+    assert!(status.success(), "{status:?}\n{out}");
+    assert!(out.contains("exits: 3"), "{out}");
+    assert_eq!(out.matches(MARK).count(), 1, "{out}");
+}
+
+/// The first fork call of a program, made from a `Drop` while a panic unwinds, runs (the
+/// panic hook cannot be installed then); an item that panics in it fails on its own.
+#[test]
+fn first_call_from_a_drop_while_unwinding() {
+    if std::env::var_os("PARFOR_UNWIND_HELPER").is_some() {
+        struct CallOnDrop;
+        impl Drop for CallOnDrop {
+            fn drop(&mut self) {
+                assert!(std::thread::panicking());
+                let out = try_map(Shape::product([4]), &fork(2).chunk(1), wire!(usize), |[i]| {
+                    assert!(i != 1, "item one panics");
+                    i * 10
+                });
+                for (i, r) in out.iter().enumerate() {
+                    match r {
+                        Ok(v) => println!("item {i}: ok {v}"),
+                        Err(e) => println!("item {i}: {:?}", e.cause()),
+                    }
+                }
+            }
+        }
+        let r = catch_unwind(|| {
+            let _d = CallOnDrop;
+            panic!("outer panic");
+        });
+        println!("survived: {}", r.is_err());
+        return;
+    }
+    let _g = lock();
+    let (status, out) =
+        run_helper("first_call_from_a_drop_while_unwinding", "PARFOR_UNWIND_HELPER");
+    assert!(status.success(), "{status:?}\n{out}");
+    for line in ["item 0: ok 0", "item 2: ok 20", "item 3: ok 30", "survived: true"] {
+        assert!(out.contains(line), "no {line:?} in:\n{out}");
+    }
+    // A panic while the worker's thread unwinds is caught like any other (current standard
+    // libraries), or aborts the worker (older ones, which abort on a nested panic).
+    assert!(
+        out.contains(r#"item 1: Panic("item one panics")"#)
+            || out.contains(r#"item 1: Signal { signo: 6, name: "SIGABRT" }"#),
+        "{out}"
+    );
 }

@@ -29,11 +29,27 @@ impl Parse for ReduceDecl {
     }
 }
 
+/// A per-worker variable: `init(rng = Rng::new(worker_id()))`.
+pub(crate) struct InitDecl {
+    pub(crate) var: Ident,
+    pub(crate) expr: syn::Expr,
+}
+
+impl Parse for InitDecl {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let var: Ident = input.parse()?;
+        let _: Token![=] = input.parse()?;
+        let expr: syn::Expr = input.parse()?;
+        Ok(InitDecl { var, expr })
+    }
+}
+
 /// The parsed arguments of one `#[parfor(...)]` attribute.
 #[derive(Default)]
 pub(crate) struct Args {
     pub(crate) common: Common,
     pub(crate) reduce: Vec<ReduceDecl>,
+    pub(crate) init: Vec<InitDecl>,
 }
 
 /// Where an attribute sits: on the function (defaults for its loops) or on a loop.
@@ -93,8 +109,49 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream, place: Place) -> Args {
             }
             continue;
         }
+        if opt.name == "init" {
+            let RawValue::List(list) = &opt.value else {
+                cx.error_at(
+                    opt.name.span(),
+                    "expected `init(var = expression, ...)`, for example \
+                     `init(rng = Rng::new(parfor::worker_id()))`",
+                );
+                continue;
+            };
+            if place == Place::Fn {
+                cx.error_at(
+                    opt.name.span(),
+                    "`init(...)` goes on the `#[parfor]` loop whose body uses the per-worker \
+                     variables, not on the function",
+                );
+                continue;
+            }
+            match Punctuated::<InitDecl, Token![,]>::parse_terminated.parse2(list.clone()) {
+                Ok(decls) => {
+                    for d in decls {
+                        if args.init.iter().any(|o| o.var == d.var) {
+                            cx.error_spanned_by(
+                                &d.var,
+                                format!("duplicate per-worker variable `{}`", d.var),
+                            );
+                        } else {
+                            args.init.push(d);
+                        }
+                    }
+                }
+                Err(e) => cx.syn_error(syn::Error::new(
+                    e.span(),
+                    format!(
+                        "{e}; expected `init(var = expression, ...)`, for example \
+                         `init(rng = Rng::new(parfor::worker_id()))`"
+                    ),
+                )),
+            }
+            continue;
+        }
         let mut names = COMMON_NAMES.to_vec();
         names.push("reduce");
+        names.push("init");
         cx.error_at(
             opt.name.span(),
             format!("unknown parfor option `{}`; expected one of {}", opt.name, one_of(&names)),
@@ -138,7 +195,7 @@ mod tests {
     fn mistakes() {
         let e = errors(quote!(engin = "threads"), Place::Loop).err().unwrap();
         assert!(e.starts_with("unknown parfor option `engin`; expected one of `engine`"), "{e}");
-        assert!(e.ends_with("`crate`, `schedule` or `reduce`"), "{e}");
+        assert!(e.ends_with("`crate`, `schedule`, `reduce` or `init`"), "{e}");
         let e = errors(quote!(on_error = "collect"), Place::Loop).err().unwrap();
         assert!(e.contains("parmap!"), "{e}");
         let e = errors(quote!(reduce(a = f)), Place::Fn).err().unwrap();

@@ -42,6 +42,9 @@ pub(crate) struct Loop {
     /// of `.enumerate()`.
     pub(crate) index: Option<Ident>,
     pub(crate) body: syn::Block,
+    /// The names the enclosing function binds as variables (parameters and `let`s): their
+    /// reads in the body are checked to be `Sync` where they are written.
+    pub(crate) fn_vars: std::collections::BTreeSet<String>,
 }
 
 fn strip_parens(mut e: &Expr) -> &Expr {
@@ -136,6 +139,7 @@ impl Loop {
             domain,
             index,
             body: for_loop.body,
+            fn_vars: Default::default(),
         })
     }
 }
@@ -220,6 +224,8 @@ pub(crate) struct Reduction {
     pub(crate) op: RedOp,
     /// Position of its accumulator in the block state.
     pub(crate) slot: usize,
+    /// An array reduction (`hist[k] += v`): the block state holds a partial array.
+    pub(crate) array: bool,
 }
 
 /// A sliced output.

@@ -10,8 +10,9 @@ use crate::parfor::ast::{Interior, Loop, RedOp, Reduction, SlicedVar, Usage, Use
 use crate::parfor::is_parfor_attr;
 use crate::parfor::scope::{Continue, Pass, Place, Walk};
 use crate::parfor::syntax::{
-    MUTATING_METHODS, Root, expr_attrs_mut, is_assign_op, is_concat, is_interior_mutation,
-    item_names, operand_mut, reduction_form, root,
+    MUTATING_METHODS, Root, array_reduction_form, expr_attrs_mut, is_assign_op, is_concat,
+    is_interior_mutation, is_min_max, item_names, operand_mut, path_ident, reduction_form, root,
+    strip_parens, strip_parens_mut,
 };
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::ToTokens;
@@ -54,10 +55,18 @@ impl Classify<'_> {
         self.usage.sliced.entry(id.to_string()).or_insert_with(|| SlicedVar { ident: id.clone() });
     }
 
-    fn record_reduction(&mut self, id: &Ident, op: &RedOp, at: &dyn ToTokens) {
+    fn record_reduction(&mut self, id: &Ident, op: &RedOp, at: &dyn ToTokens, array: bool) {
         let name = id.to_string();
         let slot = self.usage.reductions.len();
         match self.usage.reductions.get(&name) {
+            Some(r) if r.array != array => {
+                let msg = format!(
+                    "`{name}` is updated both as a whole (`{name} += e`) and element by element \
+                     (`{name}[k] += e`); a reduction variable is one or the other, so use a \
+                     second variable"
+                );
+                self.cx.error_spanned_by(at.to_token_stream(), msg);
+            }
             Some(r) if !r.op.same(op) => {
                 let msg = format!(
                     "reduction variable `{name}` is combined with {} here but with {} elsewhere \
@@ -72,7 +81,7 @@ impl Classify<'_> {
             None => {
                 self.usage
                     .reductions
-                    .insert(name, Reduction { ident: id.clone(), op: op.clone(), slot });
+                    .insert(name, Reduction { ident: id.clone(), op: op.clone(), slot, array });
             }
         }
     }
@@ -171,13 +180,19 @@ impl Classify<'_> {
                     Expr::Binary(b) => b.op.to_token_stream(),
                     _ => TokenStream::new(),
                 };
-                w.pass.record_reduction(&id, &red, &at);
+                w.pass.record_reduction(&id, &red, &at, false);
                 let rhs = match e {
                     Expr::Assign(a) => &mut a.right,
                     Expr::Binary(b) => &mut b.right,
                     _ => unreachable!(),
                 };
                 w.expr(operand_mut(rhs, which), Place::Read);
+            }
+            Root::Indexed(id) if !w.scope.is_local(&id.to_string()) => {
+                let id = id.clone();
+                if !Self::array_reduction(w, e, &id) {
+                    w.children(e, Place::Read);
+                }
             }
             Root::Through(id) | Root::Bare(id) if !w.scope.is_local(&id.to_string()) => {
                 let (id, place) = (id.clone(), left.clone());
@@ -186,6 +201,44 @@ impl Classify<'_> {
             }
             _ => w.children(e, Place::Read),
         }
+    }
+
+    /// `hist[k] op= v` (and `hist[k] = hist[k].max(v)`, ...) with `k` not the loop variable:
+    /// an array reduction. Walks the index and the contribution; `false` when `e` is not one.
+    fn array_reduction(w: &mut Walk<Self>, e: &mut Expr, id: &Ident) -> bool {
+        let left = match &*e {
+            Expr::Assign(a) => &a.left,
+            Expr::Binary(b) => &b.left,
+            _ => return false,
+        };
+        let Expr::Index(ix) = strip_parens(left) else { return false };
+        if path_ident(&ix.expr) != Some(id) || w.scope.is_index(&ix.index) {
+            return false;
+        }
+        let Some((red, which)) = array_reduction_form(strip_parens(left), e) else {
+            return false;
+        };
+        if matches!(red, RedOp::Concat | RedOp::Call { .. })
+            && !matches!(&red, RedOp::Call { func, .. } if is_min_max(func))
+        {
+            return false;
+        }
+        let at: TokenStream = match &*e {
+            Expr::Assign(a) => a.eq_token.to_token_stream(),
+            Expr::Binary(b) => b.op.to_token_stream(),
+            _ => TokenStream::new(),
+        };
+        w.pass.record_reduction(id, &red, &at, true);
+        let (left, rhs) = match e {
+            Expr::Assign(a) => (&mut a.left, &mut a.right),
+            Expr::Binary(b) => (&mut b.left, &mut b.right),
+            _ => unreachable!(),
+        };
+        if let Expr::Index(ix) = strip_parens_mut(left) {
+            w.expr(&mut ix.index, Place::Read);
+        }
+        w.expr(operand_mut(rhs, which), Place::Read);
+        true
     }
 
     fn method_call(w: &mut Walk<Self>, e: &mut Expr) {
@@ -199,7 +252,7 @@ impl Classify<'_> {
                         w.pass.not_a_reduction(&id);
                     }
                     let m_ident = m.method.clone();
-                    w.pass.record_reduction(&id, &RedOp::Concat, &m_ident);
+                    w.pass.record_reduction(&id, &RedOp::Concat, &m_ident, false);
                     let Expr::MethodCall(m) = e else { unreachable!() };
                     w.expr(&mut m.args[0], Place::Read);
                     return;

@@ -60,6 +60,10 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
         let what = format!("`{}` changes the broadcast variable `{}`", i.call, i.var);
         opts = quote_spanned!(ms()=> #opts.interior_mutation(#what));
     }
+    if usage.reductions.values().any(|r| r.array) {
+        // Every block holds a private copy of the array: a few blocks, not 256.
+        opts = quote_spanned!(ms()=> #opts.max_blocks(#krate::__private::ARRAY_REDUCTION_BLOCKS));
+    }
     let p = |path: TokenStream| quote!(#krate::__private::#path);
     let (dom, n, pos, state) = (
         ident("__parfor_dom"),
@@ -218,12 +222,23 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
     let mut parts = Vec::new();
     let mut combine_parts = TokenStream::new();
     let mut ops = BTreeMap::new();
+    let mut lens = BTreeMap::new();
     for r in &reds {
         let probe = ident(&format!("__parfor_probe{}", r.slot));
         let part = ident(&format!("__parfor_part{}", r.slot));
         let x = &r.ident;
         let b = ident("__parfor_b");
-        probes.extend(quote_spanned!(ms()=> let #probe = #probe_val(&#x);));
+        if r.array {
+            // The element type; the array itself is not captured by the body.
+            let len = ident(&format!("__parfor_len{}", r.slot));
+            probes.extend(quote_spanned! {ms()=>
+                let #probe = #probe_elem(&(#x)[..]);
+                let #len: ::core::primitive::usize = (#x)[..].len();
+            });
+            lens.insert(x.to_string(), len);
+        } else {
+            probes.extend(quote_spanned!(ms()=> let #probe = #probe_val(&#x);));
+        }
         if fork_literal {
             let f = respan(fork_state.clone(), x.span());
             fork_checks.extend(quote_spanned!(x.span()=> #f(&#probe);));
@@ -242,6 +257,25 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
                     (&&#probe).__parfor_ops()
                 };
             });
+            if r.array {
+                inits.push(quote_spanned!(ms()=> #krate::__private::ArrayPart::new(&#probe)));
+                let (a, v) = (ident("__parfor_a"), ident("__parfor_v"));
+                // A block sums the terms that `-=` subtracts; the merge subtracts the sum.
+                let value = match &r.op {
+                    RedOp::Sub => quote_spanned!(ms()=> #op.sub(#a, #v)),
+                    other => combine(other, &op, ms(), a.to_token_stream(), v.to_token_stream()),
+                };
+                combine_parts.extend(quote_spanned! {ms()=>
+                    #krate::__private::ArrayPart::merge_into(
+                        #part,
+                        &mut (#x)[..],
+                        |#a, #v| #value,
+                    );
+                });
+                ops.insert(x.to_string(), op);
+                parts.push(part);
+                continue;
+            }
             inits.push(quote_spanned!(ms()=> #krate::__private::none(&#probe)));
             let update = match &r.op {
                 // `x op= b` for the operators without arithmetic overflow, so the user's code
@@ -266,7 +300,7 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
         parts.push(part);
     }
 
-    let names = Names { state: state.clone(), cells, ops, krate: krate.clone() };
+    let names = Names { state: state.clone(), cells, ops, lens, krate: krate.clone() };
     rewrite::rewrite(lp, &names, &usage.reductions);
     let body = &lp.body;
 
@@ -292,6 +326,19 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
         }
     };
     let fold = p(quote!(fold));
+    // Per-worker variables: made by `local_init` once per worker, borrowed mutably by every
+    // iteration that worker runs (`rng` is a `&mut` in the body).
+    let (local_init, local) = (ident("__parfor_local_init"), ident("__parfor_local"));
+    let local_exprs: Vec<&syn::Expr> = lp.args.init.iter().map(|d| &d.expr).collect();
+    let local_vars: Vec<&Ident> = lp.args.init.iter().map(|d| &d.var).collect();
+    let bind_locals = if local_vars.is_empty() {
+        quote_spanned!(ms()=> let _ = &#local;)
+    } else {
+        quote_spanned! {ms()=>
+            #[allow(unused_variables)]
+            let ( #(#local_vars,)* ) = &mut *#local;
+        }
+    };
     let (range, cursor, items_label) =
         (ident("__parfor_range"), ident("__parfor_cursor"), items_label());
     let mut_slice_trait = if lp.domain.kind == DomainKind::IterMut {
@@ -310,6 +357,7 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
                     #probes
                     #fork_checks
                     let #init = move || ( #(#inits,)* );
+                    let #local_init = || ( #(#local_exprs,)* );
                     let #wire = #wire_of!(#probe_val(&#init()));
                     #[allow(clippy::undocumented_unsafe_blocks, unused_braces)]
                     let #states = #fold(
@@ -320,9 +368,11 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
                         #describe,
                         ( #(#ctx,)* ),
                         #init,
-                        |#state, ( #(#ctx,)* ), #range, #cursor| {
+                        #local_init,
+                        |#state, #local, ( #(#ctx,)* ), #range, #cursor| {
                             #items_label: for #pos in #range {
                                 #cursor.at(#pos);
+                                #bind_locals
                                 #bind
                                 #cell_setup
                                 #body

@@ -44,8 +44,30 @@ fn attr_args(attr: &syn::Attribute) -> syn::Result<TokenStream> {
 struct Finder<'a> {
     cx: &'a Ctxt,
     defaults: &'a Args,
+    /// The variables of the function (parameters and `let` bindings anywhere in it).
+    vars: std::collections::BTreeSet<String>,
     /// How many marked loops the function has.
     loops: usize,
+}
+
+/// The names `func` binds as variables: its parameters and every `let` in its body.
+fn fn_vars(func: &syn::ItemFn) -> std::collections::BTreeSet<String> {
+    struct Lets(std::collections::BTreeSet<String>);
+    impl<'ast> syn::visit::Visit<'ast> for Lets {
+        fn visit_item(&mut self, _: &'ast syn::Item) {}
+        fn visit_local(&mut self, l: &'ast syn::Local) {
+            self.0.extend(syntax::bindings(&l.pat));
+            syn::visit::visit_local(self, l);
+        }
+    }
+    let mut lets = Lets(Default::default());
+    for input in &func.sig.inputs {
+        if let syn::FnArg::Typed(t) = input {
+            lets.0.extend(syntax::bindings(&t.pat));
+        }
+    }
+    syn::visit::Visit::visit_block(&mut lets, &func.block);
+    lets.0
 }
 
 /// Whether `tokens` hold a `#[parfor...]` attribute.
@@ -137,6 +159,7 @@ impl Finder<'_> {
         args.common.inherit(&self.defaults.common);
         let result = match ast::Loop::new(args, f) {
             Ok(mut lp) => {
+                lp.fn_vars = self.vars.clone();
                 let usage = classify::classify(&lcx, &mut lp);
                 valid::check(&lcx, &lp, &usage);
                 (!lcx.has_errors()).then(|| expand::expand_loop(&mut lp, &usage))
@@ -256,7 +279,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         );
     }
     let original = func.clone();
-    let mut finder = Finder { cx: &cx, defaults: &defaults, loops: 0 };
+    let mut finder = Finder { cx: &cx, defaults: &defaults, vars: fn_vars(&func), loops: 0 };
     finder.visit_block_mut(&mut func.block);
     if finder.loops == 0 && !cx.has_errors() {
         // A deprecation warning is the one warning a stable proc macro can raise.

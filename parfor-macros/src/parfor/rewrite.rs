@@ -14,9 +14,10 @@ use crate::parfor::ast::{Loop, RedOp, Reduction};
 use crate::parfor::is_parfor_attr;
 use crate::parfor::scope::{Continue, Pass, Place, Walk};
 use crate::parfor::syntax::{
-    Root, expr_attrs_mut, is_assign_op, is_concat, operand_mut, path_ident, reduction_form, root,
-    strip_parens,
+    Root, array_reduction_form, expr_attrs_mut, is_assign_op, is_concat, operand_mut, path_ident,
+    reduction_form, root, strip_parens, strip_parens_mut,
 };
+use crate::parmap::expand::respan;
 use proc_macro2::{Punct, Spacing, Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
 use std::collections::BTreeMap;
@@ -29,21 +30,26 @@ pub(crate) struct Names {
     pub(crate) state: Ident,
     /// The iteration's element handle of every sliced output, by output name.
     pub(crate) cells: BTreeMap<String, Ident>,
-    /// The arithmetic of every reduction, by variable (see `expand::reduction_ops`).
+    /// The arithmetic of every reduction, by variable (`WrapOps` or `PlainOps`).
     pub(crate) ops: BTreeMap<String, Ident>,
+    /// The length of every array reduction's array, by variable.
+    pub(crate) lens: BTreeMap<String, Ident>,
     pub(crate) krate: TokenStream,
 }
 
 struct Rewrite<'a> {
     names: &'a Names,
+    fn_vars: &'a std::collections::BTreeSet<String>,
     reductions: &'a BTreeMap<String, Reduction>,
     reducers: BTreeMap<String, TokenStream>,
 }
 
 /// Rewrites `lp`'s body in place for the `fold` closure.
 pub(crate) fn rewrite(lp: &mut Loop, names: &Names, reductions: &BTreeMap<String, Reduction>) {
+    let fn_vars = lp.fn_vars.clone();
     let pass = Rewrite {
         names,
+        fn_vars: &fn_vars,
         reductions,
         reducers: lp
             .args
@@ -55,6 +61,15 @@ pub(crate) fn rewrite(lp: &mut Loop, names: &Names, reductions: &BTreeMap<String
     let mut body = std::mem::replace(&mut lp.body, syn::parse_quote!({}));
     Walk::new(lp, pass).run(&mut body);
     lp.body = body;
+}
+
+/// The variable a path or a chain of fields (`p.a.b`) starts from.
+fn field_chain_root(e: &Expr) -> Option<&Ident> {
+    match e {
+        Expr::Field(f) => field_chain_root(&f.base),
+        Expr::Path(_) => path_ident(e),
+        _ => None,
+    }
 }
 
 fn ms() -> Span {
@@ -144,12 +159,22 @@ impl Rewrite<'_> {
             Expr::Binary(b) => &b.left,
             _ => return false,
         };
-        let Root::Bare(id) = root(left) else { return false };
+        let (id, array) = match root(left) {
+            Root::Bare(id) => (id, false),
+            Root::Indexed(id) => (id, true),
+            _ => return false,
+        };
         let name = id.to_string();
         if w.scope.is_local(&name) {
             return false;
         }
         let Some(r) = w.pass.reductions.get(&name) else { return false };
+        if r.array != array {
+            return false;
+        }
+        if array {
+            return Self::array_assignment(w, e, r);
+        }
         let Some((_, which)) = reduction_form(&name, e, &w.pass.reducers) else { return false };
         let op_span = match &*e {
             Expr::Assign(a) => a.eq_token.span,
@@ -165,6 +190,55 @@ impl Rewrite<'_> {
         w.expr(contribution, Place::Read);
         let value = strip_parens(contribution).to_token_stream();
         *e = Expr::Verbatim(w.pass.contribution(r, op_span, value));
+        true
+    }
+}
+
+impl Rewrite<'_> {
+    /// `hist[k] op= v`: fold `v` into the block's partial array at `k`.
+    fn array_assignment(w: &mut Walk<Self>, e: &mut Expr, r: &Reduction) -> bool {
+        let left = match &*e {
+            Expr::Assign(a) => &a.left,
+            Expr::Binary(b) => &b.left,
+            _ => return false,
+        };
+        let Some((_, which)) = array_reduction_form(strip_parens(left), e) else {
+            return false;
+        };
+        let op_span = match &*e {
+            Expr::Assign(a) => a.eq_token.span,
+            Expr::Binary(b) => b.op.span(),
+            _ => unreachable!(),
+        };
+        let (left, rhs) = match e {
+            Expr::Assign(a) => (&mut a.left, &mut a.right),
+            Expr::Binary(b) => (&mut b.left, &mut b.right),
+            _ => unreachable!(),
+        };
+        let Expr::Index(ix) = strip_parens_mut(left) else { return false };
+        w.expr(&mut ix.index, Place::Read);
+        let index = ix.index.to_token_stream();
+        let contribution = operand_mut(rhs, which);
+        w.expr(contribution, Place::Read);
+        let value = strip_parens(contribution).to_token_stream();
+        let names = w.pass.names;
+        let (st, k, krate) = (&names.state, slot_index(r), &names.krate);
+        let len = &names.lens[&r.ident.to_string()];
+        let ops = &names.ops[&r.ident.to_string()];
+        let (v, a, i, s) =
+            (ident("__parfor_v"), ident("__parfor_a"), ident("__parfor_k"), ident("__parfor_s"));
+        let combined = combine(&r.op, ops, op_span, a.to_token_stream(), v.to_token_stream());
+        *e = Expr::Verbatim(quote_spanned! {ms()=>
+            {
+                let #v = #value;
+                let #i: ::core::primitive::usize = #index;
+                let #s = #st.#k.slot(#len, #i);
+                *#s = ::core::option::Option::Some(match ::core::option::Option::take(#s) {
+                    ::core::option::Option::None => #krate::__private::IntoAcc::into_acc(#v),
+                    ::core::option::Option::Some(#a) => #combined,
+                });
+            }
+        });
         true
     }
 }
@@ -210,6 +284,29 @@ impl Pass for Rewrite<'_> {
                     Place::Write | Place::Receiver => Ident::new("get_mut", at),
                 };
                 *e = Expr::Verbatim(quote_spanned!(at=> (*#cell.#get())));
+            }
+            // A broadcast variable of the function, read: through `shared`, whose `Sync`
+            // bound reports a non-`Sync` capture (an `Rc`, a `RefCell`) at this use rather than
+            // at the attribute. A whole field chain (`p.scale`) goes through it, so the body
+            // captures what it captured before.
+            Expr::Path(_) | Expr::Field(_)
+                if place != Place::Write
+                    && let Some(id) = field_chain_root(e)
+                    && !w.scope.is_local(&id.to_string())
+                    && w.pass.fn_vars.contains(&id.to_string())
+                    && !w.pass.reductions.contains_key(&id.to_string())
+                    && !w.pass.names.cells.contains_key(&id.to_string()) =>
+            {
+                let span = e.span();
+                let krate = &w.pass.names.krate;
+                let f = respan(quote!(#krate::__private::shared), span);
+                *e = Expr::Verbatim(quote_spanned!(span=> (*#f(&#e))));
+            }
+            Expr::Call(c) if matches!(&*c.func, Expr::Path(_)) => {
+                // The callee is a function's name, not a captured value.
+                for a in &mut c.args {
+                    w.expr(a, Place::Read);
+                }
             }
             Expr::Continue(c)
                 if !w.scope.in_closure()

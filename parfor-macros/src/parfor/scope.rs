@@ -55,8 +55,11 @@ pub(crate) struct Scope {
 
 impl Scope {
     fn new(lp: &Loop) -> Scope {
+        let mut frame = bindings(&lp.pat);
+        // Per-worker variables are bound in the body like the loop pattern.
+        frame.extend(lp.args.init.iter().map(|d| d.var.to_string()));
         Scope {
-            frames: vec![bindings(&lp.pat)],
+            frames: vec![frame],
             index: lp.index.as_ref().map(ToString::to_string),
             own_label: lp.label.as_ref().map(|l| l.ident.to_string()),
             loop_depth: 0,

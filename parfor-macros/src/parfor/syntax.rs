@@ -144,6 +144,19 @@ pub(crate) fn strip_parens(mut e: &Expr) -> &Expr {
     e
 }
 
+pub(crate) fn strip_parens_mut(mut e: &mut Expr) -> &mut Expr {
+    while let Expr::Paren(p) = e {
+        e = &mut p.expr;
+    }
+    e
+}
+
+/// Whether a reduction's function is `max` or `min` (`std::cmp::max`, ...).
+pub(crate) fn is_min_max(func: &TokenStream) -> bool {
+    let s = func.to_string().replace(' ', "");
+    s.ends_with("max") || s.ends_with("min")
+}
+
 /// The identifier of a plain one-segment path expression.
 pub(crate) fn path_ident(e: &Expr) -> Option<&Ident> {
     match strip_parens(e) {
@@ -263,10 +276,27 @@ pub(crate) fn reduction_form(
     e: &Expr,
     reducers: &BTreeMap<String, TokenStream>,
 ) -> Option<(RedOp, Which)> {
+    let is_x = |e: &Expr| path_ident(e).is_some_and(|id| id == x);
+    form(&is_x, e, reducers.get(x))
+}
+
+/// The reduction that the assignment `e` to the array element `place` (`hist[k]`) makes, if
+/// any: the forms of [`reduction_form`] where `x` is the same element, written the same way.
+pub(crate) fn array_reduction_form(place: &Expr, e: &Expr) -> Option<(RedOp, Which)> {
+    let place = place.to_token_stream().to_string();
+    let is_x = |e: &Expr| strip_parens(e).to_token_stream().to_string() == place;
+    form(&is_x, e, None)
+}
+
+fn form(
+    is_x: &dyn Fn(&Expr) -> bool,
+    e: &Expr,
+    declared: Option<&TokenStream>,
+) -> Option<(RedOp, Which)> {
     let rhs = match e {
         Expr::Assign(a) => &a.right,
         Expr::Binary(b) => {
-            if reducers.contains_key(x) {
+            if declared.is_some() {
                 return None;
             }
             return match bin_op(&b.op) {
@@ -276,9 +306,8 @@ pub(crate) fn reduction_form(
         }
         _ => return None,
     };
-    let is_x = |e: &Expr| path_ident(e).is_some_and(|id| id == x);
     let rhs = strip_parens(rhs);
-    if let Some(func) = reducers.get(x) {
+    if let Some(func) = declared {
         if let Expr::Call(c) = rhs
             && c.args.len() == 2
             && c.func.to_token_stream().to_string() == func.to_string()

@@ -53,6 +53,24 @@ pub(crate) fn check(cx: &Ctxt, lp: &Loop, usage: &Usage) {
             if usage.sliced.contains_key(&u.name) {
                 continue;
             }
+            if r.array {
+                cx.error_at(
+                    u.span,
+                    format!(
+                        "`{name}` is an array reduction of this `#[parfor]` loop (its elements \
+                         are updated as `{name}[k] {op}= ..`), so the body may only update its \
+                         elements that way: reading `{name}` in the loop would depend on the \
+                         order of iterations; read it after the loop",
+                        name = u.name,
+                        op = match &r.op {
+                            RedOp::Bin(o) => *o,
+                            RedOp::Sub => "-",
+                            _ => "",
+                        }
+                    ),
+                );
+                continue;
+            }
             let how = match r.op {
                 RedOp::Concat => "concatenation",
                 _ => "reduction",
@@ -74,8 +92,10 @@ pub(crate) fn check(cx: &Ctxt, lp: &Loop, usage: &Usage) {
                     u.span,
                     format!(
                         "sliced output `{name}` must be indexed by the loop variable `{i}`, \
-                         so that each iteration owns one element; write `{name}[{i}]`, or \
-                         compute the values into a temporary and store them after the loop",
+                         so that each iteration owns one element; write `{name}[{i}]`, or, to \
+                         accumulate into any element from every iteration, update it only \
+                         with a reduction operator (`{name}[k] += v`, an array reduction, \
+                         never read in the loop)",
                         name = s.ident
                     ),
                 ),

@@ -1,14 +1,15 @@
-//! The options of `parmap!`: the common ones plus `zip` and `args`.
+//! The options of `parmap!`: the common ones plus `zip` and `args`, and for async functions
+//! `concurrency` and `engine = "async"`.
 
 use crate::ctxt::Ctxt;
-use crate::options::{COMMON_NAMES, Common, RawOption, RawValue, one_of};
+use crate::options::{COMMON_NAMES, Common, ENGINES, RawOption, RawValue, Value, one_of};
 use proc_macro2::Span;
 use syn::{Expr, ExprLit, Lit};
 
 /// The names `parmap!` accepts, for "expected one of" messages.
 fn names() -> Vec<&'static str> {
     let mut names = COMMON_NAMES.to_vec();
-    names.extend(["zip", "args"]);
+    names.extend(["zip", "args", "concurrency"]);
     names
 }
 
@@ -31,6 +32,10 @@ pub(crate) struct Options {
     pub(crate) args: Vec<Expr>,
     /// Whether `args` was given but malformed (the call's arity is then unknown).
     pub(crate) args_invalid: bool,
+    /// `concurrency = n` (async functions only).
+    pub(crate) concurrency: Option<Value<u64>>,
+    /// The span of a literal `engine = "async"`, which `common.engine` then leaves unset.
+    pub(crate) async_engine: Option<Span>,
 }
 
 /// Reads the options, recording every mistake in `cx`.
@@ -39,7 +44,30 @@ pub(crate) fn parse(cx: &Ctxt, raw: &[RawOption]) -> Options {
     let mut zip: Option<(Pairing, Span)> = None;
     let mut args: Option<Vec<Expr>> = None;
     let mut args_invalid = false;
+    let mut concurrency: Option<Value<u64>> = None;
+    let mut async_engine: Option<Span> = None;
     for opt in raw {
+        if let Some(span) = async_engine_literal(opt) {
+            if async_engine.is_some() || common.engine.is_some() {
+                cx.error_at(opt.name.span(), "duplicate option `engine`");
+            }
+            async_engine = Some(span);
+            continue;
+        }
+        if async_engine.is_some() && opt.name == "engine" {
+            cx.error_at(opt.name.span(), "duplicate option `engine`");
+            continue;
+        }
+        if let Some(s) = unknown_engine_literal(opt) {
+            // `Common` lists the engines of `#[parfor]`; `parmap!` also takes "async".
+            let mut names: Vec<&str> = ENGINES.iter().map(|e| e.0).collect();
+            names.push("async");
+            cx.error_spanned_by(
+                s,
+                format!("unknown engine `{}`; expected one of {}", s.value(), one_of(&names)),
+            );
+            continue;
+        }
         if common.accept(cx, opt) {
             continue;
         }
@@ -84,6 +112,23 @@ pub(crate) fn parse(cx: &Ctxt, raw: &[RawOption]) -> Options {
                     }
                 }
             }
+            "concurrency" => {
+                if concurrency.is_some() {
+                    cx.error_at(opt.name.span(), "duplicate option `concurrency`");
+                    continue;
+                }
+                let Some(e) = opt.expr(cx) else { continue };
+                match e {
+                    Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) => match i.base10_parse::<u64>() {
+                        Ok(n) if n >= 1 => concurrency = Some(Value::Lit(n, i.span())),
+                        _ => cx.error_spanned_by(
+                            i,
+                            "`concurrency` must be a whole number of at least 1",
+                        ),
+                    },
+                    e => concurrency = Some(Value::Expr(e.clone())),
+                }
+            }
             _ => {
                 let mut msg = format!(
                     "unknown parmap! option `{name}`; expected one of {}",
@@ -101,6 +146,32 @@ pub(crate) fn parse(cx: &Ctxt, raw: &[RawOption]) -> Options {
         zip: zip.map_or(Pairing::Product, |z| z.0),
         args: args.unwrap_or_default(),
         args_invalid,
+        concurrency,
+        async_engine,
+    }
+}
+
+/// The literal when `opt` is `engine = "..."` naming no engine.
+fn unknown_engine_literal(opt: &RawOption) -> Option<&syn::LitStr> {
+    match &opt.value {
+        RawValue::Expr(Expr::Lit(ExprLit { lit: Lit::Str(s), .. }))
+            if opt.name == "engine" && !ENGINES.iter().any(|e| e.0 == s.value()) =>
+        {
+            Some(s)
+        }
+        _ => None,
+    }
+}
+
+/// The span of the literal when `opt` is `engine = "async"`.
+fn async_engine_literal(opt: &RawOption) -> Option<Span> {
+    match &opt.value {
+        RawValue::Expr(Expr::Lit(ExprLit { lit: Lit::Str(s), .. }))
+            if opt.name == "engine" && s.value() == "async" =>
+        {
+            Some(s.span())
+        }
+        _ => None,
     }
 }
 
@@ -125,7 +196,7 @@ fn near_miss(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::options::{OnError, Value, parse_options};
+    use crate::options::{OnError, parse_options};
 
     fn parse_str(src: &str) -> (Options, Result<(), String>) {
         let raw = syn::parse::Parser::parse_str(parse_options, src).unwrap();
@@ -158,8 +229,8 @@ mod tests {
         assert_eq!(
             r.unwrap_err(),
             "unknown parmap! option `engin`; expected one of `engine`, `workers`, `chunk`, \
-             `on_error`, `timeout`, `progress`, `crate`, `schedule`, `zip` or `args` (did you mean \
-             `engine`?)"
+             `on_error`, `timeout`, `progress`, `crate`, `schedule`, `zip`, `args` or \
+             `concurrency` (did you mean `engine`?)"
         );
         let (_, r) = parse_str("zip = 1");
         assert!(r.unwrap_err().contains("`zip` must be `true`, `false` or a `bool` expression"));
@@ -172,6 +243,32 @@ mod tests {
         assert_eq!(r.unwrap_err(), "duplicate option `args`");
         let (_, r) = parse_str("args(a, b)");
         assert!(r.unwrap_err().contains("expected `args = (a, b, ...)`"));
+        let (_, r) = parse_str("concurrency = 0");
+        assert_eq!(r.unwrap_err(), "`concurrency` must be a whole number of at least 1");
+        let (_, r) = parse_str("concurrency = 2, concurrency = 3");
+        assert_eq!(r.unwrap_err(), "duplicate option `concurrency`");
+        let (_, r) = parse_str("engine = \"async\", engine = \"threads\"");
+        assert_eq!(r.unwrap_err(), "duplicate option `engine`");
+        let (_, r) = parse_str("engine = \"threads\", engine = \"async\"");
+        assert_eq!(r.unwrap_err(), "duplicate option `engine`");
+    }
+
+    #[test]
+    fn async_options() {
+        let (o, r) = parse_str("engine = \"async\", concurrency = 32");
+        assert!(r.is_ok());
+        assert!(o.async_engine.is_some() && o.common.engine.is_none());
+        assert!(matches!(o.concurrency, Some(Value::Lit(32, _))));
+        let (o, r) = parse_str("concurrency = n * 2");
+        assert!(r.is_ok());
+        assert!(matches!(o.concurrency, Some(Value::Expr(_))));
+        let (_, r) = parse_str("engine = \"gpu\"");
+        assert_eq!(
+            r.unwrap_err(),
+            "unknown engine `gpu`; expected one of `serial`, `threads`, `fork` or `async`"
+        );
+        let (_, r) = parse_str("concurency = 3");
+        assert!(r.unwrap_err().contains("(did you mean `concurrency`?)"));
     }
 
     #[test]

@@ -27,17 +27,22 @@
 //!         )
 //!     };
 //!     let __parfor_wire = wire_of!(probe_ret(&__parfor_item));
-//!     map(Shape::product([Source::len(&__parfor_s0), Source::len(&__parfor_s1)]),
+//!     // `SyncCall` or, when the function returns a future, `AsyncCall`; then one check per
+//!     // option that suits only one of them (`check_workers(__parfor_call);`, ...), and
+//!     // `check_async_feature(__parfor_call);`
+//!     let __parfor_call = call_of!(probe_ret(&__parfor_item));
+//!     __parfor_call.map(Shape::product([Source::len(&__parfor_s0), Source::len(&__parfor_s1)]),
 //!         &__parfor_opts, __parfor_wire, __parfor_item)
 //! }
 //! ```
+//! `parmap_async!` wraps the same statements in `async { ... }` and awaits `map_async`.
 //! A closure literal with unannotated parameters is wrapped in `sigN(probe.., closure)`, which
 //! gives it its parameter types; those parameters then get the elements unconverted.
 
 use super::args::{Options, Pairing};
 use crate::options::{OnError, Value};
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Expr, Pat};
 
@@ -101,15 +106,103 @@ pub(crate) fn passing(func: &Expr) -> Option<Vec<Pass>> {
     pass.contains(&Pass::Natural).then_some(pass)
 }
 
-/// The call's expression.
+/// Which macro a call comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// `parmap!`: blocks until every item is done and returns the `Vec`.
+    Blocking,
+    /// `parmap_async!`: a future of the `Vec`, for async code.
+    Async,
+}
+
+/// The span of an option's value.
+fn value_span<T>(v: &Value<T>) -> Span {
+    match v {
+        Value::Lit(_, span) => *span,
+        Value::Expr(e) => e.span(),
+    }
+}
+
+/// The checks of the options that suit only a plain function or only an async function
+/// (`parfor_runtime::asynch::check_*`): a call of the wrong kind fails a trait bound, so the
+/// mistake is a compile error. Every token of a check is located at the option, so the error
+/// points there.
+fn kind_checks(p: &TokenStream, opts: &Options, kind: &syn::Ident) -> TokenStream {
+    let mut checks = TokenStream::new();
+    let at = |id: &syn::Ident, span: Span| {
+        syn::Ident::new(&id.to_string(), Span::mixed_site().located_at(span))
+    };
+    let mut check = |name: &str, span: Span, extra: TokenStream| {
+        // Every token mixed-site, like the others of the expansion, so rustc keeps the error
+        // at the option rather than widening it to the whole macro call.
+        let span = Span::mixed_site().located_at(span);
+        let ps = respan(p.clone(), span);
+        let f = syn::Ident::new(name, span);
+        let k = at(kind, span);
+        checks.extend(quote_spanned!(span=> #ps::#f(#k #extra);));
+    };
+    if let Some(Value::Lit(name, span)) = &opts.common.engine {
+        check("check_sync_engine", *span, TokenStream::new());
+        if *name == "fork" {
+            check("check_fork_result", *span, TokenStream::new());
+        }
+        // The mpi engine's ranks exchange the results: the same requirement.
+        if *name == "mpi" {
+            check("check_mpi_result", *span, TokenStream::new());
+        }
+    }
+    if let Some(span) = opts.async_engine {
+        check("check_async_engine", span, TokenStream::new());
+    }
+    for (name, slot) in
+        [("check_workers", &opts.common.workers), ("check_chunk", &opts.common.chunk)]
+    {
+        if let Some(v) = slot {
+            check(name, value_span(v), TokenStream::new());
+        }
+    }
+    if let Some(v) = &opts.concurrency {
+        let span = value_span(v);
+        let n = match v {
+            Value::Lit(n, span) => syn::LitInt::new(&format!("{n}usize"), *span).to_token_stream(),
+            Value::Expr(e) => quote_spanned!(span=> { let __parfor_n: usize = #e; __parfor_n }),
+        };
+        let span = Span::mixed_site().located_at(span);
+        let ps = respan(p.clone(), span);
+        let k = at(kind, span);
+        checks.extend(quote_spanned!(span=> let #k = #ps::concurrency(#k, #n);));
+    }
+    checks
+}
+
+/// The call's expression (`parmap!`).
 pub(crate) fn expand(func: &Expr, sources: &[Expr], opts: &Options) -> TokenStream {
+    expand_form(func, sources, opts, Form::Blocking)
+}
+
+/// The call's expression, for `parmap!` or `parmap_async!`.
+pub(crate) fn expand_form(
+    func: &Expr,
+    sources: &[Expr],
+    opts: &Options,
+    form: Form,
+) -> TokenStream {
     let krate = opts.common.krate();
     let p = quote!(#krate::__private);
     let k = sources.len();
     let f = named("f");
     let mut stmts = TokenStream::new();
 
-    let pass = passing(func);
+    // A closure literal goes through `sigN` even when every parameter is annotated: its
+    // parameter types then come from the call, with the sources' lifetime, rather than being
+    // higher-ranked, so it may return something that borrows its arguments (an `async move`
+    // block reading a `&str` element, say).
+    let pass = passing(func).or_else(|| {
+        let c = closure(func)?;
+        let n = c.inputs.len();
+        (n <= MAX_INFERRED_ARITY && n == sources.len() + opts.args.len())
+            .then(|| vec![Pass::Convert; n])
+    });
     if pass.is_none() {
         stmts.extend(quote!(let #f = &(#func);));
     }
@@ -190,34 +283,51 @@ pub(crate) fn expand(func: &Expr, sources: &[Expr], opts: &Options) -> TokenStre
             })
         }
     };
-    // A literal `engine = "fork"` needs serde results: say so at compile time, at the literal.
-    let fork_check = match &opts.common.engine {
-        Some(Value::Lit("fork", span)) => {
-            let ps = respan(p.clone(), *span);
-            quote_spanned!(*span=> #ps::fork_result(&#item);)
-        }
-        // The mpi engine's ranks exchange the results: the same requirement.
-        Some(Value::Lit("mpi", span)) => {
-            let ps = respan(p.clone(), *span);
-            quote_spanned!(*span=> #ps::mpi_result(&#item);)
-        }
-        _ => TokenStream::new(),
-    };
-    let run = match opts.common.on_error {
-        Some((OnError::Collect, _)) => quote!(#p::try_map),
-        _ => quote!(#p::map),
-    };
-    // Located at the function, so an arity or type mismatch points at it.
+    // The engine kind follows from the function's return type (a future: the async engine);
+    // a literal `engine = "fork"` needs serde results: both are checked at compile time, at
+    // the options (`kind_checks`).
+    let kind = named("call");
+    let mut checks = kind_checks(&p, opts, &kind);
+    let collect = matches!(opts.common.on_error, Some((OnError::Collect, _)));
+    // Located at the function, so an arity or type mismatch, or a future without the `async`
+    // feature, points at it.
     let fspan = Span::mixed_site().located_at(func.span());
+    let run = match (form, collect) {
+        (Form::Blocking, false) => "map",
+        (Form::Blocking, true) => "try_map",
+        (Form::Async, false) => "map_async",
+        (Form::Async, true) => "try_map_async",
+    };
+    let run = syn::Ident::new(run, fspan);
+    // An async function needs the `async` feature; `parmap_async!` needs an async function:
+    // both errors point at the function.
+    let fp = respan(p.clone(), fspan);
+    let fk = syn::Ident::new(&kind.to_string(), fspan);
+    checks.extend(quote_spanned!(fspan=> #fp::check_async_feature(#fk);));
+    if form == Form::Async {
+        checks.extend(quote_spanned!(fspan=> #fp::check_parmap_async(#fk);));
+    }
     let f_at = syn::Ident::new("__parfor_f", fspan);
     let call = quote_spanned!(fspan=> #f_at(#(#call_args),*));
-    quote! {{
+    let body = quote! {
         #stmts
         let #item = move |[#(#idx),*]: [::core::primitive::usize; #k]| #call;
-        #fork_check
         let #wire = #p::wire_of!(#p::probe_ret(&#item));
-        #run(#shape, &#opts_ident, #wire, #item)
-    }}
+        let #kind = #p::call_of!(#p::probe_ret(&#item));
+        #checks
+    };
+    match form {
+        Form::Blocking => quote! {{
+            #body
+            #kind.#run(#shape, &#opts_ident, #wire, #item)
+        }},
+        Form::Async => quote! {
+            async {
+                #body
+                #kind.#run(#shape, &#opts_ident, #wire, #item).await
+            }
+        },
+    }
 }
 
 #[cfg(test)]

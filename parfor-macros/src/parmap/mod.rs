@@ -12,6 +12,26 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 pub(crate) fn expand(input: TokenStream) -> TokenStream {
+    expand_form(input, expand::Form::Blocking)
+}
+
+/// `parmap_async!(...)`: the same call as a future, for async code.
+pub(crate) fn expand_async(input: TokenStream) -> TokenStream {
+    expand_form(input, expand::Form::Async)
+}
+
+fn expand_form(input: TokenStream, form: expand::Form) -> TokenStream {
+    let generate = |input: &ast::Input, opts: &args::Options| match form {
+        expand::Form::Blocking => expand::expand(&input.func, &input.sources, opts),
+        _ => expand::expand_form(&input.func, &input.sources, opts, form),
+    };
+    let fallback = |err: &syn::Error| match form {
+        expand::Form::Blocking => fallback(err),
+        expand::Form::Async => {
+            let errors = to_compile_errors(err);
+            quote!({ #errors ::core::future::ready(::std::vec::Vec::new()) })
+        }
+    };
     let input = match syn::parse2::<ast::Input>(input) {
         Ok(input) => input,
         Err(err) => return fallback(&err),
@@ -22,7 +42,7 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
     let arity_unknown = !valid::check(&cx, &input, &opts) || opts.args_invalid;
     let arity_errors = cx.has_errors();
     let errors = match cx.check() {
-        Ok(()) => return expand::expand(&input.func, &input.sources, &opts),
+        Ok(()) => return generate(&input, &opts),
         Err(err) => err,
     };
     if arity_unknown && arity_errors {
@@ -30,7 +50,7 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
     }
     // Expand with the options that were valid, so the result keeps its type and mistakes in
     // the function or the sources are still reported.
-    let expansion = expand::expand(&input.func, &input.sources, &opts);
+    let expansion = generate(&input, &opts);
     let errors = to_compile_errors(&errors);
     quote!({ #errors #expansion })
 }
@@ -63,7 +83,12 @@ mod tests {
         }
         assert!(expand_str("f, x; on_error = \"collect\"").contains("try_map"));
         assert!(expand_str("f, x, y; zip = true").contains("Shape :: zip"));
-        assert!(expand_str("f, x; crate = ::other").contains(":: other :: __private :: map"));
+        assert!(expand_str("f, x; crate = ::other").contains(":: other :: __private :: call_of"));
+        let out = expand_str("f, x; concurrency = 8, engine = \"async\"");
+        assert!(out.contains("check_async_engine (__parfor_call)"), "{out}");
+        assert!(out.contains("concurrency (__parfor_call , 8usize)"), "{out}");
+        let out = expand_async(quote!(f, x; on_error = "collect")).to_string();
+        assert!(out.starts_with("async {") && out.contains("try_map_async"), "{out}");
     }
 
     #[test]
@@ -85,9 +110,13 @@ mod tests {
             "f, x; = 3",
             "f, x; on_error = \"ignore\"",
             "f, x; 3 = 4",
+            "f, x; concurrency = 0",
+            "f, x; concurrency(4)",
         ] {
             let out = expand_str(src);
             assert!(out.contains("compile_error"), "{src}: {out}");
+            let out = expand_async(src.parse().unwrap()).to_string();
+            assert!(out.contains("compile_error"), "parmap_async!({src}): {out}");
         }
     }
 
@@ -95,9 +124,9 @@ mod tests {
     fn option_mistakes_keep_the_expansion() {
         // The result keeps its type, so the mistake is the only error.
         let out = expand_str("f, x; engine = \"gpu\"");
-        assert!(out.contains("compile_error") && out.contains("__private :: map"), "{out}");
+        assert!(out.contains("compile_error") && out.contains(". map ("), "{out}");
         // Without a usable `args`, the arity is unknown: no expansion.
         let out = expand_str("f, x; args = k");
-        assert!(out.contains("compile_error") && !out.contains("__private :: map"), "{out}");
+        assert!(out.contains("compile_error") && !out.contains(". map ("), "{out}");
     }
 }

@@ -50,8 +50,8 @@ fn place(workers: Workers, blocks: usize) -> Place {
     }
     let in_pool = rayon::current_thread_index().is_some();
     let own_pool = match workers.from {
-        WorkersFrom::Option => true,
-        WorkersFrom::Env => !in_pool,
+        WorkersFrom::Option | WorkersFrom::Scoped => true,
+        WorkersFrom::Env | WorkersFrom::Program => !in_pool,
         WorkersFrom::Default => false,
     };
     if !own_pool {

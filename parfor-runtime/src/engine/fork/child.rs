@@ -31,7 +31,8 @@ pub(super) struct Child<'a> {
     pub(super) parent: nix::unistd::Pid,
     /// The write end of this worker's pipe.
     pub(super) fd: RawFd,
-    /// Inherited descriptors that belong to the parent (the read ends of every worker's pipe).
+    /// Inherited descriptors that are not this worker's: those of every fork call running in
+    /// the parent (the read ends of this call's pipes, and every descriptor of other calls).
     pub(super) close: Vec<RawFd>,
     /// Ranges to run before pulling blocks: the unfinished parts of a block whose worker died.
     pub(super) pending: Vec<(usize, Range<usize>)>,
@@ -46,8 +47,15 @@ pub(super) struct Child<'a> {
 /// the first fork, this hook hands every panic outside a worker to the hook it replaced,
 /// and reports a worker's panic with one plain `write(2)` to stderr. (A program that later
 /// installs a hook of its own without chaining to the previous one loses this protection.)
+///
+/// A call made while the calling thread unwinds (from a `Drop`) cannot install it (the
+/// standard library refuses to change the hook then); the next call does. Until then workers
+/// report panics through the hook in place.
 pub(super) fn install_panic_hook() {
     static INSTALLED: std::sync::Once = std::sync::Once::new();
+    if std::thread::panicking() {
+        return;
+    }
     INSTALLED.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
@@ -84,9 +92,9 @@ pub(super) fn main(child: Child<'_>) -> ! {
 fn setup(child: &Child<'_>) -> Result<(), ()> {
     super::IN_WORKER.store(true, Ordering::Relaxed);
     for &fd in &child.close {
-        // SAFETY: `fd` is an inherited copy of a descriptor the parent owns; nothing in this
-        // process uses it (the parent's `OwnedFd` values are never dropped here: the child
-        // leaves with `_exit`).
+        // SAFETY: `fd` is an inherited copy of a descriptor the parent's fork calls own;
+        // nothing in this process uses it (the parent's `OwnedFd` values are never dropped
+        // here: the child leaves with `_exit`).
         unsafe { libc::close(fd) };
     }
     // Ctrl-C reaches the workers too (they are in the caller's process group): let it kill
@@ -163,6 +171,10 @@ fn serve(mut child: Child<'_>) -> i32 {
                 }
                 None => child.job.run_encoded(block, range.clone(), &mut buf),
             };
+            if child.timed {
+                // Sending is not running: the time-out bounds items only.
+                slot.between_items();
+            }
             let (kind, raw) = match outcome {
                 Ok(()) if pod_size.is_some() => {
                     let raw = &as_bytes(&mut scratch)[..raw_len];

@@ -29,10 +29,13 @@ pub(crate) struct Slot {
     pub(super) end: AtomicUsize,
     /// The item the worker runs (stored with release, after `started`).
     pub(crate) current: AtomicUsize,
-    /// When the current item started, in [`now_ns`] nanoseconds (only kept up to date when
-    /// the call has a time-out).
+    /// When the current item started, in [`now_ns`] nanoseconds, or [`BETWEEN_ITEMS`] once it
+    /// returned (only kept up to date when the call has a time-out).
     pub(crate) started: AtomicU64,
 }
+
+/// The start time of "no item": a worker that ships results is never late.
+pub(crate) const BETWEEN_ITEMS: u64 = u64::MAX;
 
 impl Slot {
     /// Marks the start of item `i`; `timed`: also record the time.
@@ -42,6 +45,12 @@ impl Slot {
             self.started.store(now_ns(), Ordering::Relaxed);
         }
         self.current.store(i, Ordering::Release);
+    }
+
+    /// Marks the end of the current item (calls with a time-out only).
+    #[inline(always)]
+    pub(crate) fn between_items(&self) {
+        self.started.store(BETWEEN_ITEMS, Ordering::Relaxed);
     }
 }
 

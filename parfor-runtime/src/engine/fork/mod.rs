@@ -17,7 +17,17 @@
 //! when the call collects failures, a replacement worker re-runs the rest of that block, as
 //! the sub-ranges before and after the failed item, and carries on with the remaining blocks.
 //! In `fail` mode the parent sets the stop flag instead: workers finish their current range
-//! and claim no more.
+//! and claim no more. A child that dies where its slot names nothing (killed while claiming a
+//! block, or before it started the ranges it was handed) loses nothing either: the parent
+//! counts what came back and, once no worker is left, hands out the rest of the claimed
+//! blocks again. A time-out bounds each item's own run: a worker marks its slot "between
+//! items" when an item returns, so encoding and sending results is never timed out.
+//!
+//! Process-wide state the engine keeps sound across concurrent calls (see [`sys`]): every
+//! worker closes the descriptors of every fork call of the process but its own pipe (a pipe
+//! end left open in another call's worker would keep its parent waiting for that worker),
+//! and `SIGCHLD` is kept waitable while calls run. Standard output is flushed before each
+//! fork, so that an item leaving through `exit` does not write the parent's buffer again.
 //!
 //! What a worker may not do: items run in a child process that has only the thread that
 //! forked it. Locks held by the parent's other threads at the fork stay held there, so an
@@ -42,6 +52,8 @@ mod child;
 mod ctl;
 #[cfg(unix)]
 mod parent;
+#[cfg(unix)]
+mod sys;
 
 pub(crate) struct Fork;
 
@@ -97,6 +109,17 @@ impl ItemHook {
         }
         #[cfg(not(unix))]
         let _ = i;
+    }
+
+    /// Records that the current item returned: what follows (encoding and sending its
+    /// result) is shipping, which the call's time-out does not bound.
+    #[inline(always)]
+    pub(crate) fn finished(self) {
+        #[cfg(unix)]
+        if self.timed && !self.slot.is_null() {
+            // SAFETY: as in `started`.
+            unsafe { (*self.slot).between_items() };
+        }
     }
 }
 

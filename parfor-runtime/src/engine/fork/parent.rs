@@ -1,8 +1,16 @@
 //! The parent side of a fork call: spawning workers, receiving their frames, noticing their
 //! deaths and time-outs, and reaping every one of them.
+//!
+//! Whatever kills a worker, and whenever, every item of the call ends up stored or failed:
+//! a worker that dies in a range fails the item its slot names and leaves the rest of the
+//! range to a replacement; a worker that dies where its slot cannot tell what it held (while
+//! claiming a block, or before it started the ranges it was handed) loses nothing either, since
+//! the parent counts the items it received and, once its workers are gone, hands out again
+//! whatever part of the claimed blocks never arrived.
 
 use super::child::{self, Child};
 use super::ctl::{Busy, Shared, now_ns};
+use super::sys::{CallFd, Descriptors, WaitableChildren};
 use super::{Frame, HEADER, fail_range};
 use crate::error::Cause;
 use crate::job::{Job, Run, decode_cause};
@@ -10,9 +18,9 @@ use crate::plan::Plan;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill};
-use nix::unistd::{ForkResult, Pid, fork, pipe2};
+use nix::unistd::{ForkResult, Pid, fork};
 use std::ops::Range;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -24,7 +32,7 @@ struct Kid {
     pid: Pid,
     worker: usize,
     /// The read end of its pipe.
-    fd: OwnedFd,
+    fd: CallFd,
     /// The frame being received: its header, then its encoded payload (everything but
     /// plain-old-data results).
     buf: Vec<u8>,
@@ -50,13 +58,22 @@ struct Parent<'a> {
     kids: Vec<Kid>,
     /// Unfinished parts of blocks whose worker died, for the next replacement worker.
     pending: Vec<(usize, Range<usize>)>,
-    /// Workers that died between ranges (not while running an item).
+    /// The ranges whose outcome arrived (frames) or that the parent failed itself (the item a
+    /// worker died in), and how many items they hold: what the workers never returned is
+    /// the rest of the claimed blocks.
+    accounted: Vec<Range<usize>>,
+    accounted_items: usize,
+    /// Workers that died between ranges (not while running an item) since the last frame
+    /// arrived, and how the last of them ended.
     idle_deaths: usize,
+    last_idle_death: Option<Cause>,
     workers: usize,
 }
 
 pub(super) fn execute(job: &dyn Job, plan: &Plan, run: &Run) {
     super::child::install_panic_hook();
+    // Declared before the parent, so dropped after it has reaped every worker.
+    let _waitable = WaitableChildren::enter();
     let workers = run.workers.count.clamp(1, plan.blocks().max(1));
     let shared = match Shared::new(workers) {
         Ok(s) => s,
@@ -72,7 +89,10 @@ pub(super) fn execute(job: &dyn Job, plan: &Plan, run: &Run) {
         shared,
         kids: Vec::with_capacity(workers),
         pending: Vec::new(),
+        accounted: Vec::new(),
+        accounted_items: 0,
         idle_deaths: 0,
+        last_idle_death: None,
         workers,
     };
     for w in 0..workers {
@@ -91,15 +111,29 @@ pub(super) fn execute(job: &dyn Job, plan: &Plan, run: &Run) {
 impl Parent<'_> {
     /// Forks worker `worker`, which first runs `pending`.
     fn spawn(&mut self, worker: usize, pending: Vec<(usize, Range<usize>)>) -> Result<(), Errno> {
-        let (r, w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        // What the caller's program printed but did not flush yet would be written again by
+        // every worker whose item leaves through `exit` (which flushes the copy it inherited).
+        // Flushed before taking any lock of ours: it may wait for another thread's print.
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        // Held until the child has its pipe and the parent closed the child's end (see
+        // `Descriptors`): no other call's worker can inherit that end meanwhile.
+        let mut fds = Descriptors::lock();
+        let (r, w) = match fds.pipe() {
+            Ok(p) => p,
+            Err(e) => {
+                self.pending.extend(pending);
+                return Err(e);
+            }
+        };
         #[cfg(any(target_os = "linux", target_os = "android"))]
         {
             // Bigger pipe buffers mean fewer wake-ups for big results; best effort (the
             // limit is /proc/sys/fs/pipe-max-size).
             let _ = nix::fcntl::fcntl(&w, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
         }
-        let mut close: Vec<_> = self.kids.iter().map(|k| k.fd.as_raw_fd()).collect();
-        close.push(r.as_raw_fd());
+        // Every descriptor of every fork call of this process, this call's read ends
+        // included, but the worker's own write end.
+        let close = fds.others(w.as_raw_fd());
         let child = Child {
             job: self.job,
             plan: self.plan,
@@ -120,11 +154,12 @@ impl Parent<'_> {
         match unsafe { fork() } {
             Ok(ForkResult::Child) => child::main(child),
             Ok(ForkResult::Parent { child: pid }) => {
-                drop(w);
+                fds.close(w);
+                drop(fds);
                 self.kids.push(Kid {
                     pid,
                     worker,
-                    fd: r,
+                    fd: CallFd::new(r),
                     buf: Vec::new(),
                     raw: Vec::new(),
                     raw_done: 0,
@@ -134,6 +169,8 @@ impl Parent<'_> {
                 Ok(())
             }
             Err(e) => {
+                fds.close(w);
+                fds.close(r);
                 self.pending.extend(child.pending);
                 Err(e)
             }
@@ -147,8 +184,86 @@ impl Parent<'_> {
                 || self.shared.control().next_block.load(Ordering::Relaxed) < self.plan.blocks())
     }
 
-    /// Receives frames until every worker is gone.
+    /// Receives frames until every worker is gone and no work is left: the blocks and parts
+    /// of blocks handed out but never returned (their worker died before its slot named
+    /// them) go to a new worker.
     fn serve(&mut self) {
+        loop {
+            self.receive();
+            if self.job.failures().stopped() {
+                return;
+            }
+            let lost = self.lost();
+            self.pending.extend(lost);
+            if !self.work_left() {
+                return;
+            }
+            if self.idle_deaths > self.idle_death_limit() {
+                let cause = self.dying();
+                return self.abandon(&cause);
+            }
+            let pending = std::mem::take(&mut self.pending);
+            if let Err(e) = self.spawn(0, pending) {
+                let cause = Cause::Engine(format!("cannot start a worker process: {e}"));
+                return self.abandon(&cause);
+            }
+        }
+    }
+
+    /// How many workers in a row may die between items before the call gives up.
+    fn idle_death_limit(&self) -> usize {
+        2 * self.workers + 2
+    }
+
+    /// The failure of items that no worker could be kept alive long enough to run.
+    fn dying(&self) -> Cause {
+        match &self.last_idle_death {
+            Some(cause) => Cause::Engine(format!(
+                "worker processes keep dying between items (the last one: {cause})"
+            )),
+            None => Cause::Engine("worker processes keep dying between items".into()),
+        }
+    }
+
+    /// Records that the outcome of `range` is known.
+    fn account(&mut self, range: Range<usize>) {
+        self.accounted_items += range.len();
+        self.accounted.push(range);
+    }
+
+    /// The parts of claimed blocks that are neither accounted for nor pending: what workers
+    /// took and died with before their slot said so. Only meaningful when no worker runs.
+    fn lost(&mut self) -> Vec<(usize, Range<usize>)> {
+        let claimed =
+            self.shared.control().next_block.load(Ordering::Relaxed).min(self.plan.blocks());
+        let end = if claimed == 0 { 0 } else { self.plan.range(claimed - 1).end };
+        let pending: usize = self.pending.iter().map(|p| p.1.len()).sum();
+        if self.accounted_items + pending >= end {
+            return Vec::new();
+        }
+        let mut known: Vec<Range<usize>> = self.accounted.clone();
+        known.extend(self.pending.iter().map(|p| p.1.clone()));
+        known.sort_unstable_by_key(|r| r.start);
+        let mut lost = Vec::new();
+        let mut gap = |mut a: usize, b: usize| {
+            while a < b {
+                let block = self.plan.block_of(a);
+                let e = b.min(self.plan.range(block).end);
+                lost.push((block, a..e));
+                a = e;
+            }
+        };
+        let mut at = 0;
+        for r in known {
+            gap(at, r.start.min(end));
+            at = at.max(r.end);
+        }
+        gap(at, end);
+        lost
+    }
+
+    /// Receives frames until every worker is gone.
+    fn receive(&mut self) {
         while !self.kids.is_empty() {
             if self.job.failures().stopped() {
                 self.shared.control().stop.store(true, Ordering::Relaxed);
@@ -156,7 +271,7 @@ impl Parent<'_> {
             }
             let timeout = self.poll_timeout();
             let mut fds: Vec<PollFd<'_>> =
-                self.kids.iter().map(|k| PollFd::new(k.fd.as_fd(), PollFlags::POLLIN)).collect();
+                self.kids.iter().map(|k| PollFd::new(k.fd.borrow(), PollFlags::POLLIN)).collect();
             match poll(&mut fds, timeout) {
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(e) => panic!("parfor: fork engine: poll failed: {e}"),
@@ -172,10 +287,6 @@ impl Parent<'_> {
             }
             self.kill_late();
         }
-        if self.work_left() {
-            let cause = Cause::Engine("worker processes keep dying between items".into());
-            self.abandon(&cause);
-        }
     }
 
     /// How long to wait for the pipes: forever without a time-out, else until the earliest
@@ -187,6 +298,8 @@ impl Parent<'_> {
         let mut wait = d_ns;
         for kid in &self.kids {
             if kid.timed_out.is_none() && self.running(kid).is_some() {
+                // `started` is `ctl::BETWEEN_ITEMS` (far in the future) while the worker ships
+                // results: the time-out bounds only the items' own runs.
                 let started = self.shared.slot(kid.worker).started.load(Ordering::Relaxed);
                 wait = wait.min(started.saturating_add(d_ns).saturating_sub(now));
             }
@@ -268,7 +381,7 @@ impl Parent<'_> {
             // the scratch buffer (resized above), or the output slots of the frame's range
             // (`Job::pod_target`; the range was checked against the plan when its header
             // arrived, and no other frame stores it). The descriptor is ours.
-            unsafe { libc::read(kid.fd.as_raw_fd(), dst.cast(), want) }
+            unsafe { libc::read(kid.fd.raw(), dst.cast(), want) }
         };
         if n < 0 {
             match Errno::last() {
@@ -311,6 +424,8 @@ impl Parent<'_> {
         kid.raw_done = 0;
         let buf = std::mem::take(&mut kid.buf);
         let raw = std::mem::take(&mut kid.raw);
+        self.idle_deaths = 0;
+        self.account(frame.range.clone());
         self.store(&frame, &raw, &buf[HEADER..]);
         // Keep the allocations for the next frame, unless they are huge.
         let kid = &mut self.kids[k];
@@ -372,6 +487,7 @@ impl Parent<'_> {
                 Some(d) => Cause::Timeout(d),
                 None => status_cause(status),
             };
+            self.account(item..item + 1);
             self.job.fail(item, cause);
             if !self.job.failures().stopped() {
                 for r in [b.start..item, item + 1..b.end] {
@@ -380,15 +496,15 @@ impl Parent<'_> {
                     }
                 }
             }
-        } else if status != 0 {
+        } else if status != Some(0) {
             self.idle_deaths += 1;
+            self.last_idle_death = Some(status_cause(status));
         }
-        if self.work_left() && self.idle_deaths <= 2 * self.workers + 2 {
+        if self.work_left() && self.idle_deaths <= self.idle_death_limit() {
+            // On failure the ranges stay pending; once no worker is left, `serve` tries
+            // once more, then gives up on them.
             let pending = std::mem::take(&mut self.pending);
-            if self.spawn(worker, pending).is_err() && self.kids.is_empty() {
-                let cause = Cause::Engine("cannot start a replacement worker process".into());
-                self.abandon(&cause);
-            }
+            let _ = self.spawn(worker, pending);
         }
     }
 
@@ -430,20 +546,33 @@ fn header(buf: &[u8]) -> &[u8; HEADER] {
     buf[..HEADER].try_into().expect("a complete header")
 }
 
-/// Waits for `pid` to end; its raw wait status.
-fn reap(pid: Pid) -> i32 {
+/// Waits for `pid` to end; its raw wait status, or `None` when it is gone (the system
+/// discarded it because the program ignores `SIGCHLD`, see `WaitableChildren`, or another
+/// part of the program waited for the worker).
+fn reap(pid: Pid) -> Option<i32> {
     let mut status = 0;
     loop {
         // SAFETY: waits for our own child, writing its status to a live local.
         let r = unsafe { libc::waitpid(pid.as_raw(), &mut status, 0) };
-        if r >= 0 || Errno::last() != Errno::EINTR {
-            return status;
+        if r >= 0 {
+            return Some(status);
+        }
+        if Errno::last() != Errno::EINTR {
+            return None;
         }
     }
 }
 
 /// Why a worker with wait status `status` ended.
-fn status_cause(status: i32) -> Cause {
+fn status_cause(status: Option<i32>) -> Cause {
+    let Some(status) = status else {
+        return Cause::Engine(
+            "the worker process's exit status was lost: this program ignores SIGCHLD \
+             (SIG_IGN or SA_NOCLDWAIT, which make the system discard it), or waited for the \
+             worker itself (waitpid(-1) in a SIGCHLD handler, for example)"
+                .into(),
+        );
+    };
     if libc::WIFSIGNALED(status) {
         let signo = libc::WTERMSIG(status);
         let name = Signal::try_from(signo)

@@ -1,0 +1,6 @@
+use parfor::parmap;
+
+fn main() {
+    let x = vec![1.0, 2.0];
+    let _y: Vec<f64> = parmap!(f64::sqrt, x; engine = "async");
+}
