@@ -75,9 +75,8 @@ pub mod __private {
         check_parmap_async, check_sync_engine, check_workers, concurrency,
     };
     pub use parfor_runtime::source::{
-        Arg, AsSource, IntRange, Source, fork_result, fork_state, mpi_result, mpi_state, probe_any,
-        probe_item, probe_ref, sig1, sig2, sig3, sig4, sig5, sig6, sig7, sig8, sig9, sig10, sig11,
-        sig12,
+        Arg, AsSource, IntRange, Source, fork_result, fork_state, mpi_state, probe_any, probe_item,
+        probe_ref, sig1, sig2, sig3, sig4, sig5, sig6, sig7, sig8, sig9, sig10, sig11, sig12,
     };
     pub use parfor_runtime::wire::{self, Probe, Wire, probe_elem, probe_ret, probe_val};
     pub use parfor_runtime::{

@@ -325,11 +325,6 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> MpiState for T {}
 #[inline(always)]
 pub fn mpi_state<T: MpiState>(_: &Probe<T>) {}
 
-/// Requires results that the mpi ranks can exchange, for calls that choose `engine = "mpi"`
-/// literally.
-#[inline(always)]
-pub fn mpi_result<A, R: MpiResult, F: Fn(A) -> R>(_: &F) {}
-
 macro_rules! sigs {
     ($($name:ident($($a:ident),*);)*) => {$(
         /// Returns `f` unchanged, giving a closure literal its parameter types (the witnesses'
