@@ -285,6 +285,8 @@ pub fn concurrency<C: WithConcurrency>(call: C, n: usize) -> C {
 
 impl<R> SyncCall<R> {
     /// Runs the call on the serial, threads or fork engine ([`crate::map`]).
+    // The caller's location names the call site for the mpi engine's same-call check.
+    #[track_caller]
     pub fn map<const K: usize, F>(
         self,
         shape: Shape<K>,
@@ -301,6 +303,8 @@ impl<R> SyncCall<R> {
 
     /// Runs the call on the serial, threads or fork engine, collecting failures
     /// ([`crate::try_map`]).
+    // The caller's location names the call site for the mpi engine's same-call check.
+    #[track_caller]
     pub fn try_map<const K: usize, F>(
         self,
         shape: Shape<K>,
