@@ -265,7 +265,7 @@ mod tests {
         let (_, r) = parse_str("engine = \"gpu\"");
         assert_eq!(
             r.unwrap_err(),
-            "unknown engine `gpu`; expected one of `serial`, `threads`, `fork` or `async`"
+            "unknown engine `gpu`; expected one of `serial`, `threads`, `fork`, `mpi` or `async`"
         );
         let (_, r) = parse_str("concurency = 3");
         assert!(r.unwrap_err().contains("(did you mean `concurrency`?)"));
