@@ -205,7 +205,7 @@ mod tests {
     fn mistakes() {
         let e = errors(quote!(engin = "threads"), Place::Loop).err().unwrap();
         assert!(e.starts_with("unknown parfor option `engin`; expected one of `engine`"), "{e}");
-        assert!(e.ends_with("`crate`, `reduce` or `init`"), "{e}");
+        assert!(e.ends_with("`crate`, `schedule`, `reduce` or `init`"), "{e}");
         let e = errors(quote!(on_error = "collect"), Place::Loop).err().unwrap();
         assert!(e.contains("parmap!"), "{e}");
         let e = errors(quote!(reduce(a = f)), Place::Fn).err().unwrap();
