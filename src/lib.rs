@@ -41,7 +41,7 @@ pub use parfor_macros::{parfor, parmap, parmap_iter};
 /// ```
 pub use parfor_macros::parmap_async;
 pub use parfor_runtime::{
-    Cause, Config, ConfigError, DEFAULT_CONCURRENCY, Engine, OnError, TaskError,
+    Cause, Config, ConfigError, DEFAULT_CONCURRENCY, Engine, OnError, Schedule, TaskError,
     clear_default_engine, clear_default_workers, default_engine, default_workers,
     set_default_engine, set_default_workers, with, worker_id,
 };
@@ -109,19 +109,38 @@ pub use parfor_runtime::bytemuck;
 #[cfg(unix)]
 pub use parfor_runtime::{ReadOnlySharedVec, SharedVec};
 
+/// The MPI job this process belongs to, for programs run with `mpirun -n N` or `srun` on the
+/// `mpi` engine (the `mpi` feature): which rank this is, and the collective helpers an SPMD
+/// program needs around its parfor calls. Without `mpirun` the program is one rank.
+///
+/// ```
+/// use parfor::parmap;
+///
+/// let mut seed = 42u64;
+/// parfor::mpi::broadcast(&mut seed); // rank 0's seed on every rank
+/// let v = parmap!(|i: u64| i ^ seed, 0..100u64; engine = "mpi"); // every rank: all 100
+/// if parfor::mpi::is_root() {
+///     println!("{} results on {} ranks", v.len(), parfor::mpi::size());
+/// }
+/// ```
+#[cfg(feature = "mpi")]
+pub mod mpi {
+    pub use parfor_runtime::mpi_api::{barrier, broadcast, is_root, rank, size};
+}
+
 /// Implementation details of the macros. Not public API.
 #[doc(hidden)]
 pub mod __private {
     pub use parfor_runtime::__call_of as call_of;
     pub use parfor_runtime::__private::{
         Arg, ArrayPart, AsSource, Cursor, IntRange, Options, Probe, Shape, SliceOut, Sliced,
-        SlotCell, Slots, Source, Wire, fold, fork_result, fork_state, map, probe_any, probe_elem,
-        probe_item, probe_ref, probe_ret, probe_val, sig1, sig2, sig3, sig4, sig5, sig6, sig7,
-        sig8, sig9, sig10, sig11, sig12, try_map, wire, wire_of,
+        SlotCell, Slots, Source, Wire, fold, fork_result, fork_state, map, mpi_state, probe_any,
+        probe_elem, probe_item, probe_ref, probe_ret, probe_val, sig1, sig2, sig3, sig4, sig5,
+        sig6, sig7, sig8, sig9, sig10, sig11, sig12, try_map, wire, wire_of,
     };
     pub use parfor_runtime::asynch::{
         check_async_engine, check_async_feature, check_chunk, check_fork_result, check_lazy,
-        check_parmap_async, check_sync_engine, check_workers, concurrency,
+        check_mpi_result, check_parmap_async, check_sync_engine, check_workers, concurrency,
     };
 
     pub use parfor_runtime::stream::{

@@ -12,7 +12,10 @@ use syn::{Expr, ExprLit, Ident, Lit, Token};
 
 /// The engines a literal `engine = "..."` accepts. Keep in sync with `parfor_runtime::Engine`.
 pub(crate) const ENGINES: &[(&str, &str)] =
-    &[("serial", "Serial"), ("threads", "Threads"), ("fork", "Fork")];
+    &[("serial", "Serial"), ("threads", "Threads"), ("fork", "Fork"), ("mpi", "Mpi")];
+
+/// The values of `schedule = "..."` and their `parfor::Schedule` variants.
+const SCHEDULES: &[(&str, &str)] = &[("dynamic", "Dynamic"), ("static", "Static")];
 
 /// One `name = value` or `name(...)` option.
 ///
@@ -96,11 +99,12 @@ pub(crate) struct Common {
     pub(crate) timeout: Option<Value<std::time::Duration>>,
     pub(crate) progress: Option<Expr>,
     pub(crate) krate: Option<syn::Path>,
+    pub(crate) schedule: Option<(&'static str, Span)>,
 }
 
 /// The names [`Common::accept`] handles, for "expected one of" messages.
 pub(crate) const COMMON_NAMES: &[&str] =
-    &["engine", "workers", "chunk", "on_error", "timeout", "progress", "crate"];
+    &["engine", "workers", "chunk", "on_error", "timeout", "progress", "crate", "schedule"];
 
 fn str_lit(e: &Expr) -> Option<&syn::LitStr> {
     match e {
@@ -200,6 +204,15 @@ impl Common {
                 }
                 self.engine = Some(match str_lit(e) {
                     Some(s) => match ENGINES.iter().find(|(n, _)| *n == s.value()) {
+                        Some(("mpi", _)) if !cfg!(feature = "mpi") => {
+                            cx.error_spanned_by(
+                                s,
+                                "`engine = \"mpi\"` needs parfor's `mpi` cargo feature: \
+                                 `parfor = { version = \"...\", features = [\"mpi\"] }` (it \
+                                 needs an MPI library such as Open MPI)",
+                            );
+                            return true;
+                        }
                         Some((n, _)) => Value::Lit(*n, s.span()),
                         None => {
                             let names: Vec<&str> = ENGINES.iter().map(|e| e.0).collect();
@@ -287,6 +300,22 @@ impl Common {
                     None => Value::Expr(e.clone()),
                 });
             }
+            "schedule" => {
+                if self.schedule.is_some() {
+                    dup(cx);
+                    return true;
+                }
+                match str_lit(e).and_then(|s| {
+                    SCHEDULES.iter().find(|(n, _)| *n == s.value()).map(|(n, _)| (*n, s.span()))
+                }) {
+                    Some(v) => self.schedule = Some(v),
+                    None => cx.error_spanned_by(
+                        e,
+                        "`schedule` must be the literal \"dynamic\" or \"static\" (how the mpi \
+                         engine shares blocks among its ranks)",
+                    ),
+                }
+            }
             "progress" => {
                 if self.progress.is_some() {
                     dup(cx);
@@ -336,6 +365,7 @@ impl Common {
         take(&mut self.timeout, &defaults.timeout);
         take(&mut self.progress, &defaults.progress);
         take(&mut self.krate, &defaults.krate);
+        take(&mut self.schedule, &defaults.schedule);
     }
 
     /// An expression of type `parfor::__private::Options` for these options (`on_error` is
@@ -402,6 +432,11 @@ impl Common {
             let v = quote_spanned!(p.span()=> { let __parfor_p: bool = #p; __parfor_p });
             out = quote!(#out.progress(#v));
         }
+        if let Some((name, span)) = self.schedule {
+            let variant = SCHEDULES.iter().find(|s| s.0 == name).map_or("Dynamic", |s| s.1);
+            let variant = Ident::new(variant, span);
+            out = quote!(#out.schedule(#krate::Schedule::#variant));
+        }
         out
     }
 }
@@ -428,8 +463,15 @@ mod tests {
         let (_, r, _) = parse(r#"engine = "gpu""#);
         assert_eq!(
             r.unwrap_err(),
-            "unknown engine `gpu`; expected one of `serial`, `threads` or `fork`"
+            "unknown engine `gpu`; expected one of `serial`, `threads`, `fork` or `mpi`"
         );
+        let (_, r, _) = parse(r#"schedule = "guided""#);
+        assert!(r.unwrap_err().contains("\"dynamic\" or \"static\""));
+        let (c, r, _) = parse(r#"schedule = "static""#);
+        assert!(r.is_ok());
+        assert!(c.to_options().to_string().contains("Schedule :: Static"));
+        let (_, r, _) = parse(r#"engine = "mpi""#);
+        assert_eq!(r.is_ok(), cfg!(feature = "mpi"));
         let (_, r, _) = parse("workers = 0");
         assert!(r.unwrap_err().contains("at least 1"));
         let (_, r, _) = parse(r#"timeout = "soon""#);

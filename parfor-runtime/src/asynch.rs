@@ -266,6 +266,15 @@ where
 {
 }
 
+/// A literal `engine = "mpi"` needs results that the ranks can exchange (checked at compile
+/// time, like `engine = "fork"`).
+#[inline(always)]
+pub fn check_mpi_result<C: CallKind>(_: C)
+where
+    C::Plain: crate::source::MpiResult,
+{
+}
+
 /// `concurrency = n`: async functions only.
 pub trait WithConcurrency {
     /// The call with at most `n` futures at once (zero is treated as one).
@@ -293,8 +302,9 @@ pub fn concurrency<C: WithConcurrency>(call: C, n: usize) -> C {
 }
 
 impl<R> SyncCall<R> {
-    /// Runs the call on the serial, threads or fork engine ([`crate::__private::map`]); a configuration
+    /// Runs the call on the serial, threads or fork engine (`parmap!`'s map); a configuration
     /// error panics naming the user's call.
+    // The caller's location names the call site for the mpi engine's same-call check.
     #[track_caller]
     pub fn map<const K: usize, F>(
         self,
@@ -311,7 +321,8 @@ impl<R> SyncCall<R> {
     }
 
     /// Runs the call on the serial, threads or fork engine, collecting failures
-    /// ([`crate::__private::try_map`]); a configuration error panics naming the user's call.
+    /// (`on_error = "collect"`); a configuration error panics naming the user's call.
+    // The caller's location names the call site for the mpi engine's same-call check.
     #[track_caller]
     pub fn try_map<const K: usize, F>(
         self,

@@ -28,11 +28,20 @@ pub enum Engine {
     /// Copy-on-write child processes (Unix): inputs are shared without a copy and a crashing
     /// item cannot take the caller down.
     Fork,
+    /// MPI ranks, launched with `mpirun -n N` or `srun` (parfor's `mpi` cargo feature): every
+    /// rank makes the same call, runs the blocks it claims on `workers` threads, and returns
+    /// the full result. Without `mpirun` it runs as one rank. See the README's "Running on a
+    /// cluster".
+    Mpi,
 }
 
 impl Engine {
-    /// Every engine, in the order they are documented.
+    /// Every engine that runs a call inside one program run, in the order they are
+    /// documented: [`Engine::Mpi`] is left out, as it needs the `mpi` feature and `mpirun`.
     pub const ALL: [Engine; 3] = [Engine::Serial, Engine::Threads, Engine::Fork];
+
+    /// Every engine name accepted by `engine = "..."` and `PARFOR_ENGINE`.
+    const NAMED: [Engine; 4] = [Engine::Serial, Engine::Threads, Engine::Fork, Engine::Mpi];
 
     /// The engine's name, as accepted by `engine = "..."` and `PARFOR_ENGINE`.
     pub const fn name(self) -> &'static str {
@@ -40,6 +49,7 @@ impl Engine {
             Engine::Serial => "serial",
             Engine::Threads => "threads",
             Engine::Fork => "fork",
+            Engine::Mpi => "mpi",
         }
     }
 
@@ -48,11 +58,12 @@ impl Engine {
             Engine::Serial => 1,
             Engine::Threads => 2,
             Engine::Fork => 3,
+            Engine::Mpi => 4,
         }
     }
 
     fn from_code(c: u8) -> Option<Engine> {
-        Engine::ALL.into_iter().find(|e| e.code() == c)
+        Engine::NAMED.into_iter().find(|e| e.code() == c)
     }
 }
 
@@ -64,7 +75,7 @@ impl fmt::Display for Engine {
 
 /// The names of every engine, for error messages: "`serial`, `threads`, `fork`".
 pub(crate) fn engine_names() -> String {
-    Engine::ALL.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")
+    Engine::NAMED.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")
 }
 
 /// Parses an engine name in any case (`fork`, `Fork`, `FORK`), as `PARFOR_ENGINE` does.
@@ -80,7 +91,7 @@ impl FromStr for Engine {
     type Err = ConfigError;
 
     fn from_str(s: &str) -> Result<Engine, ConfigError> {
-        Engine::ALL.into_iter().find(|e| e.name().eq_ignore_ascii_case(s)).ok_or_else(|| {
+        Engine::NAMED.into_iter().find(|e| e.name().eq_ignore_ascii_case(s)).ok_or_else(|| {
             ConfigError {
                 message: format!("unknown engine `{s}`; expected one of {}", engine_names()),
             }
@@ -237,6 +248,21 @@ pub(crate) fn check_timeout(
             supported.join(" or ")
         ),
     })
+}
+
+/// Refuses [`Engine::Mpi`] in a build without parfor's `mpi` feature, naming the feature.
+pub(crate) fn check_available(engine: Engine, from: EngineFrom) -> Result<(), ConfigError> {
+    if engine == Engine::Mpi && !cfg!(feature = "mpi") {
+        return Err(ConfigError {
+            message: format!(
+                "this call runs on the `mpi` engine (from {from}), but parfor was built \
+                 without its `mpi` cargo feature; enable it (`parfor = {{ version = \"...\", \
+                 features = [\"mpi\"] }}`, which needs an MPI library such as Open MPI), or \
+                 choose another engine"
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn env_count(var: &str) -> Result<Option<usize>, ConfigError> {
@@ -516,8 +542,23 @@ mod tests {
     }
 
     #[test]
+    fn mpi_needs_its_feature_and_refuses_timeouts() {
+        assert_eq!("mpi".parse::<Engine>().unwrap(), Engine::Mpi);
+        let r = check_available(Engine::Mpi, EngineFrom::Env);
+        if cfg!(feature = "mpi") {
+            assert_eq!(r, Ok(()));
+        } else {
+            let err = r.unwrap_err().to_string();
+            assert!(err.contains("`mpi` cargo feature") && err.contains("PARFOR_ENGINE"), "{err}");
+        }
+        let t = Some(std::time::Duration::from_secs(1));
+        let err = check_timeout(Engine::Mpi, EngineFrom::Option, t).unwrap_err().to_string();
+        assert!(err.contains("runs on `mpi`"), "{err}");
+    }
+
+    #[test]
     fn names_round_trip() {
-        for e in Engine::ALL {
+        for e in Engine::NAMED {
             assert_eq!(e.name().parse::<Engine>().unwrap(), e);
             assert_eq!(Engine::from_code(e.code()), Some(e));
         }

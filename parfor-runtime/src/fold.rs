@@ -252,12 +252,20 @@ where
 {
     let plan = Plan::with_max_blocks(n, opts.chunk, opts.max_blocks);
     let run = engine::resolve(opts);
-    if let (Some(what), crate::Engine::Fork) = (opts.interior_mutation, run.engine) {
+    if let (Some(what), crate::Engine::Fork | crate::Engine::Mpi) =
+        (opts.interior_mutation, run.engine)
+    {
         panic!(
-            "parfor: this `#[parfor]` loop cannot run on the fork engine: {what} through a \
-             shared reference, which in a worker process changes only that worker's copy (the \
+            "parfor: this `#[parfor]` loop cannot run on the {} engine: {what} through a \
+             shared reference, which in a worker process (or mpi rank) changes only its copy (the \
              change would be lost); make the variable a reduction (`x += 1`, `v.push(e)`), \
-             write results into a `SharedVec`, or run the loop on the threads engine"
+             {}or run the loop on the threads engine",
+            run.engine,
+            if run.engine == crate::Engine::Fork {
+                "write results into a `SharedVec`, "
+            } else {
+                ""
+            }
         );
     }
     let job = FoldJob {

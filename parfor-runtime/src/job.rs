@@ -25,6 +25,12 @@ pub(crate) struct Run {
     pub(crate) progress: bool,
     /// The call's name in its progress output.
     pub(crate) label: Option<String>,
+    /// Where the call is made (the user's `parmap!` or `#[parfor]` loop), for the mpi engine's
+    /// check that every rank reached the same call.
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) site: &'static std::panic::Location<'static>,
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) schedule: crate::options::Schedule,
 }
 
 /// A call's work, as every engine sees it. Object safe, so each engine is compiled once; the

@@ -30,6 +30,7 @@ mod locals;
 #[allow(unreachable_pub)]
 mod map;
 mod memory;
+pub mod mpi_api;
 mod options;
 mod plan;
 mod private;
@@ -60,6 +61,7 @@ pub use config::{
     default_workers, set_default_engine, set_default_workers, with,
 };
 pub use error::{Cause, OnError, TaskError};
+pub use options::Schedule;
 #[cfg(unix)]
 pub use shared_vec::{ReadOnlySharedVec, SharedVec};
 pub use stream::{Detached, ParIter, StreamScope, scope};
@@ -78,8 +80,8 @@ pub mod __private {
     pub use crate::private::{map, try_map};
     pub use crate::slice_out::{SliceOut, Sliced, SlotCell, Slots};
     pub use crate::source::{
-        Arg, AsSource, IntRange, Source, fork_result, fork_state, probe_any, probe_item, probe_ref,
-        sig1, sig2, sig3, sig4, sig5, sig6, sig7, sig8, sig9, sig10, sig11, sig12,
+        Arg, AsSource, IntRange, Source, fork_result, fork_state, mpi_state, probe_any, probe_item,
+        probe_ref, sig1, sig2, sig3, sig4, sig5, sig6, sig7, sig8, sig9, sig10, sig11, sig12,
     };
     pub use crate::wire::{self, Probe, Wire, probe_elem, probe_ret, probe_val};
 }

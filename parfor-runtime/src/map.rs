@@ -536,6 +536,7 @@ where
     }
 }
 
+#[track_caller]
 fn map_with<const K: usize, R, F, M>(
     shape: Shape<K>,
     opts: &Options,
@@ -588,6 +589,7 @@ where
 ///
 /// `f` receives each item's index in every source. `wire` lets the fork engine ship results
 /// back (see [`crate::wire`]).
+#[track_caller]
 pub fn map<const K: usize, R, F>(
     shape: Shape<K>,
     opts: &Options,
@@ -608,6 +610,7 @@ where
 }
 
 /// Maps `f` over `shape`, running every item; one `Result` per item.
+#[track_caller]
 pub fn try_map<const K: usize, R, F>(
     shape: Shape<K>,
     opts: &Options,

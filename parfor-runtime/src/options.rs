@@ -18,6 +18,7 @@ pub struct Options {
     pub(crate) on_error: OnError,
     pub(crate) timeout: Option<Duration>,
     pub(crate) progress: bool,
+    pub(crate) schedule: Schedule,
     /// Set by `#[parfor]` when the loop changes a broadcast variable through `&self`: what it
     /// does, for the error on the fork engine.
     pub(crate) interior_mutation: Option<&'static str>,
@@ -108,6 +109,21 @@ impl Options {
         self
     }
 
+    /// How the mpi engine hands out blocks to its ranks (see [`Schedule`]); the other engines
+    /// always hand them out dynamically.
+    ///
+    /// The macros set it from `schedule = "static"` or `"dynamic"`:
+    ///
+    /// ```
+    /// let v = parfor::parmap!(|x: u32| x + 1, 0..8u32; schedule = "static");
+    /// assert_eq!(v, [1, 2, 3, 4, 5, 6, 7, 8]);
+    /// ```
+    #[must_use]
+    pub fn schedule(mut self, schedule: Schedule) -> Options {
+        self.schedule = schedule;
+        self
+    }
+
     /// Without a `chunk` option, cuts the space into at most `max_blocks` blocks instead of the
     /// default 256: `#[parfor]` sets it for loops with array reductions, whose every block
     /// holds a private copy of the array. The blocks still depend only on the number of items,
@@ -133,4 +149,26 @@ impl Options {
         self.label = Some(label.into());
         self
     }
+}
+
+/// How the `mpi` engine shares a call's blocks among its ranks (`schedule = "static"` or
+/// `"dynamic"`). Results never depend on it: only which rank computes which block does.
+///
+/// ```
+/// use parfor::{Schedule, parmap};
+///
+/// let v = parmap!(|x: u64| x * 2, 0..10u64; schedule = "static");
+/// assert_eq!(v[9], 18);
+/// assert_eq!(Schedule::default(), Schedule::Dynamic);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Schedule {
+    /// Ranks claim the next block from a counter on rank 0 as they become free (the default):
+    /// uneven items balance out.
+    #[default]
+    Dynamic,
+    /// Rank `r` of `s` runs the `r`-th of `s` contiguous, equal runs of blocks: no claims,
+    /// but the slowest run decides the time.
+    Static,
 }

@@ -62,6 +62,12 @@ impl Plan {
         self.n == 0
     }
 
+    /// Items per block (the last may be shorter).
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn block_size(&self) -> usize {
+        self.block
+    }
+
     /// Number of blocks.
     pub(crate) fn blocks(&self) -> usize {
         self.n.div_ceil(self.block)

@@ -312,6 +312,38 @@ pub fn fork_state<T: ForkState>(_: &Probe<T>) {}
 #[inline(always)]
 pub fn fork_result<A, R: ForkResult, F: Fn(A) -> R>(_: &F) {}
 
+/// Results that the ranks of the mpi engine can exchange.
+#[diagnostic::on_unimplemented(
+    message = "`engine = \"mpi\"` needs results that implement serde's `Serialize` and \
+               `DeserializeOwned`; `{Self}` does not",
+    label = "the mpi engine sends every result to every other rank",
+    note = "derive `serde::Serialize` and `serde::Deserialize` for `{Self}`, or use \
+            `engine = \"threads\"`"
+)]
+pub trait MpiResult {}
+
+impl<T: serde::Serialize + serde::de::DeserializeOwned> MpiResult for T {}
+
+/// What a `#[parfor(engine = "mpi")]` loop sends to the other ranks: the values of its
+/// reductions and the elements of its sliced outputs.
+#[diagnostic::on_unimplemented(
+    message = "`engine = \"mpi\"` sends this loop's reductions and sliced outputs to the \
+               other ranks, so `{Self}` must implement serde's `Serialize` and \
+               `DeserializeOwned`",
+    label = "a value of type `{Self}` goes to the other mpi ranks",
+    note = "derive `serde::Serialize` and `serde::Deserialize` for `{Self}`; in a generic \
+            function, add the bound `{Self}: serde::Serialize + serde::de::DeserializeOwned`; \
+            or use `engine = \"threads\"`"
+)]
+pub trait MpiState {}
+
+impl<T: serde::Serialize + serde::de::DeserializeOwned> MpiState for T {}
+
+/// Requires a loop value of the probed type that the mpi ranks can exchange, for loops that
+/// choose `engine = "mpi"` literally.
+#[inline(always)]
+pub fn mpi_state<T: MpiState>(_: &Probe<T>) {}
+
 macro_rules! sigs {
     ($($name:ident($($a:ident),*);)*) => {$(
         /// Returns `f` unchanged, giving a closure literal its parameter types (the witnesses'

@@ -153,7 +153,7 @@ impl<T> Wire<T> {
 pub(crate) fn required<T>(wire: Option<Wire<T>>, what: &str) -> Result<Wire<T>, crate::Cause> {
     wire.ok_or_else(|| {
         crate::Cause::Engine(format!(
-            "the fork engine needs {what} to implement serde's Serialize and \
+            "the fork and mpi engines need {what} to implement serde's Serialize and \
              DeserializeOwned; `{}` does not",
             std::any::type_name::<T>()
         ))

@@ -52,6 +52,16 @@ pub(crate) struct Args {
     pub(crate) init: Vec<InitDecl>,
 }
 
+impl Args {
+    /// The declared `reduce(x = f)` functions, by variable.
+    pub(crate) fn reducers(&self) -> std::collections::BTreeMap<String, TokenStream> {
+        self.reduce
+            .iter()
+            .map(|d| (d.var.to_string(), quote::ToTokens::to_token_stream(&d.func)))
+            .collect()
+    }
+}
+
 /// Where an attribute sits: on the function (defaults for its loops) or on a loop.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Place {
@@ -195,7 +205,7 @@ mod tests {
     fn mistakes() {
         let e = errors(quote!(engin = "threads"), Place::Loop).err().unwrap();
         assert!(e.starts_with("unknown parfor option `engin`; expected one of `engine`"), "{e}");
-        assert!(e.ends_with("`crate`, `reduce` or `init`"), "{e}");
+        assert!(e.ends_with("`crate`, `schedule`, `reduce` or `init`"), "{e}");
         let e = errors(quote!(on_error = "collect"), Place::Loop).err().unwrap();
         assert!(e.contains("parmap!"), "{e}");
         let e = errors(quote!(reduce(a = f)), Place::Fn).err().unwrap();

@@ -8,7 +8,7 @@
 use crate::ctxt::Ctxt;
 use crate::parfor::ast::{Interior, Loop, RedOp, Reduction, SlicedVar, Usage, Use, UseKind, tidy};
 use crate::parfor::is_parfor_attr;
-use crate::parfor::scope::{Continue, Pass, Place, Walk};
+use crate::parfor::scope::{Continue, Pass, Place, Walk, walk};
 use crate::parfor::syntax::{
     MUTATING_METHODS, Root, array_reduction_form, expr_attrs_mut, is_assign_op, is_concat,
     is_interior_mutation, is_min_max, item_names, operand_mut, path_ident, reduction_form, root,
@@ -30,20 +30,8 @@ struct Classify<'a> {
 
 /// Classifies the variables of `lp`'s body, reporting its mistakes into `cx`.
 pub(crate) fn classify(cx: &Ctxt, lp: &mut Loop) -> Usage {
-    let pass = Classify {
-        cx,
-        usage: Usage::default(),
-        reducers: lp
-            .args
-            .reduce
-            .iter()
-            .map(|d| (d.var.to_string(), d.func.to_token_stream()))
-            .collect(),
-    };
-    let mut body = std::mem::replace(&mut lp.body, syn::parse_quote!({}));
-    let pass = Walk::new(lp, pass).run(&mut body);
-    lp.body = body;
-    pass.usage
+    let pass = Classify { cx, usage: Usage::default(), reducers: lp.args.reducers() };
+    walk(lp, pass).usage
 }
 
 impl Classify<'_> {

@@ -83,9 +83,13 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
     let probe_val = p(quote!(probe_val));
     // A literal `engine = "fork"`: every value that crosses a process boundary must be serde,
     // said at compile time at the variable that carries it.
-    let fork_literal = matches!(lp.args.common.engine, Some(Value::Lit("fork", _)));
+    // The same for a literal `engine = "mpi"`, whose ranks exchange those values.
+    let fork_literal = matches!(lp.args.common.engine, Some(Value::Lit("fork" | "mpi", _)));
     let mut fork_checks = TokenStream::new();
-    let fork_state = p(quote!(fork_state));
+    let fork_state = match lp.args.common.engine {
+        Some(Value::Lit("mpi", _)) => p(quote!(mpi_state)),
+        _ => p(quote!(fork_state)),
+    };
     let pat = lp.pat.clone();
     let expr = lp.domain.expr.clone();
     // Trait errors ("cannot iterate over `HashMap`") point at the user's domain expression.

@@ -12,7 +12,7 @@
 
 use crate::parfor::ast::{Loop, RedOp, Reduction};
 use crate::parfor::is_parfor_attr;
-use crate::parfor::scope::{Continue, Pass, Place, Walk};
+use crate::parfor::scope::{Continue, Pass, Place, Walk, walk};
 use crate::parfor::syntax::{
     Root, array_reduction_form, expr_attrs_mut, is_assign_op, is_concat, operand_mut, path_ident,
     reduction_form, root, strip_parens, strip_parens_mut,
@@ -47,20 +47,8 @@ struct Rewrite<'a> {
 /// Rewrites `lp`'s body in place for the `fold` closure.
 pub(crate) fn rewrite(lp: &mut Loop, names: &Names, reductions: &BTreeMap<String, Reduction>) {
     let fn_vars = lp.fn_vars.clone();
-    let pass = Rewrite {
-        names,
-        fn_vars: &fn_vars,
-        reductions,
-        reducers: lp
-            .args
-            .reduce
-            .iter()
-            .map(|d| (d.var.to_string(), d.func.to_token_stream()))
-            .collect(),
-    };
-    let mut body = std::mem::replace(&mut lp.body, syn::parse_quote!({}));
-    Walk::new(lp, pass).run(&mut body);
-    lp.body = body;
+    let pass = Rewrite { names, fn_vars: &fn_vars, reductions, reducers: lp.args.reducers() };
+    walk(lp, pass);
 }
 
 /// The variable a path or a chain of fields (`p.a.b`) starts from.

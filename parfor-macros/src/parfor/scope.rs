@@ -142,6 +142,14 @@ pub(crate) trait Pass: Sized {
     fn item(_w: &mut Walk<Self>, _item: &syn::Item) {}
 }
 
+/// Walks `lp`'s body with `pass` (which may rewrite it in place) and returns the pass.
+pub(crate) fn walk<P: Pass>(lp: &mut Loop, pass: P) -> P {
+    let mut body = std::mem::replace(&mut lp.body, syn::parse_quote!({}));
+    let pass = Walk::new(lp, pass).run(&mut body);
+    lp.body = body;
+    pass
+}
+
 /// The walk of one loop body with pass `P`.
 pub(crate) struct Walk<P> {
     pub(crate) scope: Scope,

@@ -10,16 +10,25 @@ use std::collections::BTreeSet;
 
 /// Records in `cx` every mistake of `lp` given its classification `usage`.
 pub(crate) fn check(cx: &Ctxt, lp: &Loop, usage: &Usage) {
-    if let Some(Value::Lit("fork", _)) = lp.args.common.engine {
+    // Process engines: each worker process (fork) or rank (mpi) changes only its own copy.
+    // A `SharedVec` is shared by fork workers, not by the ranks of an MPI job.
+    let engine = match lp.args.common.engine {
+        Some(Value::Lit("fork", _)) => Some((
+            "on the fork engine changes only a worker process's",
+            "write results into a `parfor::SharedVec`, ",
+        )),
+        Some(Value::Lit("mpi", _)) => Some(("on the mpi engine changes only one rank's", "")),
+        _ => None,
+    };
+    if let Some((copy, shared)) = engine {
         for i in &usage.interior {
             cx.error_at(
                 i.span,
                 format!(
                     "`{call}` changes the broadcast variable `{var}` through a shared \
-                     reference, which on the fork engine changes only a worker process's copy \
-                     (the change is lost); make `{var}` a reduction (`{var} += 1`, \
-                     `{var}.push(e)`), write results into a `parfor::SharedVec`, or run the \
-                     loop on `engine = \"threads\"`",
+                     reference, which {copy} copy (the change is lost); make `{var}` a \
+                     reduction (`{var} += 1`, `{var}.push(e)`), {shared}or run the loop on \
+                     `engine = \"threads\"`",
                     call = i.call,
                     var = i.var
                 ),

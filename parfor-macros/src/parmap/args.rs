@@ -309,8 +309,8 @@ mod tests {
         assert_eq!(
             r.unwrap_err(),
             "unknown parmap! option `engin`; expected one of `engine`, `workers`, `chunk`, \
-             `on_error`, `timeout`, `progress`, `crate`, `zip`, `args` or `concurrency` (did you \
-             mean `engine`?)"
+             `on_error`, `timeout`, `progress`, `crate`, `schedule`, `zip`, `args` or \
+             `concurrency` (did you mean `engine`?)"
         );
         let (_, r) = parse_str("zip = 1");
         assert!(r.unwrap_err().contains("`zip` must be `true`, `false` or a `bool` expression"));
@@ -345,7 +345,7 @@ mod tests {
         let (_, r) = parse_str("engine = \"gpu\"");
         assert_eq!(
             r.unwrap_err(),
-            "unknown engine `gpu`; expected one of `serial`, `threads`, `fork` or `async`"
+            "unknown engine `gpu`; expected one of `serial`, `threads`, `fork`, `mpi` or `async`"
         );
         let (_, r) = parse_str("concurency = 3");
         assert!(r.unwrap_err().contains("(did you mean `concurrency`?)"));

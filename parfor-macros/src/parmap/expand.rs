@@ -148,6 +148,10 @@ fn kind_checks(p: &TokenStream, opts: &Options, kind: &syn::Ident) -> TokenStrea
         if *name == "fork" {
             check("check_fork_result", *span, TokenStream::new());
         }
+        // The mpi engine's ranks exchange the results: the same requirement.
+        if *name == "mpi" {
+            check("check_mpi_result", *span, TokenStream::new());
+        }
     }
     if let Some(span) = opts.async_engine {
         check("check_async_engine", span, TokenStream::new());

@@ -4,6 +4,8 @@
 //! what makes every engine return the same values.
 
 mod fork;
+#[cfg(feature = "mpi")]
+pub(crate) mod mpi;
 
 pub(crate) use fork::ItemHook;
 mod serial;
@@ -26,6 +28,10 @@ fn backend(engine: Engine) -> &'static dyn Backend {
         Engine::Serial => &serial::Serial,
         Engine::Threads => &threads::Threads,
         Engine::Fork => &fork::Fork,
+        #[cfg(feature = "mpi")]
+        Engine::Mpi => &mpi::Mpi,
+        #[cfg(not(feature = "mpi"))]
+        Engine::Mpi => unreachable!("`resolve` refuses the mpi engine without the `mpi` feature"),
     }
 }
 
@@ -34,8 +40,9 @@ fn backend(engine: Engine) -> &'static dyn Backend {
 /// Panics with a message naming the variable and the valid values when `PARFOR_ENGINE` or
 /// `PARFOR_WORKERS` is invalid: a silent fallback would run a user's program on an engine
 /// they did not ask for. Panics too on a `timeout` for an engine that cannot stop an item
-/// (every engine but fork), naming the option, the engine and where it came from. These
-/// panics point at the user's call (`#[track_caller]` up to the macros' entry points).
+/// (every engine but fork), naming the option, the engine and where it came from, and on the
+/// mpi engine in a build without the `mpi` feature. These panics point at the user's call
+/// (`#[track_caller]` up to the macros' entry points).
 #[track_caller]
 pub(crate) fn resolve(opts: &Options) -> Run {
     let (mut engine, from) = match opts.engine {
@@ -49,6 +56,18 @@ pub(crate) fn resolve(opts: &Options) -> Run {
     // with a timeout runs serially below (bounded by the outer item's own timeout, if any).
     if let Err(e) = config::check_timeout(engine, from, opts.timeout) {
         config_error(e);
+    }
+    if let Err(e) = config::check_available(engine, from) {
+        config_error(e);
+    }
+    #[cfg(feature = "mpi")]
+    if engine == Engine::Mpi && mpi::in_call() {
+        // A call made by an item of an mpi call runs in that rank only: a collective there
+        // would wait for ranks that never make it.
+        engine = Engine::Serial;
+    }
+    if engine != Engine::Mpi && !fork::in_worker_process() {
+        crate::mpi_api::warn_if_launched(engine);
     }
     let mut workers = match config::resolve_workers(opts.workers) {
         Ok(w) => w,
@@ -64,7 +83,15 @@ pub(crate) fn resolve(opts: &Options) -> Run {
         true => opts.label.clone().or_else(|| config::scoped_label().map(str::to_owned)),
         false => None,
     };
-    Run { engine, workers, timeout: opts.timeout, progress: opts.progress, label }
+    Run {
+        engine,
+        workers,
+        timeout: opts.timeout,
+        progress: opts.progress,
+        label,
+        site: std::panic::Location::caller(),
+        schedule: opts.schedule,
+    }
 }
 
 /// The panic of a configuration error, at the user's call.
@@ -81,7 +108,8 @@ pub(crate) fn execute(job: &dyn Job, plan: &Plan, run: &Run) {
     }
     // A collecting call reports each caught panic in one line (see `quiet`).
     let quiet = crate::quiet::Quiet::new(job);
-    if run.progress {
+    // The progress bar of an mpi call is drawn by the root rank only.
+    if run.progress && (run.engine != Engine::Mpi || crate::mpi_api::is_root_process()) {
         crate::progress::with_progress(&quiet, plan.len(), run.label.as_deref(), |job| {
             backend(run.engine).execute(job, plan, run);
         });

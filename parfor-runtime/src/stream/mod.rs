@@ -223,6 +223,13 @@ where
             let window = cfg.window.unwrap_or(default_window);
             Box::new(fork::ForkPump::new(items, mode, feed, opts, wire, window, workers))
         }
+        // Every rank would have to pull the same lazy source and agree on each window: not
+        // built. Refused rather than run on every rank again.
+        Engine::Mpi => panic!(
+            "parfor: `parmap_iter!` does not run on the mpi engine; use `parmap!` (which \
+             returns every result on every rank), or choose the threads or fork engine for \
+             this stream"
+        ),
     };
     ParIter::new(pump, opts.progress, total)
 }
