@@ -33,13 +33,13 @@
 //! `PARFOR_MPI_PROGRESS=1` or `0` to force it on or off).
 
 use super::Backend;
+use super::ItemHook;
 use crate::config::WorkersFrom;
 use crate::error::Cause;
-use super::ItemHook;
 use crate::job::{Job, Remote, Run, fail_range};
-use crate::protocol::{self, Decoder, Encoder, HEADER, Header, Kind};
 use crate::options::Schedule;
 use crate::plan::Plan;
+use crate::protocol::{self, Decoder, Encoder, HEADER, Header, Kind};
 use crate::worker::as_worker;
 use mpi::ffi;
 use std::ffi::{c_int, c_void};
