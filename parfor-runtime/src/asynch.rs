@@ -317,7 +317,7 @@ impl<R> SyncCall<R> {
         R: Send,
         F: Fn([usize; K]) -> R + Sync,
     {
-        crate::private::map(shape, opts, wire, f)
+        crate::map::map(shape, opts, wire, f)
     }
 
     /// Runs the call on the serial, threads or fork engine, collecting failures
@@ -335,7 +335,7 @@ impl<R> SyncCall<R> {
         R: Send,
         F: Fn([usize; K]) -> R + Sync,
     {
-        crate::private::try_map(shape, opts, wire, f)
+        crate::map::try_map(shape, opts, wire, f)
     }
 
     /// `parmap_async!` with a plain function: refused at compile time (see

@@ -25,15 +25,11 @@ mod error;
 mod fold;
 mod job;
 mod locals;
-// `map::map` and `map::try_map` are reached through the `#[track_caller]` entry points of
-// `private.rs`, which `__private` exports under their names.
-#[allow(unreachable_pub)]
 mod map;
 mod memory;
 pub mod mpi_api;
 mod options;
 mod plan;
-mod private;
 mod progress;
 mod protocol;
 mod quiet;
@@ -76,8 +72,8 @@ pub mod __private {
     pub use crate::array_part::ArrayPart;
     pub use crate::fold::{Cursor, fold};
     pub use crate::map::Shape;
+    pub use crate::map::{map, try_map};
     pub use crate::options::Options;
-    pub use crate::private::{map, try_map};
     pub use crate::slice_out::{SliceOut, Sliced, SlotCell, Slots};
     pub use crate::source::{
         Arg, AsSource, IntRange, Source, fork_result, fork_state, mpi_state, probe_any, probe_item,
