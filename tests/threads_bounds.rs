@@ -8,6 +8,9 @@
 //! process of this binary started with that variable.
 #![cfg(target_os = "linux")]
 
+mod common;
+
+use common::run_child;
 use parfor::parmap;
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -142,35 +145,4 @@ fn threads_engine_resources_are_bounded() {
     );
     assert!(status.success(), "the PARFOR_WORKERS=1000 child failed:\n{stdout}{stderr}");
     assert!(stdout.contains("1 passed"), "the child ran the test:\n{stdout}");
-}
-
-/// Runs `cmd` (a child process of this test binary) to its end, with its stdout and stderr;
-/// kills it and fails if it has not ended after five minutes (a guard against a hang, not a
-/// timing check: it takes well under a second).
-fn run_child(cmd: &mut Command) -> (std::process::ExitStatus, String, String) {
-    use std::io::Read;
-    use std::process::Stdio;
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let read = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let out = read(Box::new(child.stdout.take().unwrap()));
-    let err = read(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the child process hung");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (status, out.join().unwrap(), err.join().unwrap())
 }

@@ -4,11 +4,14 @@
 //! are compile errors: `tests/ui/*timeout*`).
 #![cfg(unix)]
 
+mod common;
+
+use common::run_child;
 use parfor::{Engine, parfor, parmap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The message of the panic `f` raises; fails the test if it returns.
 fn panic_message<R>(f: impl FnOnce() -> R) -> String {
@@ -122,35 +125,4 @@ fn the_engine_from_the_environment_or_the_program_is_named() {
         status.success() && stdout.contains("child checks done"),
         "the child failed:\n{stdout}{stderr}"
     );
-}
-
-/// Runs `cmd` (a child process of this test binary) to its end, with its stdout and stderr;
-/// kills it and fails if it has not ended after five minutes (a guard against a hang, not a
-/// timing check: it takes well under a second).
-fn run_child(cmd: &mut Command) -> (std::process::ExitStatus, String, String) {
-    use std::io::Read;
-    use std::process::Stdio;
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let read = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let out = read(Box::new(child.stdout.take().unwrap()));
-    let err = read(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the child process hung");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (status, out.join().unwrap(), err.join().unwrap())
 }
