@@ -60,6 +60,21 @@ macro_rules! wire {
     };
 }
 
+/// Asserts that this process has no children left: workers that sent everything are
+/// reaped in the background once the kernel has torn them down, so this waits for that, up
+/// to a bound far above it (and fails with the children left after it).
+fn assert_no_children() {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let kids = children();
+        if kids.is_empty() {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "workers or zombies left: {kids:?}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// Children of this process.
 fn children() -> Vec<u32> {
     children_of(std::process::id())
@@ -189,7 +204,7 @@ fn collect_one_crash(crash: fn(), check: impl Fn(&Cause) -> bool) {
             assert_eq!(r, &Ok(i * 10), "item {i}");
         }
     }
-    assert!(children().is_empty());
+    assert_no_children();
 }
 
 #[test]
@@ -307,7 +322,7 @@ fn fail_mode_panics_naming_the_item() {
     .unwrap_err();
     let msg = panic_message(err);
     assert!(msg.contains("iteration i = 22 failed: killed by signal SIGABRT"), "{msg}");
-    assert!(children().is_empty());
+    assert_no_children();
 }
 
 #[test]
@@ -328,7 +343,7 @@ fn timeout_kills_the_slow_item() {
             assert_eq!(r, &Ok(i));
         }
     }
-    assert!(children().is_empty());
+    assert_no_children();
 }
 
 #[test]
@@ -378,7 +393,7 @@ fn no_leaks_of_processes_fds_or_mappings() {
     for _ in 0..20 {
         call();
     }
-    assert!(children().is_empty());
+    assert_no_children();
     assert_eq!(fd_count(), fds);
     assert_eq!(maps_count(), maps);
 }
@@ -411,7 +426,7 @@ fn stress_many_calls_beside_rayon_and_an_allocating_thread() {
             assert_eq!(out[3], format!("{call}-3"));
         }
         stop.store(true, Ordering::Relaxed);
-        assert!(children().is_empty());
+        assert_no_children();
         assert_eq!(fd_count(), fds);
         // The allocating thread's malloc arena may gain or lose a mapping or two meanwhile;
         // a leak would show as thousands (two per call).
@@ -770,7 +785,7 @@ fn concurrent_calls_hold_none_of_each_others_descriptors() {
             assert_eq!(pipes.len(), 1, "a slow worker held more than its own pipe: {pipes:?}");
         }
     });
-    assert!(children().is_empty());
+    assert_no_children();
 }
 
 /// A result type whose `Serialize` fails for 7 and panics for 9.
@@ -836,7 +851,7 @@ fn a_failing_serializer_fails_its_item_with_its_message() {
     .unwrap_err();
     let msg = panic_message(err);
     assert!(msg.contains("i = 4 failed") && msg.contains("seven cannot be written"), "{msg}");
-    assert!(children().is_empty());
+    assert_no_children();
 }
 
 /// A result that takes long to ship: its `Serialize` is slow.
@@ -996,4 +1011,25 @@ fn first_call_from_a_drop_while_unwinding() {
             || out.contains(r#"item 1: Signal { signo: 6, name: "SIGABRT" }"#),
         "{out}"
     );
+}
+
+/// The workers a call leaves to be reaped in the background are reaped by pid: a child the
+/// program started itself, ended before and during the calls, keeps its exit status for the
+/// program's own `wait`.
+#[test]
+fn the_programs_own_children_are_not_reaped() {
+    let _g = lock();
+    let mut own = std::process::Command::new("sh").args(["-c", "exit 7"]).spawn().unwrap();
+    let own_pid = own.id();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    for round in 0..5 {
+        let out = map(Shape::product([8]), &fork(2).chunk(1), wire!(usize), |[i]| i + round);
+        assert_eq!(out, (round..8 + round).collect::<Vec<_>>());
+    }
+    // Only the program's child is left once the workers are reaped.
+    while children() != [own_pid] {
+        assert!(std::time::Instant::now() < deadline, "children left: {:?}", children());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(own.wait().unwrap().code(), Some(7));
 }

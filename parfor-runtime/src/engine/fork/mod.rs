@@ -8,7 +8,9 @@
 //! [`crate::protocol::Header`] and what it announces). The parent polls all pipes (so a worker
 //! writing a big frame never blocks on a full pipe), reads each frame with one
 //! [`reader::FrameReader`] per worker, stores it with [`Remote::store`], and reaps every
-//! child.
+//! child. The call returns as soon as every item's outcome is in: workers that are still
+//! ending then (the kernel tears down a worker's copy of the address space before it ends,
+//! tens of milliseconds for a large parent) are reaped by pid on a short-lived thread.
 //!
 //! Plain-old-data `parmap!` results ([`crate::wire::Pod`]) take a faster road: a worker
 //! writes them raw into a private scratch buffer, then copies them straight into the parent's

@@ -259,9 +259,15 @@ impl Parent<'_> {
         lost
     }
 
-    /// Receives frames until every worker is gone.
+    /// Whether the outcome of every item is known (stored or failed): the workers then have
+    /// nothing left to send, and the call need not wait for them to end.
+    fn all_in(&self) -> bool {
+        self.accounted_items >= self.plan.len() && self.pending.is_empty()
+    }
+
+    /// Receives frames until every worker is gone, or every item's outcome is in.
     fn receive(&mut self) {
-        while !self.kids.is_empty() {
+        while !self.kids.is_empty() && !self.all_in() {
             if self.job.failures().stopped() {
                 self.shared.control().stop.store(true, Ordering::Relaxed);
                 self.pending.clear();
@@ -424,9 +430,52 @@ impl Parent<'_> {
 
 impl Drop for Parent<'_> {
     fn drop(&mut self) {
+        let done = self.all_in();
+        let mut exiting = Vec::new();
         for kid in self.kids.drain(..) {
+            // Every outcome is in, or the call is abandoned: what a live worker would still
+            // do is irrelevant, and killing it bounds how long the reaping takes.
             let _ = kill(kid.pid, Signal::SIGKILL);
-            reap(kid.pid);
+            if done {
+                exiting.push(kid.pid);
+            } else {
+                reap(kid.pid);
+            }
+        }
+        reap_later(exiting);
+    }
+}
+
+/// Reaps workers that sent everything and are ending, off the call's critical path: a
+/// process ends only after the kernel has torn down its copy of the address space (for a
+/// worker of a large parent, tens of milliseconds of page-table work), and the caller has
+/// its results already. Workers that have ended are reaped at once; a short-lived thread
+/// waits for the others, by pid (never `waitpid(-1)`: the program's own children are not
+/// ours to reap). Without a thread (the system refuses one) the call waits for them itself.
+fn reap_later(pids: Vec<Pid>) {
+    let mut left = Vec::new();
+    for pid in pids {
+        let mut status = 0;
+        // SAFETY: polls our own child, writing its status to a live local.
+        let r = unsafe { libc::waitpid(pid.as_raw(), &mut status, libc::WNOHANG) };
+        if r == 0 {
+            left.push(pid);
+        }
+    }
+    if left.is_empty() {
+        return;
+    }
+    let reaper = std::thread::Builder::new().name("parfor-reaper".into()).spawn({
+        let left = left.clone();
+        move || {
+            for pid in left {
+                reap(pid);
+            }
+        }
+    });
+    if reaper.is_err() {
+        for pid in left {
+            reap(pid);
         }
     }
 }
