@@ -109,6 +109,8 @@ pub use parfor_runtime::bytemuck;
 #[cfg(unix)]
 pub use parfor_runtime::{ReadOnlySharedVec, SharedVec};
 
+pub use parfor_runtime::HugePages;
+
 /// The MPI job this process belongs to, for programs run with `mpirun -n N` or `srun` on the
 /// `mpi` engine (the `mpi` feature): which rank this is, and the collective helpers an SPMD
 /// program needs around its parfor calls. Without `mpirun` the program is one rank.

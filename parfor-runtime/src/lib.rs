@@ -23,6 +23,7 @@ mod config;
 mod engine;
 mod error;
 mod fold;
+mod huge_pages;
 mod job;
 mod locals;
 mod map;
@@ -57,6 +58,7 @@ pub use config::{
     default_workers, set_default_engine, set_default_workers, with,
 };
 pub use error::{Cause, OnError, TaskError};
+pub use huge_pages::HugePages;
 pub use options::Schedule;
 #[cfg(unix)]
 pub use shared_vec::{ReadOnlySharedVec, SharedVec};
