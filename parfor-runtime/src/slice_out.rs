@@ -214,6 +214,12 @@ fn out_of_bounds(i: usize, len: usize) -> ! {
     panic!("index out of bounds: the len is {len} but the index is {i}")
 }
 
+/// The first byte of a plain-old-data sliced output's part of a range's message: the
+/// elements' bytes follow (`SHIPPED`), or the fork worker wrote them into the caller's slice
+/// itself (`PLACED`).
+const SHIPPED: u8 = 0;
+const PLACED: u8 = 1;
+
 /// A sliced output as the engines see it: for the fork engine, the elements a range of
 /// iterations wrote in a worker process are shipped back and stored in the parent's slice.
 pub trait Sliced: Sync {
@@ -248,7 +254,19 @@ impl<T: Send> Sliced for SliceOut<'_, T> {
                     elems.len() * size_of::<T>(),
                 )
             };
-            out.extend_from_slice(bytes);
+            // In a fork worker, straight into the caller's output (no pipe, no copy in the
+            // caller, which would also break copy-on-write sharing page by page); else, or
+            // when that is refused, through the message.
+            // SAFETY: the slice was allocated by the caller before the fork (it is the
+            // call's output), so the same addresses are its elements `elems` there, which
+            // only the worker that ran `pos` writes, and which the caller reads only after
+            // this range's frame arrived (the caller's `decode` of it).
+            if unsafe { crate::engine::write_into_parent(bytes.as_ptr(), bytes.len()) } {
+                out.push(PLACED);
+            } else {
+                out.push(SHIPPED);
+                out.extend_from_slice(bytes);
+            }
             return Ok(());
         }
         for i in elems {
@@ -266,8 +284,16 @@ impl<T: Send> Sliced for SliceOut<'_, T> {
         let wire = required(self.wire, "sliced-output elements")?;
         let elems = self.elems(&pos);
         if wire.is_pod() {
+            let Some((&mark, rest)) = input.split_first() else {
+                return Err(Cause::Engine("corrupt sliced output from a worker".into()));
+            };
+            *input = rest;
+            if mark == PLACED {
+                // The worker wrote them into this process's slice.
+                return Ok(());
+            }
             let len = elems.len() * size_of::<T>();
-            if input.len() < len {
+            if mark != SHIPPED || input.len() < len {
                 return Err(Cause::Engine("corrupt sliced output from a worker".into()));
             }
             // SAFETY: `len` bytes are readable from `input` (checked) and writable at the

@@ -7,7 +7,7 @@ mod fork;
 #[cfg(feature = "mpi")]
 pub(crate) mod mpi;
 
-pub(crate) use fork::ItemHook;
+pub(crate) use fork::{ItemHook, write_into_parent};
 mod serial;
 mod threads;
 

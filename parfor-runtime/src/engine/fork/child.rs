@@ -92,6 +92,7 @@ pub(super) fn main(child: Child<'_>) -> ! {
 
 fn setup(child: &Child<'_>) -> Result<(), ()> {
     super::IN_WORKER.store(true, Ordering::Relaxed);
+    PARENT.store(child.parent.as_raw(), Ordering::Relaxed);
     for &fd in &child.close {
         // SAFETY: `fd` is an inherited copy of a descriptor the parent's fork calls own;
         // nothing in this process uses it (the parent's `OwnedFd` values are never dropped
@@ -238,6 +239,47 @@ fn placed(child: &Child<'_>, range: &Range<usize>, raw: &[u8]) -> bool {
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     {
         let _ = (child, range, raw);
+        false
+    }
+}
+
+/// The process that forked this worker (0 outside workers, or once writing into it was
+/// refused): see [`write_into_parent`].
+static PARENT: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// In a fork worker: copies the `len` bytes at `at` to the same address in the parent, with
+/// `process_vm_writev` (Linux). Whether every byte was written; `false` outside a worker, on
+/// other systems, or when the kernel refuses (then never tried again in this worker).
+///
+/// # Safety
+/// `at..at + len` is readable here, and in the parent it is memory allocated before the
+/// fork that the parent neither reads nor writes until this worker's frame for it arrived,
+/// and keeps alive until then (the parent's guard reaps or kills its workers before the call
+/// returns): a sliced output's elements of the range this worker just ran.
+pub(super) unsafe fn write_into_parent(at: *const u8, len: usize) -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let parent = PARENT.load(Ordering::Relaxed);
+        if parent == 0 {
+            return false;
+        }
+        if len == 0 {
+            return true;
+        }
+        let local = libc::iovec { iov_base: at.cast_mut().cast(), iov_len: len };
+        let remote = libc::iovec { iov_base: at.cast_mut().cast(), iov_len: len };
+        // SAFETY: reads `len` live bytes here and writes the parent's copy of the same
+        // range, which the caller's contract reserves for this worker.
+        let n = unsafe { libc::process_vm_writev(parent, &local, 1, &remote, 1, 0) };
+        if n < 0 {
+            // Not permitted (or not available): the pipe from now on.
+            PARENT.store(0, Ordering::Relaxed);
+        }
+        n >= 0 && n.unsigned_abs() == len
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = (at, len);
         false
     }
 }

@@ -70,6 +70,26 @@ pub(crate) struct Fork;
 /// Set in a fork worker process right after `fork()`.
 static IN_WORKER: AtomicBool = AtomicBool::new(false);
 
+/// In a fork worker, copies the `len` bytes at `at` to the same address in the parent
+/// (Linux); whether every byte was written. See `child::write_into_parent`.
+///
+/// # Safety
+/// As for `child::write_into_parent`: `at..at + len` is readable here, and in the parent it
+/// is memory allocated before the fork, reserved for this worker until its frame for that
+/// range arrives.
+pub(crate) unsafe fn write_into_parent(at: *const u8, len: usize) -> bool {
+    #[cfg(unix)]
+    {
+        // SAFETY: the caller's contract is the callee's.
+        unsafe { child::write_into_parent(at, len) }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (at, len);
+        false
+    }
+}
+
 /// Whether this process is a fork worker.
 pub(crate) fn in_worker_process() -> bool {
     IN_WORKER.load(Ordering::Relaxed)
