@@ -15,7 +15,11 @@
 //! Plain-old-data `parmap!` results ([`crate::wire::Pod`]) take a faster road: a worker
 //! writes them raw into a private scratch buffer, then copies them straight into the parent's
 //! output ([`Remote::raw_target`]) with `process_vm_writev` (Linux), or else sends their raw
-//! bytes, which the parent reads straight into the output.
+//! bytes, which the parent reads straight into the output. Plain-old-data sliced outputs of
+//! `#[parfor]` loops go the same way: a worker copies the elements of each range it ran
+//! into the caller's slice, at the same address, with `process_vm_writev` (the slice was
+//! allocated before the fork), so the caller neither copies them nor takes a copy-on-write
+//! fault per page; where the kernel refuses, they travel in the range's frame.
 //!
 //! A child that dies (abort, a signal, `exit`, a time-out kill) fails the item its slot names;
 //! when the call collects failures, a replacement worker re-runs the rest of that block, as
