@@ -79,17 +79,28 @@ impl Runner {
 /// One row of the table.
 #[derive(Clone, Copy, Debug)]
 enum Workload {
-    BigImages { count: usize, side: usize },
-    SliceMean { n: usize },
+    BigImages {
+        count: usize,
+        side: usize,
+    },
+    SliceMean {
+        n: usize,
+    },
     /// `shared`: into a `SharedVec`, else into a `Vec`.
-    SharedOutput { n: usize, shared: bool },
+    SharedOutput {
+        n: usize,
+        shared: bool,
+    },
 }
 
 impl Workload {
     fn label(self) -> String {
         match self {
             Workload::BigImages { count, side } => {
-                format!("big_images, {count} x {side}x{side} f64 ({})", size(count * side * side * 8))
+                format!(
+                    "big_images, {count} x {side}x{side} f64 ({})",
+                    size(count * side * side * 8)
+                )
             }
             Workload::SliceMean { n } => {
                 format!("slice_mean, {} f64 ({}), 95 windows", sci(n), size(n * 8))
@@ -173,7 +184,8 @@ fn run_one(w: Workload, runner: Runner, workers: usize) -> (f64, u64) {
     if let Runner::Parfor { engine, .. } = runner {
         // Warm-up before the data exists: one-time costs (the thread pool, hooks) are not
         // the call's.
-        let warm: Vec<usize> = parmap!(|i: usize| i + 1, 0..4usize; engine = engine, workers = workers);
+        let warm: Vec<usize> =
+            parmap!(|i: usize| i + 1, 0..4usize; engine = engine, workers = workers);
         assert_eq!(warm, [1, 2, 3, 4]);
     }
     match w {
@@ -282,6 +294,8 @@ impl Args {
             Workload::SliceMean { n: 100_000_000 },
             Workload::SharedOutput { n: 1_000_000, shared: true },
             Workload::SharedOutput { n: 1_000_000, shared: false },
+            // The size at which the issue measured sliced outputs into a `Vec`.
+            Workload::SharedOutput { n: 10_000_000, shared: false },
         ];
         if self.ten_x {
             w.insert(1, Workload::BigImages { count: 320, side: 2048 });
@@ -427,7 +441,11 @@ fn load_average() -> String {
 fn print_table(header: &[&str], rows: &[Vec<String>], markdown: bool) {
     let widths: Vec<usize> = (0..header.len())
         .map(|c| {
-            rows.iter().map(|r| r[c].chars().count()).chain([header[c].chars().count()]).max().unwrap_or(0)
+            rows.iter()
+                .map(|r| r[c].chars().count())
+                .chain([header[c].chars().count()])
+                .max()
+                .unwrap_or(0)
         })
         .collect();
     let line = |cells: Vec<String>| {
@@ -435,7 +453,11 @@ fn print_table(header: &[&str], rows: &[Vec<String>], markdown: bool) {
             .iter()
             .enumerate()
             .map(|(c, s)| {
-                if c == 0 { format!("{s:<w$}", w = widths[c]) } else { format!("{s:>w$}", w = widths[c]) }
+                if c == 0 {
+                    format!("{s:<w$}", w = widths[c])
+                } else {
+                    format!("{s:>w$}", w = widths[c])
+                }
             })
             .collect();
         if markdown { format!("| {} |", padded.join(" | ")) } else { padded.join("  ") }

@@ -147,9 +147,7 @@ mod map {
         if align <= page() {
             // SAFETY: resizes (and may move) the block's own mapping; page alignment, which
             // any address `mremap` returns has, is at least `align`.
-            let p = unsafe {
-                libc::mremap(ptr.cast(), old_len, new_len, libc::MREMAP_MAYMOVE)
-            };
+            let p = unsafe { libc::mremap(ptr.cast(), old_len, new_len, libc::MREMAP_MAYMOVE) };
             if p == libc::MAP_FAILED {
                 return std::ptr::null_mut();
             }

@@ -62,6 +62,8 @@ struct Parent<'a> {
     idle_deaths: usize,
     last_idle_death: Option<Cause>,
     workers: usize,
+    /// Keeps `SIGCHLD` waitable until every worker is reaped (also by `reap_later`).
+    waitable: Option<WaitableChildren>,
 }
 
 pub(super) fn execute(job: &dyn Job, plan: &Plan, run: &Run) {
@@ -70,8 +72,8 @@ pub(super) fn execute(job: &dyn Job, plan: &Plan, run: &Run) {
         return fail_range(job, 0..plan.len(), &cause);
     };
     super::child::install_panic_hook();
-    // Declared before the parent, so dropped after it has reaped every worker.
-    let _waitable = WaitableChildren::enter();
+    // Moved into the parent, which drops it once every worker is reaped.
+    let waitable = WaitableChildren::enter();
     let workers = run.workers.count.clamp(1, plan.blocks().max(1));
     let shared = match Shared::new(workers) {
         Ok(s) => s,
@@ -93,6 +95,7 @@ pub(super) fn execute(job: &dyn Job, plan: &Plan, run: &Run) {
         idle_deaths: 0,
         last_idle_death: None,
         workers,
+        waitable: Some(waitable),
     };
     for w in 0..workers {
         if let Err(e) = parent.spawn(w, Vec::new()) {
@@ -442,7 +445,7 @@ impl Drop for Parent<'_> {
                 reap(kid.pid);
             }
         }
-        reap_later(exiting);
+        reap_later(exiting, self.waitable.take());
     }
 }
 
@@ -452,7 +455,8 @@ impl Drop for Parent<'_> {
 /// its results already. Workers that have ended are reaped at once; a short-lived thread
 /// waits for the others, by pid (never `waitpid(-1)`: the program's own children are not
 /// ours to reap). Without a thread (the system refuses one) the call waits for them itself.
-fn reap_later(pids: Vec<Pid>) {
+/// `waitable` is dropped once they are reaped: until then their statuses stay waitable.
+fn reap_later(pids: Vec<Pid>, waitable: Option<WaitableChildren>) {
     let mut left = Vec::new();
     for pid in pids {
         let mut status = 0;
@@ -471,9 +475,12 @@ fn reap_later(pids: Vec<Pid>) {
             for pid in left {
                 reap(pid);
             }
+            drop(waitable);
         }
     });
     if reaper.is_err() {
+        // (`waitable` went with the refused closure: the statuses are not needed any more,
+        // reaping only frees them.)
         for pid in left {
             reap(pid);
         }
