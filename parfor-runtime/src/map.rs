@@ -201,13 +201,29 @@ where
             if let Some(hook) = hook {
                 hook.started(i);
             }
+            if K == 1 {
+                // One source: its index is the item's (no stepping through the shape).
+                idx[0] = i;
+            }
             let r = (self.f)(idx);
             if let Some(hook) = hook {
                 hook.finished();
             }
             sink(i, r);
-            self.shape.advance(&mut idx);
+            if K != 1 {
+                self.shape.advance(&mut idx);
+            }
         }
+    }
+
+    /// Writes slot `i`, which the caller checked is in bounds.
+    ///
+    /// # Safety
+    /// `i < self.out.1`, and the conditions of [`MapJob::write`] (slot `i` is written once).
+    #[inline(always)]
+    unsafe fn write_unchecked(&self, i: usize, v: M::Slot) {
+        // SAFETY: in bounds (the caller's contract), exclusive as in `write`.
+        unsafe { (*self.out.0.add(i)).write(v) };
     }
 
     /// Writes slot `i`.
@@ -295,10 +311,18 @@ where
 {
     fn run(&self, block: usize, range: Range<usize>) {
         let mut ok = true;
+        // Checked once for the range, so the per-item loop has no bounds check.
+        assert!(range.end <= self.out.1, "parfor: items {range:?} out of range");
         guarded(
             range.clone(),
             self.failures.catch(),
-            |sub, cur| self.each_item(sub, cur, None, |i, r| self.write(i, M::ok(r))),
+            |sub, cur| {
+                self.each_item(sub, cur, None, |i, r| {
+                    // SAFETY: `sub` lies in `range` (`guarded` runs sub-ranges of it), whose
+                    // end is in bounds (asserted above); written once as in `write`.
+                    unsafe { self.write_unchecked(i, M::ok(r)) }
+                })
+            },
             |i, cause| {
                 let go_on = self.failed(i, cause);
                 if !go_on {
