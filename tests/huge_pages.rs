@@ -12,7 +12,7 @@ static ALLOC: HugePages<System> = HugePages::new(System);
 const MIB: usize = 1 << 20;
 
 fn aligned<T>(v: &[T]) -> bool {
-    v.as_ptr() as usize % (2 * MIB) == 0
+    (v.as_ptr() as usize).is_multiple_of(2 * MIB)
 }
 
 fn pattern(n: usize) -> Vec<u64> {
@@ -32,7 +32,7 @@ fn large_allocations_are_huge_page_aligned() {
     // SAFETY: a non-zero layout; the block is freed with the same layout.
     unsafe {
         let p = std::alloc::alloc(layout);
-        assert!(!p.is_null() && p as usize % (8 * MIB) == 0);
+        assert!(!p.is_null() && (p as usize).is_multiple_of(8 * MIB));
         std::alloc::dealloc(p, layout);
     }
 }
@@ -47,7 +47,7 @@ fn reallocation_keeps_the_contents_across_the_threshold() {
     assert!(aligned(&v));
     v.extend_from_slice(&want[1000..MIB / 8 * 3]);
     v.reserve_exact(want.len() - v.len()); // 4 MiB, large to large: `mremap`, page aligned
-    assert_eq!(v.as_ptr() as usize % 4096, 0);
+    assert!((v.as_ptr() as usize).is_multiple_of(4096));
     v.extend_from_slice(&want[MIB / 8 * 3..]);
     assert_eq!(v, want);
     v.truncate(5000);

@@ -161,7 +161,9 @@ fn sci(n: usize) -> String {
     }
 }
 
-/// Per image: the number of pixels above 0.5 and the mean.
+/// Per image: the number of pixels above 0.5 and the mean. (`parmap!` hands each element of
+/// a `Vec<Vec<f64>>` by reference, as a `&Vec<f64>`.)
+#[allow(clippy::ptr_arg)]
 fn analyze(img: &Vec<f64>) -> (u64, f64) {
     let bright = img.iter().filter(|&&p| p > 0.5).count() as u64;
     (bright, img.iter().sum::<f64>() / img.len() as f64)

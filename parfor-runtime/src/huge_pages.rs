@@ -254,13 +254,13 @@ mod tests {
     fn mappings_are_aligned_zeroed_and_resizable() {
         for align in [8, HUGE, 4 * HUGE] {
             let p = map::alloc(3 * HUGE + 5, align);
-            assert!(!p.is_null() && p as usize % align.max(HUGE) == 0);
+            assert!(!p.is_null() && (p as usize).is_multiple_of(align.max(HUGE)));
             // SAFETY: the block is 3 * HUGE + 5 bytes long, zero filled, ours.
             unsafe {
                 assert_eq!(*p.add(3 * HUGE + 4), 0);
                 *p.add(HUGE + 7) = 42;
                 let q = map::realloc(p, 3 * HUGE + 5, 9 * HUGE, align);
-                assert!(!q.is_null() && q as usize % align.max(4096) == 0);
+                assert!(!q.is_null() && (q as usize).is_multiple_of(align.max(4096)));
                 assert_eq!(*q.add(HUGE + 7), 42);
                 let r = map::realloc(q, 9 * HUGE, 2 * HUGE, align);
                 assert_eq!(*r.add(HUGE + 7), 42);
