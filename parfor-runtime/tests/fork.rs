@@ -1033,3 +1033,51 @@ fn the_programs_own_children_are_not_reaped() {
     }
     assert_eq!(own.wait().unwrap().code(), Some(7));
 }
+
+/// A process forked from one whose fork calls left workers to the background reaper (which
+/// the child does not inherit: only the forking thread exists there) reaps its own.
+#[test]
+fn a_forked_program_reaps_its_own_workers() {
+    let _g = lock();
+    let big = vec![1u8; 64 << 20]; // slows the workers' teardown: they outlive the calls
+    let call = || map(Shape::product([4]), &fork(2).chunk(1), wire!(u8), |[i]| big[i] + 1);
+    assert_eq!(call(), [2; 4]);
+    // SAFETY: the child runs only the code below and leaves with `_exit`; this test holds the
+    // lock that serializes the parfor calls of this binary, so no other thread is inside one.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let ok = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            for _ in 0..3 {
+                assert_eq!(call(), [2; 4]);
+            }
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while !children().is_empty() {
+                assert!(std::time::Instant::now() < deadline, "left: {:?}", children());
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }));
+        // SAFETY: ends the forked child at once, running nothing of the test harness.
+        unsafe { libc::_exit(if ok.is_ok() { 0 } else { 1 }) };
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut status = 0;
+    loop {
+        // SAFETY: polls our own child, writing its status to a live local.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            // SAFETY: kills and reaps our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            panic!("the forked program did not end");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "status {status:#x}");
+    assert_no_children();
+}

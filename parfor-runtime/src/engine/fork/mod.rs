@@ -10,7 +10,8 @@
 //! [`reader::FrameReader`] per worker, stores it with [`Remote::store`], and reaps every
 //! child. The call returns as soon as every item's outcome is in: workers that are still
 //! ending then (the kernel tears down a worker's copy of the address space before it ends,
-//! tens of milliseconds for a large parent) are reaped by pid on a short-lived thread.
+//! tens of milliseconds for a large parent) are reaped by pid on the process's reaper
+//! thread.
 //!
 //! Plain-old-data `parmap!` results ([`crate::wire::Pod`]) take a faster road: a worker
 //! writes them raw into a private scratch buffer, then copies them straight into the parent's

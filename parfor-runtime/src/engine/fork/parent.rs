@@ -452,10 +452,11 @@ impl Drop for Parent<'_> {
 /// Reaps workers that sent everything and are ending, off the call's critical path: a
 /// process ends only after the kernel has torn down its copy of the address space (for a
 /// worker of a large parent, tens of milliseconds of page-table work), and the caller has
-/// its results already. Workers that have ended are reaped at once; a short-lived thread
-/// waits for the others, by pid (never `waitpid(-1)`: the program's own children are not
-/// ours to reap). Without a thread (the system refuses one) the call waits for them itself.
-/// `waitable` is dropped once they are reaped: until then their statuses stay waitable.
+/// its results already. Workers that have ended are reaped at once; the others go to the
+/// process's reaper thread, which waits for each by pid (never `waitpid(-1)`: the program's
+/// own children are not ours to reap). `waitable` is dropped once they are reaped: until
+/// then their statuses stay waitable. Without a reaper (the system refuses a thread) the
+/// call waits for them itself.
 fn reap_later(pids: Vec<Pid>, waitable: Option<WaitableChildren>) {
     let mut left = Vec::new();
     for pid in pids {
@@ -469,21 +470,63 @@ fn reap_later(pids: Vec<Pid>, waitable: Option<WaitableChildren>) {
     if left.is_empty() {
         return;
     }
-    let reaper = std::thread::Builder::new().name("parfor-reaper".into()).spawn({
-        let left = left.clone();
-        move || {
-            for pid in left {
-                reap(pid);
-            }
-            drop(waitable);
-        }
-    });
-    if reaper.is_err() {
-        // (`waitable` went with the refused closure: the statuses are not needed any more,
-        // reaping only frees them.)
+    if let Err(Reap(left, waitable)) = Reaper::send(Reap(left, waitable)) {
         for pid in left {
             reap(pid);
         }
+        drop(waitable);
+    }
+}
+
+/// Workers for the reaper thread to reap, and the guard to drop after them.
+struct Reap(Vec<Pid>, Option<WaitableChildren>);
+
+/// The process's reaper thread: started by the first call that leaves workers behind, it
+/// then waits for work for as long as the process lives (one parked thread, instead of a
+/// thread per call).
+struct Reaper {
+    /// The process that started it: a process forked from this one inherits the value but
+    /// not the thread, and starts its own.
+    owner: u32,
+    tx: std::sync::mpsc::Sender<Reap>,
+}
+
+static REAPER: std::sync::Mutex<Option<Reaper>> = std::sync::Mutex::new(None);
+
+impl Reaper {
+    /// Hands `work` to the reaper thread, starting it if need be; gives the work back when
+    /// no thread can take it.
+    fn send(work: Reap) -> Result<(), Reap> {
+        let mut reaper = REAPER.lock().unwrap_or_else(|e| e.into_inner());
+        let me = std::process::id();
+        if reaper.as_ref().is_none_or(|r| r.owner != me) {
+            // Inherited from the process this one was forked from, whose thread is not here:
+            // forgotten, not dropped (nothing of it is ours to touch).
+            std::mem::forget(reaper.take());
+            let (tx, rx) = std::sync::mpsc::channel::<Reap>();
+            let started =
+                std::thread::Builder::new().name("parfor-reaper".into()).spawn(move || {
+                    for Reap(pids, waitable) in rx {
+                        for pid in pids {
+                            reap(pid);
+                        }
+                        drop(waitable);
+                    }
+                });
+            if started.is_err() {
+                return Err(work);
+            }
+            *reaper = Some(Reaper { owner: me, tx });
+        }
+        let sent = match reaper.as_ref() {
+            Some(r) => r.tx.send(work),
+            None => return Err(work),
+        };
+        sent.map_err(|std::sync::mpsc::SendError(work)| {
+            // The thread is gone (it never ends on its own): the next call starts another.
+            *reaper = None;
+            work
+        })
     }
 }
 
