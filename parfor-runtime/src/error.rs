@@ -68,6 +68,9 @@ pub enum Cause {
     /// The engine could not run or return the item (for example a result that cannot cross
     /// a process boundary).
     Engine(String),
+    /// The item's function returned `Err(e)` (with `on_error = "collect"`, a function that
+    /// returns `Result<T, E>` with `E: Display`); `e`'s display.
+    Returned(String),
 }
 
 impl fmt::Display for Cause {
@@ -78,13 +81,18 @@ impl fmt::Display for Cause {
             Cause::Exit(code) => write!(f, "worker process exited with code {code}"),
             Cause::Timeout(d) => write!(f, "timed out after {d:?}"),
             Cause::Engine(msg) => write!(f, "engine error: {msg}"),
+            Cause::Returned(msg) => write!(f, "returned an error: {msg}"),
         }
     }
 }
 
 impl Cause {
-    /// Turns a caught panic payload into a cause, keeping its message.
+    /// Turns a caught panic payload into a cause, keeping its message (an item whose function
+    /// returned `Err` unwinds with its error, see [`crate::returned`]).
     pub(crate) fn from_panic(payload: &(dyn std::any::Any + Send)) -> Cause {
+        if let Some(e) = payload.downcast_ref::<crate::returned::ReturnedError>() {
+            return Cause::Returned(e.0.clone());
+        }
         let msg = if let Some(s) = payload.downcast_ref::<&'static str>() {
             (*s).to_owned()
         } else if let Some(s) = payload.downcast_ref::<String>() {

@@ -399,7 +399,19 @@ pub(crate) fn expand_form(
         checks.extend(quote_spanned!(fspan=> #fp::check_lazy(#fk);));
     }
     let f_at = syn::Ident::new("__parfor_f", fspan);
-    let call = quote_spanned!(fspan=> #f_at(#(#call_args),*));
+    let mut call = quote_spanned!(fspan=> #f_at(#(#call_args),*));
+    if collect {
+        // A function that returns `Result<T, E: Display>` (or a future of one) fails the item
+        // with its `Err` (`parfor_runtime::returned`), picked by the return type.
+        let r = named("r");
+        call = quote_spanned! {fspan=> {
+            let #r = #call;
+            use #fp::ReturnedResultKind as _;
+            use #fp::ReturnedFutureKind as _;
+            use #fp::ReturnedValueKind as _;
+            (&&&#fp::ReturnedProbe(&#r)).parfor_returned_kind().apply(#r)
+        }};
+    }
     let s0 = ident("s", 0);
     let closure = if single {
         quote!(#p::single_fn(&#s0, move |#elem| #call))
