@@ -28,7 +28,18 @@ pub enum OnError {
     Fail,
     /// Run every item; return one `Result` per item. A caught panic prints one line on
     /// stderr (where, and the first line of its message) instead of the standard panic
-    /// report.
+    /// report. A function that returns `Result<T, E>` with `E: Display` fails its item with
+    /// its `Err` ([`Cause::Returned`], nothing printed), so the call gives
+    /// `Vec<Result<T, TaskError>>`; with [`OnError::Fail`] its `Result`s are values.
+    ///
+    /// ```
+    /// use parfor::{parmap, Cause};
+    ///
+    /// let r = parmap!(|s: &str| s.parse::<u8>(), ["7", "300"]; on_error = "collect");
+    /// assert_eq!(r[0], Ok(7));
+    /// let cause = r[1].as_ref().unwrap_err().cause();
+    /// assert_eq!(cause, &Cause::Returned("number too large to fit in target type".into()));
+    /// ```
     Collect,
 }
 
