@@ -144,6 +144,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::needless_borrow, reason = "the references pick the treatment")]
     fn the_return_type_picks_the_treatment() {
         let ok: Result<u8, String> = Ok(3);
         let tag = (&&&ReturnedProbe(&ok)).parfor_returned_kind();
