@@ -76,7 +76,8 @@ pub mod __private {
     pub use crate::map::{map, map_init, try_map, try_map_init};
     pub use crate::options::Options;
     pub use crate::returned::{
-        ReturnedFutureKind, ReturnedProbe, ReturnedResultKind, ReturnedValueKind,
+        FutureTag, ResultTag, ReturnedFuture, ReturnedFutureKind, ReturnedProbe,
+        ReturnedResultKind, ReturnedValueKind, ValueTag,
     };
     pub use crate::slice_out::{SliceOut, Sliced, SlotCell, Slots};
     pub use crate::source::{
