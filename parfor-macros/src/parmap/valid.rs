@@ -16,18 +16,23 @@ pub(crate) fn check(cx: &Ctxt, input: &Input, opts: &Options) -> bool {
     if !captures_unchanged(cx, c) {
         return false;
     }
-    if opts.args_invalid {
+    if opts.args_invalid || opts.init_refused {
         return true;
     }
     let (k, n) = (input.sources.len(), opts.args.len());
-    let expected = k + n;
+    let state = usize::from(opts.init.is_some());
+    let expected = state + k + n;
     let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     if c.inputs.len() != expected {
         let mut msg = format!(
-            "this closure takes {} but `parmap!` passes {}: one per source ({k})",
+            "this closure takes {} but `parmap!` passes {}: ",
             plural(c.inputs.len(), "parameter"),
             plural(expected, "argument"),
         );
+        if state == 1 {
+            msg.push_str("the worker's state (`init`, as `&mut`), then ");
+        }
+        msg.push_str(&format!("one per source ({k})"));
         if n > 0 {
             msg.push_str(&format!(" and one per `args` value ({n})"));
         }
@@ -49,8 +54,8 @@ pub(crate) fn check(cx: &Ctxt, input: &Input, opts: &Options) -> bool {
 
 /// The span of a closure's `|...|` (its first `|` on stable Rust).
 fn closure_params_span(c: &syn::ExprClosure) -> proc_macro2::Span {
-    let open = c.or1_token.span;
-    open.join(c.or2_token.span).unwrap_or(open)
+    let open = c.inputs_begin.span;
+    open.join(c.inputs_end.span).unwrap_or(open)
 }
 
 /// Reports every change a closure literal makes to a variable it captures (`calls += 1`,
@@ -58,7 +63,7 @@ fn closure_params_span(c: &syn::ExprClosure) -> proc_macro2::Span {
 /// `Fn`. Names bound anywhere in the closure count as its own (rustc still catches a change
 /// that this misses).
 fn captures_unchanged(cx: &Ctxt, c: &syn::ExprClosure) -> bool {
-    use crate::parfor::syntax::{MUTATING_METHODS, Root, bindings, is_concat, root};
+    use crate::parfor::syntax::{MUTATING_METHODS, Root, bindings, guards, is_concat, root};
     use syn::visit::Visit;
 
     struct Finder {
@@ -77,6 +82,9 @@ fn captures_unchanged(cx: &Ctxt, c: &syn::ExprClosure) -> bool {
     impl<'ast> Visit<'ast> for Finder {
         fn visit_pat(&mut self, p: &'ast syn::Pat) {
             self.locals.extend(bindings(p));
+            for g in guards(p) {
+                self.visit_expr(g);
+            }
         }
         fn visit_item(&mut self, _: &'ast syn::Item) {}
         fn visit_expr(&mut self, e: &'ast syn::Expr) {
@@ -106,6 +114,9 @@ fn captures_unchanged(cx: &Ctxt, c: &syn::ExprClosure) -> bool {
     impl<'ast> Visit<'ast> for Binds<'_> {
         fn visit_pat(&mut self, p: &'ast syn::Pat) {
             self.0.extend(bindings(p));
+            for g in guards(p) {
+                self.visit_expr(g);
+            }
         }
     }
     Binds(&mut f.locals).visit_expr(&c.body);
