@@ -395,7 +395,10 @@ fn no_leaks_of_processes_fds_or_mappings() {
     }
     assert_no_children();
     assert_eq!(fd_count(), fds);
-    assert_eq!(maps_count(), maps);
+    // Two mappings may be the process's reaper thread (its stack and guard page), started
+    // once, by the first call whose workers were still ending when it returned; a leak
+    // would show as two or more per call.
+    assert!(maps_count() <= maps + 2, "{} mappings, {maps} before", maps_count());
 }
 
 #[test]
