@@ -133,7 +133,9 @@ pub mod mpi {
 pub mod __private {
     pub use parfor_runtime::__call_of as call_of;
     pub use parfor_runtime::__private::{
-        Arg, ArrayPart, AsSource, Cursor, IntRange, Options, Probe, Shape, SliceOut, Sliced,
+        Arg, ArrayPart, AsSource, Cursor, IntRange, LAZY_BLOCKS_PER_WORKER, LAZY_CHUNK,
+        LAZY_FORK_BLOCKS_PER_WORKER, Lazy, LoopDomain, LoopHold, LoopHoldIndexed, LoopHoldLazy,
+        LoopItems, LoopRef, Options, Probe, Shape, SliceOut, Sliced,
         SlotCell, Slots, Source, Wire, fold, fork_result, fork_state, map, mpi_state, probe_any,
         probe_elem, probe_item, probe_ref, probe_ret, probe_val, sig1, sig2, sig3, sig4, sig5,
         sig6, sig7, sig8, sig9, sig10, sig11, sig12, try_map, wire, wire_of,
@@ -153,6 +155,6 @@ pub mod __private {
 
     pub use crate::loop_support::{
         ARRAY_REDUCTION_BLOCKS, AnyOps, ConcatBuf, IntOps, IntoAcc, LoopIndex, LoopRange,
-        LoopSlice, LoopSliceMut, PlainOps, WrapOps, WrappingInt, concat_buf, none, shared,
+        LoopSliceMut, PlainOps, WrapOps, WrappingInt, concat_buf, none, shared,
     };
 }

@@ -20,6 +20,7 @@ mod array_part;
 pub mod asynch;
 mod collection;
 mod config;
+mod domain;
 mod engine;
 mod error;
 mod fold;
@@ -70,6 +71,10 @@ pub use worker::worker_id;
 pub mod __private {
     pub use crate::__wire_of as wire_of;
     pub use crate::array_part::ArrayPart;
+    pub use crate::domain::{
+        LAZY_BLOCKS_PER_WORKER, LAZY_CHUNK, LAZY_FORK_BLOCKS_PER_WORKER, Lazy, LoopDomain,
+        LoopHold, LoopHoldIndexed, LoopHoldLazy, LoopItems, LoopRef, Window,
+    };
     pub use crate::fold::{Cursor, fold};
     pub use crate::map::Shape;
     pub use crate::map::{map, try_map};

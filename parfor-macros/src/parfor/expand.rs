@@ -28,6 +28,10 @@
 //!    `pos`, once per position by the same argument, as `iter_mut` yields each element once.
 //! 3. The `Send`/`Sync` impls of `SliceOut`/`Slots`/`SlotCell`, which require `T: Send` (and
 //!    `T: Sync` to share a `SlotCell`).
+//! 4. `LoopItems::item(items, pos)` — the item of iteration `pos`: an element or an integer
+//!    of an indexed domain, or, for a lazy domain, the item pulled into the window at `pos`,
+//!    moved out once; each position runs at most once per call, by the argument of point 1,
+//!    and only inside the call that holds the window.
 //!
 //! Outside the handles, the body cannot reach a sliced output: `SliceOut::new(&mut out[..])`
 //! holds a mutable borrow of `out` for the whole call, so any other mention of `out` that
@@ -95,19 +99,24 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
     // Trait errors ("cannot iterate over `HashMap`") point at the user's domain expression.
     let espan = syn::spanned::Spanned::span(&expr);
 
-    // The domain: `dom` and its length `n`, and how iteration `pos` binds the pattern. The
+    // The domain: `dom` (a `LoopDomain`), and how iteration `pos` binds the pattern. The
     // domain expression is a `match` scrutinee, so its temporaries (`v.to_vec().iter()`) live
     // for the whole loop, as in a plain `for`.
     let mut outputs: Vec<Ident> = Vec::new();
-    // What every iteration reads besides the user's variables, all `Copy`: the domain and the
+    // What every iteration reads besides the user's variables and its item, all `Copy`: the
     // handles of the sliced outputs. The body gets them by value with each block of
-    // iterations (`ctx`), so they stay in registers across the block.
+    // iterations (`ctx`), so they stay in registers across the block; likewise the items.
     let dom_slots = ident("__parfor_dom_slots");
-    let mut ctx: Vec<Ident> = vec![match lp.domain.kind {
-        DomainKind::Range | DomainKind::Slice => dom.clone(),
-        DomainKind::SliceMut | DomainKind::IterMut => dom_slots.clone(),
-    }];
+    let items = ident("__parfor_items");
+    let mut ctx: Vec<Ident> = Vec::new();
     let sl = ident("__parfor_dom_slice");
+    let it = ident("__parfor_it");
+    let hold = ident("__parfor_hold");
+    let mut pre = TokenStream::new();
+    let item_of = quote_spanned! {ms()=>
+        // SAFETY (of the generated block): see the module docs, point 4.
+        unsafe { #krate::__private::LoopItems::item(#items, #pos) }
+    };
     let (scrutinee, binding, setup, elem) = match lp.domain.kind {
         DomainKind::Range => (
             quote_spanned!(espan=> #krate::__private::LoopRange::__parfor_range(&(#expr))),
@@ -115,13 +124,32 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
             quote_spanned! {ms()=>
                 let #n: ::core::primitive::usize = #krate::__private::Source::len(&#dom);
             },
-            quote_spanned!(ms()=> #krate::__private::Source::get(&#dom, #pos)),
+            item_of,
         ),
-        DomainKind::Slice => (
-            quote_spanned!(espan=> #krate::__private::LoopSlice::__parfor_as_slice(&#expr)),
-            dom.clone(),
-            quote_spanned!(ms()=> let #n: ::core::primitive::usize = #dom.len();),
-            quote_spanned!(ms()=> &#dom[#pos]),
+        DomainKind::Slice => {
+            pre.extend(quote_spanned! {ms()=>
+                #[allow(unused_imports)]
+                use #krate::__private::LoopRef as _;
+            });
+            (
+                quote_spanned!(espan=> (&(#expr)).parfor_loop_over_a_slice_vec_array_or_parfor_source()),
+                dom.clone(),
+                TokenStream::new(),
+                item_of,
+            )
+        }
+        DomainKind::Iter => (
+            quote_spanned!(espan=> ::core::iter::IntoIterator::into_iter(#expr)),
+            it.clone(),
+            quote_spanned! {espan=>
+                let mut #hold = #krate::__private::LoopHold::new(#it);
+                let #dom = {
+                    #[allow(unused_imports)]
+                    use #krate::__private::{LoopHoldIndexed as _, LoopHoldLazy as _};
+                    (&mut #hold).parfor_loop_domain()
+                };
+            },
+            item_of,
         ),
         DomainKind::SliceMut | DomainKind::IterMut => {
             let scrutinee = if lp.domain.kind == DomainKind::SliceMut {
@@ -132,23 +160,28 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
                 quote_spanned!(ms()=> (#expr).__parfor_as_mut_slice())
             };
             let w = ident("__parfor_dom_wire");
-            outputs.push(dom.clone());
+            let so = ident("__parfor_dom_out");
+            outputs.push(so.clone());
+            ctx.push(dom_slots.clone());
             (
                 scrutinee,
                 sl.clone(),
                 quote_spanned! {ms()=>
                     let #n: ::core::primitive::usize = #sl.len();
                     let #w = #wire_of!(#probe_elem(&*#sl));
-                    let #dom = #slice_out::new(#sl, 0, #w);
-                    let #dom_slots = #dom.slots();
+                    let #so = #slice_out::new(#sl, 0, #w);
+                    let #dom_slots = #so.slots();
+                    let #dom = #krate::__private::IntRange::positions(#n);
                 },
                 // SAFETY (of the generated block): see the module docs, point 2.
-                quote_spanned!(ms()=> unsafe { #dom_slots.slot(#pos) }),
+                quote_spanned!(ms()=> { let _ = #items; unsafe { #dom_slots.slot(#pos) } }),
             )
         }
     };
     let bind = if lp.domain.enumerate {
-        quote_spanned!(ms()=> let #pat = (#pos, #elem);)
+        quote_spanned! {ms()=>
+            let #pat = (#krate::__private::LoopItems::index(#items, #pos), #elem);
+        }
     } else {
         quote_spanned!(ms()=> let #pat = #elem;)
     };
@@ -171,12 +204,12 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
             });
             quote_spanned! {ms()=>
                 #krate::__private::LoopIndex::__parfor_index(
-                    #krate::__private::Source::get(&#dom, #pos),
+                    #krate::__private::Source::get(&#items, #pos),
                 )
             }
         } else {
             sliced_setup.extend(quote_spanned!(ms()=> let #offset: ::core::primitive::i128 = 0;));
-            pos.to_token_stream()
+            quote_spanned!(ms()=> #krate::__private::LoopItems::index(#items, #pos))
         };
         for (i, (name, s)) in usage.sliced.iter().enumerate() {
             let so = ident(&format!("__parfor_out{i}"));
@@ -309,8 +342,12 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
             let name = i.to_string();
             quote_spanned!(ms()=> &|#pos: ::core::primitive::usize| ::std::format!("{} = {:?}", #name, #krate::__private::Source::get(&#dom, #pos)))
         }
+        (_, Some(i)) if lp.domain.enumerate => {
+            let name = i.to_string();
+            quote_spanned!(ms()=> &|#pos: ::core::primitive::usize| ::std::format!("{} = {}", #name, #pos))
+        }
         _ => {
-            quote_spanned!(ms()=> &|#pos: ::core::primitive::usize| ::std::format!("at position {}", #pos))
+            quote_spanned!(ms()=> &|#pos: ::core::primitive::usize| ::std::format!("at item {}", #pos))
         }
     };
     let sliced_dyn = p(quote!(Sliced));
@@ -325,7 +362,7 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
             }
         }
     };
-    let fold = p(quote!(fold));
+    let run = p(quote!(LoopDomain::run));
     // Per-worker variables: made by `local_init` once per worker, borrowed mutably by every
     // iteration that worker runs (`rng` is a `&mut` in the body).
     let (local_init, local) = (ident("__parfor_local_init"), ident("__parfor_local"));
@@ -350,6 +387,7 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
         {
             let #opts_id: #krate::__private::Options = #opts;
             #mut_slice_trait
+            #pre
             match #scrutinee {
                 #binding => {
                     #setup
@@ -360,8 +398,8 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
                     let #local_init = || ( #(#local_exprs,)* );
                     let #wire = #wire_of!(#probe_val(&#init()));
                     #[allow(clippy::undocumented_unsafe_blocks, unused_braces)]
-                    let #states = #fold(
-                        #n,
+                    for #states in #run(
+                        #dom,
                         &#opts_id,
                         #wire,
                         &[ #( &#outputs as &dyn #sliced_dyn ),* ],
@@ -369,7 +407,7 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
                         ( #(#ctx,)* ),
                         #init,
                         #local_init,
-                        |#state, #local, ( #(#ctx,)* ), #range, #cursor| {
+                        |#state, #local, ( #(#ctx,)* ), #items, #range, #cursor| {
                             #items_label: for #pos in #range {
                                 #cursor.at(#pos);
                                 #bind_locals
@@ -378,8 +416,9 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
                                 #body
                             }
                         },
-                    );
-                    #combine_loop
+                    ) {
+                        #combine_loop
+                    }
                 }
             }
         }
