@@ -46,6 +46,7 @@ pub use parfor_runtime::{
     set_default_engine, set_default_workers, with, worker_id,
 };
 pub use parfor_runtime::{Detached, ParIter, Source, StreamScope, scope};
+pub use parfor_runtime::{LAZY_BLOCKS_PER_WORKER, LAZY_CHUNK, LAZY_FORK_BLOCKS_PER_WORKER};
 
 /// Plain old data: values that are nothing but their bytes. This is bytemuck's `Pod` trait
 /// and its derive: the fork engine copies such results (and sliced outputs) straight into the

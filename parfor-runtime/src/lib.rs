@@ -53,6 +53,7 @@ pub use bytemuck;
 /// Zero bytes are a valid value: the supertrait of [`Pod`] (bytemuck's), derived with it.
 pub use bytemuck::Zeroable;
 pub use collection::Source;
+pub use domain::{LAZY_BLOCKS_PER_WORKER, LAZY_CHUNK, LAZY_FORK_BLOCKS_PER_WORKER};
 pub use config::{
     Config, ConfigError, Engine, clear_default_engine, clear_default_workers, default_engine,
     default_workers, set_default_engine, set_default_workers, with,
