@@ -6,9 +6,8 @@
 //!
 //! # How the macro finds the domain
 //!
-//! * `&v` (and `&v` with `.enumerate()`): the method [`LoopRef`] on `&(v)`, found by
-//!   auto-deref, so `v` may be a slice, a `Vec`, an array, a [`crate::Source`], a reference to
-//!   any of them or a smart pointer to one.
+//! * `&v` (and `&v` with `.enumerate()`): [`LoopRef`] on `&(v)`, so `v` may be a slice, a
+//!   `Vec`, an array, a [`crate::Source`], or a reference to any of them.
 //! * any other expression `e` (`v.iter()`, `lines`, `rx.iter()`, `(0..n).map(f)`): the value
 //!   `IntoIterator::into_iter(e)`, held in a [`LoopHold`], and one method on `&mut hold`
 //!   (autoref specialization, as for `parmap!`'s single source): a slice's iterator or an
@@ -351,9 +350,17 @@ impl Sliced for Shifted<'_> {
     }
 }
 
-/// `&v` as a loop's domain: a slice (or anything that derefs to one), an array, or a
-/// [`crate::Source`] collection. The macro calls the method on `&(v)`, so auto-deref finds
-/// it through references and smart pointers.
+/// `&v` as a loop's domain: a slice, a `Vec`, an array, a reference to one of them, or a
+/// [`crate::Source`] collection (or a reference to one). The macro calls
+/// `LoopRef::parfor_loop_over_a_slice_vec_array_or_parfor_source(&(v))`.
+#[diagnostic::on_unimplemented(
+    message = "a `#[parfor]` loop over `&v` cannot iterate over `{Self}`",
+    label = "not a slice, `Vec`, array or `parfor::Source` collection",
+    note = "`&v` loops read slices, `Vec`s, arrays and collections that implement \
+            `parfor::Source` (a length and an indexed get) by index; to run over any iterator \
+            lazily, write the iterator (`v.iter()`, `v.values()`); or collect the items first \
+            (`.collect::<Vec<_>>()`)"
+)]
 pub trait LoopRef<'a> {
     /// The borrowed source.
     type Domain: LoopDomain;
@@ -362,13 +369,32 @@ pub trait LoopRef<'a> {
     fn parfor_loop_over_a_slice_vec_array_or_parfor_source(&'a self) -> Self::Domain;
 }
 
-impl<'a, T: Sync + 'a> LoopRef<'a> for [T] {
-    type Domain = &'a [T];
+macro_rules! loop_ref_slices {
+    ($([$($g:tt)*] $t:ty;)*) => {$(
+        impl<'a, $($g)*> LoopRef<'a> for $t
+        where
+            T: Sync + 'a,
+        {
+            type Domain = &'a [T];
 
-    #[inline(always)]
-    fn parfor_loop_over_a_slice_vec_array_or_parfor_source(&'a self) -> &'a [T] {
-        self
-    }
+            #[inline(always)]
+            fn parfor_loop_over_a_slice_vec_array_or_parfor_source(&'a self) -> &'a [T] {
+                &self[..]
+            }
+        }
+    )*};
+}
+
+loop_ref_slices! {
+    [T] [T];
+    [T] Vec<T>;
+    [T, const N: usize] [T; N];
+    [T] &[T];
+    [T] &mut [T];
+    [T] &Vec<T>;
+    [T] &mut Vec<T>;
+    [T, const N: usize] &[T; N];
+    [T, const N: usize] &mut [T; N];
 }
 
 impl<'a, S: crate::Source + 'a> LoopRef<'a> for S {

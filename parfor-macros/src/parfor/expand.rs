@@ -112,7 +112,7 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
     let sl = ident("__parfor_dom_slice");
     let it = ident("__parfor_it");
     let hold = ident("__parfor_hold");
-    let mut pre = TokenStream::new();
+    
     let item_of = quote_spanned! {ms()=>
         // SAFETY (of the generated block): see the module docs, point 4.
         unsafe { #krate::__private::LoopItems::item(#items, #pos) }
@@ -127,12 +127,11 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
             item_of,
         ),
         DomainKind::Slice => {
-            pre.extend(quote_spanned! {ms()=>
-                #[allow(unused_imports)]
-                use #krate::__private::LoopRef as _;
-            });
+            let f = quote_spanned! {espan=>
+                #krate::__private::LoopRef::parfor_loop_over_a_slice_vec_array_or_parfor_source
+            };
             (
-                quote_spanned!(espan=> (&(#expr)).parfor_loop_over_a_slice_vec_array_or_parfor_source()),
+                quote_spanned!(espan=> #f(&(#expr))),
                 dom.clone(),
                 TokenStream::new(),
                 item_of,
@@ -363,6 +362,8 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
         }
     };
     let run = p(quote!(LoopDomain::run));
+    // A domain that is not one (a `&v` of the wrong type) is reported at the user's tokens.
+    let dom_arg = quote_spanned!(espan=> { #dom });
     // Per-worker variables: made by `local_init` once per worker, borrowed mutably by every
     // iteration that worker runs (`rng` is a `&mut` in the body).
     let (local_init, local) = (ident("__parfor_local_init"), ident("__parfor_local"));
@@ -387,7 +388,6 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
         {
             let #opts_id: #krate::__private::Options = #opts;
             #mut_slice_trait
-            #pre
             match #scrutinee {
                 #binding => {
                     #setup
@@ -399,7 +399,7 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
                     let #wire = #wire_of!(#probe_val(&#init()));
                     #[allow(clippy::undocumented_unsafe_blocks, unused_braces)]
                     for #states in #run(
-                        #dom,
+                        #dom_arg,
                         &#opts_id,
                         #wire,
                         &[ #( &#outputs as &dyn #sliced_dyn ),* ],
