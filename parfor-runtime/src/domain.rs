@@ -43,16 +43,45 @@ use std::ops::{Range, RangeInclusive};
 /// block order; so the blocks, not the engine or the worker count, decide how a floating-point
 /// sum is grouped. 1024 items keep the per-block cost (a hand-out, a state, a combine) well
 /// below the work of any loop worth running in parallel.
+///
+/// ```
+/// use parfor::parfor;
+///
+/// #[parfor]
+/// fn total(text: &str) -> usize {
+///     let mut n = 0;
+///     #[parfor] // blocks of `LAZY_CHUNK` lines; `chunk = 64` would make them 64
+///     for line in text.lines() {
+///         n += line.len();
+///     }
+///     n
+/// }
+///
+/// assert_eq!(total("ab\ncde\n"), 5);
+/// assert_eq!(parfor::LAZY_CHUNK, 1024);
+/// ```
 pub const LAZY_CHUNK: usize = 1024;
 
 /// Blocks per worker that a lazy `#[parfor]` loop pulls into memory at a time on the serial
 /// and threads engines (a window): enough that the workers rarely wait at the end of a
 /// window; the window bounds the items in memory.
+///
+/// ```
+/// // On 2 worker threads with the default chunk, at most this many items are in memory.
+/// let window = parfor::LAZY_CHUNK * parfor::LAZY_BLOCKS_PER_WORKER * 2;
+/// assert_eq!(window, 16 * 1024);
+/// ```
 pub const LAZY_BLOCKS_PER_WORKER: usize = 8;
 
 /// Blocks per worker in a window of a lazy `#[parfor]` loop on the fork engine, which forks
 /// its workers once per window (a bigger window amortizes the forks).
-pub const LAZY_FORK_BLOCKS_PER_WORKER: usize = 32;
+///
+/// ```
+/// // On 2 fork workers with the default chunk, a window holds this many items.
+/// let window = parfor::LAZY_CHUNK * parfor::LAZY_FORK_BLOCKS_PER_WORKER * 2;
+/// assert_eq!(window, 128 * 1024);
+/// ```
+pub const LAZY_FORK_BLOCKS_PER_WORKER: usize = 64;
 
 /// How iteration `pos` of one call of the loop body gets its item.
 pub trait LoopItems: Copy + Sync {
@@ -111,11 +140,20 @@ impl<T: Send> LoopItems for Window<T> {
     #[inline(always)]
     unsafe fn item(self, pos: usize) -> T {
         assert!(pos < self.len, "parfor: internal error: position {pos} outside its window");
-        // SAFETY: in bounds (checked); the window's items live in `run_lazy`'s vector for the
-        // whole call, and only the iteration at `pos` touches element `pos` (the caller's
-        // contract), so this is the only access.
-        let slot = unsafe { &mut *self.ptr.add(pos) };
-        match slot.take() {
+        let slot = self.ptr.wrapping_add(pos);
+        let item = if std::mem::needs_drop::<T>() {
+            // SAFETY: in bounds (checked); the window's items live in the window's vector for
+            // the whole call, and only the iteration at `pos` touches element `pos` (the
+            // caller's contract), so this is the only access. Taking the item leaves `None`,
+            // so the vector does not drop it again.
+            unsafe { (*slot).take() }
+        } else {
+            // SAFETY: as above, for reading. A bitwise copy of an item that needs no drop
+            // leaves nothing to drop twice; not writing the slot keeps a fork worker from
+            // copying the window's pages (copy-on-write) just to mark items taken.
+            unsafe { slot.read() }
+        };
+        match item {
             Some(t) => t,
             None => unreachable!("parfor: an item of a lazy loop is taken once"),
         }
