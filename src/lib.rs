@@ -136,10 +136,10 @@ pub mod __private {
     pub use parfor_runtime::__private::{
         Arg, ArrayPart, AsSource, Cursor, IntRange, LAZY_BLOCKS_PER_WORKER, LAZY_CHUNK,
         LAZY_FORK_BLOCKS_PER_WORKER, Lazy, LoopDomain, LoopHold, LoopHoldIndexed, LoopHoldLazy,
-        LoopItems, LoopRef, Options, Probe, Shape, SliceOut, Sliced,
-        SlotCell, Slots, Source, Wire, fold, fork_result, fork_state, map, mpi_state, probe_any,
-        probe_elem, probe_item, probe_ref, probe_ret, probe_val, sig1, sig2, sig3, sig4, sig5,
-        sig6, sig7, sig8, sig9, sig10, sig11, sig12, try_map, wire, wire_of,
+        LoopHoldLazyMut, LoopItems, LoopRef, Options, Probe, Shape, SliceOut, Sliced, SlotCell,
+        Slots, Source, Wire, fold, fork_result, fork_state, map, mpi_state, probe_any, probe_elem,
+        probe_item, probe_ref, probe_ret, probe_val, sig1, sig2, sig3, sig4, sig5, sig6, sig7,
+        sig8, sig9, sig10, sig11, sig12, try_map, wire, wire_of,
     };
     pub use parfor_runtime::asynch::{
         check_async_engine, check_async_feature, check_chunk, check_fork_result, check_lazy,

@@ -241,7 +241,11 @@ impl<D: Source> LoopDomain for D {
 }
 
 /// A lazy iterator as a loop's domain.
-pub struct Lazy<I>(I);
+pub struct Lazy<I> {
+    it: I,
+    /// Its items are `&mut` references: a fork worker's changes through them would be lost.
+    mut_items: bool,
+}
 
 impl<It> LoopDomain for Lazy<It>
 where
@@ -272,6 +276,15 @@ where
         L: Fn() -> W + Sync + 'r,
     {
         let run = crate::engine::resolve(opts);
+        if run.engine == Engine::Fork && self.mut_items {
+            panic!(
+                "parfor: this `#[parfor]` loop cannot run on the fork engine: its items are \
+                 `&mut` references (`iter_mut()`, `chunks_mut(..)`, `values_mut()`), through \
+                 which a worker process would change only its own copy (the change would be \
+                 lost); loop over a slice with `&mut v` or `v.iter_mut()` (whose elements the \
+                 fork engine sends back), or run the loop on the threads engine"
+            );
+        }
         if run.engine == Engine::Mpi {
             panic!(
                 "parfor: a `#[parfor]` loop over a lazy iterator does not run on the mpi engine \
@@ -286,7 +299,7 @@ where
             _ => LAZY_BLOCKS_PER_WORKER,
         };
         LazyRun {
-            feed: Feed::pull(Box::new(self.0)),
+            feed: Feed::pull(Box::new(self.it)),
             window: chunk.saturating_mul(per_worker.saturating_mul(run.workers.count.max(1))),
             // Every window is cut into blocks of `chunk` items; the loop draws one progress
             // line of its own, without a total.
@@ -495,6 +508,31 @@ impl<T: Int> LoopHoldIndexed for LoopHold<RangeInclusive<T>> {
     }
 }
 
+/// An iterator of `&mut` references: lazy, and refused by the fork engine, whose workers
+/// would change only their own copies of the items (found with [`LoopHoldIndexed`]; the two
+/// never both apply).
+pub trait LoopHoldLazyMut {
+    /// The domain.
+    type Domain: LoopDomain;
+    /// Takes the iterator out of the holder.
+    fn parfor_loop_domain(&mut self) -> Self::Domain;
+}
+
+impl<'a, T, I> LoopHoldLazyMut for LoopHold<I>
+where
+    T: Send + ?Sized + 'a,
+    I: Iterator<Item = &'a mut T>,
+{
+    type Domain = Lazy<I>;
+    #[inline(always)]
+    fn parfor_loop_domain(&mut self) -> Lazy<I> {
+        match self.0.take() {
+            Some(it) => Lazy { it, mut_items: true },
+            None => unreachable!("parfor: a lazy domain is taken once"),
+        }
+    }
+}
+
 /// Any other iterator: lazy (found by autoref, after [`LoopHoldIndexed`]).
 pub trait LoopHoldLazy {
     /// The domain.
@@ -512,7 +550,7 @@ where
     #[inline(always)]
     fn parfor_loop_domain(&mut self) -> Lazy<I> {
         match self.0.take() {
-            Some(it) => Lazy(it),
+            Some(it) => Lazy { it, mut_items: false },
             None => unreachable!("parfor: a lazy domain is taken once"),
         }
     }

@@ -53,11 +53,11 @@ pub use bytemuck;
 /// Zero bytes are a valid value: the supertrait of [`Pod`] (bytemuck's), derived with it.
 pub use bytemuck::Zeroable;
 pub use collection::Source;
-pub use domain::{LAZY_BLOCKS_PER_WORKER, LAZY_CHUNK, LAZY_FORK_BLOCKS_PER_WORKER};
 pub use config::{
     Config, ConfigError, Engine, clear_default_engine, clear_default_workers, default_engine,
     default_workers, set_default_engine, set_default_workers, with,
 };
+pub use domain::{LAZY_BLOCKS_PER_WORKER, LAZY_CHUNK, LAZY_FORK_BLOCKS_PER_WORKER};
 pub use error::{Cause, OnError, TaskError};
 pub use options::Schedule;
 #[cfg(unix)]
@@ -74,7 +74,7 @@ pub mod __private {
     pub use crate::array_part::ArrayPart;
     pub use crate::domain::{
         LAZY_BLOCKS_PER_WORKER, LAZY_CHUNK, LAZY_FORK_BLOCKS_PER_WORKER, Lazy, LoopDomain,
-        LoopHold, LoopHoldIndexed, LoopHoldLazy, LoopItems, LoopRef, Window,
+        LoopHold, LoopHoldIndexed, LoopHoldLazy, LoopHoldLazyMut, LoopItems, LoopRef, Window,
     };
     pub use crate::fold::{Cursor, fold};
     pub use crate::map::Shape;

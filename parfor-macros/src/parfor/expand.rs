@@ -112,7 +112,7 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
     let sl = ident("__parfor_dom_slice");
     let it = ident("__parfor_it");
     let hold = ident("__parfor_hold");
-    
+
     let item_of = quote_spanned! {ms()=>
         // SAFETY (of the generated block): see the module docs, point 4.
         unsafe { #krate::__private::LoopItems::item(#items, #pos) }
@@ -130,12 +130,7 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
             let f = quote_spanned! {espan=>
                 #krate::__private::LoopRef::parfor_loop_over_a_slice_vec_array_or_parfor_source
             };
-            (
-                quote_spanned!(espan=> #f(&(#expr))),
-                dom.clone(),
-                TokenStream::new(),
-                item_of,
-            )
+            (quote_spanned!(espan=> #f(&(#expr))), dom.clone(), TokenStream::new(), item_of)
         }
         DomainKind::Iter => (
             quote_spanned!(espan=> ::core::iter::IntoIterator::into_iter(#expr)),
@@ -144,7 +139,7 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
                 let mut #hold = #krate::__private::LoopHold::new(#it);
                 let #dom = {
                     #[allow(unused_imports)]
-                    use #krate::__private::{LoopHoldIndexed as _, LoopHoldLazy as _};
+                    use #krate::__private::{LoopHoldIndexed as _, LoopHoldLazy as _, LoopHoldLazyMut as _};
                     (&mut #hold).parfor_loop_domain()
                 };
             },
