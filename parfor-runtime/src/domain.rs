@@ -247,10 +247,44 @@ pub struct Lazy<I> {
     mut_items: bool,
 }
 
+/// What the items of a lazy loop must be: they are pulled on the caller's thread and run
+/// on worker threads.
+#[diagnostic::on_unimplemented(
+    message = "the items of a lazy `#[parfor]` loop go to worker threads, so `{Self}` must be \
+               `Send`",
+    label = "an iterator of `{Self}`",
+    note = "the iterator itself stays on the caller's thread; make its items `Send` (an `Arc` \
+            rather than an `Rc`, owned data), or collect them into a `Vec` and loop over `&v`"
+)]
+pub trait LoopItem: Send {}
+
+impl<T: Send> LoopItem for T {}
+
+impl<I: Iterator> Lazy<I> {
+    /// Requires items that can go to worker threads, with [`LoopItem`]'s message (the
+    /// generated code calls it before running the loop; an indexed domain has the no-op of
+    /// [`LoopCheck`]).
+    #[inline(always)]
+    pub fn parfor_check_items(&self)
+    where
+        I::Item: LoopItem,
+    {
+    }
+}
+
+/// The item check of an indexed domain: nothing to check (see [`Lazy::parfor_check_items`]).
+pub trait LoopCheck {
+    /// Nothing.
+    #[inline(always)]
+    fn parfor_check_items(&self) {}
+}
+
+impl<D: Source> LoopCheck for D {}
+
 impl<It> LoopDomain for Lazy<It>
 where
     It: Iterator,
-    It::Item: Send,
+    It::Item: LoopItem,
 {
     type Items = Window<It::Item>;
 
@@ -478,8 +512,8 @@ impl<I> LoopHold<I> {
 
 /// An iterator that keeps random access (a slice's `iter()`, an integer range): found first.
 pub trait LoopHoldIndexed {
-    /// The domain.
-    type Domain: LoopDomain;
+    /// The domain (a [`LoopDomain`]).
+    type Domain;
     /// The domain.
     fn parfor_loop_domain(&mut self) -> Self::Domain;
 }
@@ -512,15 +546,15 @@ impl<T: Int> LoopHoldIndexed for LoopHold<RangeInclusive<T>> {
 /// would change only their own copies of the items (found with [`LoopHoldIndexed`]; the two
 /// never both apply).
 pub trait LoopHoldLazyMut {
-    /// The domain.
-    type Domain: LoopDomain;
+    /// The domain (a [`LoopDomain`]).
+    type Domain;
     /// Takes the iterator out of the holder.
     fn parfor_loop_domain(&mut self) -> Self::Domain;
 }
 
 impl<'a, T, I> LoopHoldLazyMut for LoopHold<I>
 where
-    T: Send + ?Sized + 'a,
+    T: ?Sized + 'a,
     I: Iterator<Item = &'a mut T>,
 {
     type Domain = Lazy<I>;
@@ -535,17 +569,13 @@ where
 
 /// Any other iterator: lazy (found by autoref, after [`LoopHoldIndexed`]).
 pub trait LoopHoldLazy {
-    /// The domain.
-    type Domain: LoopDomain;
+    /// The domain (a [`LoopDomain`]).
+    type Domain;
     /// Takes the iterator out of the holder.
     fn parfor_loop_domain(&mut self) -> Self::Domain;
 }
 
-impl<I> LoopHoldLazy for &mut LoopHold<I>
-where
-    I: Iterator,
-    I::Item: Send,
-{
+impl<I: Iterator> LoopHoldLazy for &mut LoopHold<I> {
     type Domain = Lazy<I>;
     #[inline(always)]
     fn parfor_loop_domain(&mut self) -> Lazy<I> {

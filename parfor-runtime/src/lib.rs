@@ -73,8 +73,9 @@ pub mod __private {
     pub use crate::__wire_of as wire_of;
     pub use crate::array_part::ArrayPart;
     pub use crate::domain::{
-        LAZY_BLOCKS_PER_WORKER, LAZY_CHUNK, LAZY_FORK_BLOCKS_PER_WORKER, Lazy, LoopDomain,
-        LoopHold, LoopHoldIndexed, LoopHoldLazy, LoopHoldLazyMut, LoopItems, LoopRef, Window,
+        LAZY_BLOCKS_PER_WORKER, LAZY_CHUNK, LAZY_FORK_BLOCKS_PER_WORKER, Lazy, LoopCheck,
+        LoopDomain, LoopHold, LoopHoldIndexed, LoopHoldLazy, LoopHoldLazyMut, LoopItem, LoopItems,
+        LoopRef, Window,
     };
     pub use crate::fold::{Cursor, fold};
     pub use crate::map::Shape;

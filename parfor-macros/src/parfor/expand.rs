@@ -142,6 +142,11 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
                     use #krate::__private::{LoopHoldIndexed as _, LoopHoldLazy as _, LoopHoldLazyMut as _};
                     (&mut #hold).parfor_loop_domain()
                 };
+                {
+                    #[allow(unused_imports)]
+                    use #krate::__private::LoopCheck as _;
+                    { #dom }.parfor_check_items();
+                }
             },
             item_of,
         ),
