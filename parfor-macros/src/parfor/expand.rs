@@ -145,7 +145,7 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
                 {
                     #[allow(unused_imports)]
                     use #krate::__private::LoopCheck as _;
-                    { #dom }.parfor_check_items();
+                    { &#dom }.parfor_check_items();
                 }
             },
             item_of,
