@@ -381,3 +381,46 @@ fn mut_items_run_on_threads_and_are_refused_by_fork() {
         assert_eq!(v, (0..10).collect::<Vec<u32>>(), "nothing ran");
     }
 }
+
+#[cfg(unix)]
+#[parfor(engine = Engine::Fork, workers = 2)]
+fn dies_at(bad: u64) -> u64 {
+    let mut s = 0;
+    #[parfor(chunk = 10)]
+    for (i, x) in (0..100u64).map(|x| x + 1).enumerate() {
+        if i as u64 == bad {
+            std::process::abort();
+        }
+        s += x;
+    }
+    s
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fork_worker_that_dies_fails_naming_its_item() {
+    assert_eq!(dies_at(1000), 5050);
+    let p = catch_unwind(|| dies_at(57));
+    let msg = message(p.expect_err("the worker running item 57 aborts"));
+    assert!(msg.contains("iteration i = 57 failed"), "{msg}");
+    assert!(msg.contains("signal"), "{msg}");
+}
+
+#[parfor(engine = engine)]
+fn with_progress(engine: Engine, n: u64) -> u64 {
+    let mut s = 0;
+    #[parfor(progress = true, chunk = 100)]
+    for x in (0..n).map(|x| x * x) {
+        s += x;
+    }
+    s
+}
+
+/// `progress = true` on a source of unknown length (the line shows the count and the rate;
+/// it is drawn only when stderr is a terminal) changes no result.
+#[test]
+fn progress_on_a_lazy_source_changes_no_result() {
+    for &engine in ENGINES {
+        assert_eq!(with_progress(engine, 5000), (0..5000u64).map(|x| x * x).sum(), "{engine}");
+    }
+}
