@@ -1,8 +1,11 @@
-//! Code generation: a `#[parfor]` loop becomes one call of the runtime's `fold`, whose body
-//! closure runs a range of iterations of the rewritten loop body (so the item loop is
-//! compiled with the body, and what it reads every iteration arrives by value in `ctx`) and
-//! whose block states carry the reductions; sliced outputs become `SliceOut`s, and every
-//! iteration gets one `SlotCell` per sliced output, on its own element.
+//! Code generation: a `#[parfor]` loop becomes one call of the runtime's `LoopDomain::run` on
+//! its domain (found by its type: an indexed source runs as one call of `fold`, a lazy
+//! iterator as one call per window of items), whose body closure runs a range of iterations
+//! of the rewritten loop body (so the item loop is compiled with the body, and what it reads
+//! every iteration arrives by value in `ctx` and `items`) and whose block states carry the
+//! reductions, combined into the loop's variables window by window in block order; sliced
+//! outputs become `SliceOut`s, and every iteration gets one `SlotCell` per sliced output, on
+//! its own element.
 //!
 //! Synthesized identifiers use `Span::mixed_site()`, so the user's code can neither name nor
 //! shadow them; the user's tokens keep their spans; every path is absolute.
@@ -17,7 +20,9 @@
 //!    the body closure, never from the user's tokens: the plan cuts `0..n` into disjoint
 //!    blocks and every engine runs each position at most once per call (after a caught panic
 //!    it resumes at the next position). `i` is an injective function of `pos` (the range
-//!    loop's value `start + pos` converted by `LoopIndex`, or `pos` itself), and a value that
+//!    loop's value `start + pos` converted by `LoopIndex`, or the item's index, which is
+//!    `pos` itself, or `window start + pos` in a lazy loop's window, whose sliced outputs the
+//!    runtime shifts alike), and a value that
 //!    does not fit becomes `usize::MAX`, out of bounds of every slice. So two live handles
 //!    never designate one element. Within an iteration, every `out[i]` becomes
 //!    `*out.get()` / `*out.get_mut()` on that one local handle, so the borrow checker rejects
