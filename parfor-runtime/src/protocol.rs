@@ -33,6 +33,9 @@ pub(crate) enum Kind {
     /// process that stores them (see [`crate::job::Remote::raw_target`]); the frame carries
     /// the entries only.
     Placed = 2,
+    /// Sent the other way, to a worker that is fed its work (a stream's): run the items of
+    /// `range`, which belong to task `block`. Nothing follows the header.
+    Task = 3,
 }
 
 impl Kind {
@@ -41,6 +44,7 @@ impl Kind {
             0 => Some(Kind::Results),
             1 => Some(Kind::Error),
             2 => Some(Kind::Placed),
+            3 => Some(Kind::Task),
             _ => None,
         }
     }
