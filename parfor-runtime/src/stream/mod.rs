@@ -101,7 +101,8 @@ pub(crate) trait Pump<Y> {
 /// Ordered streams yield one value per item (or per element, with `flatten = true`) in item
 /// order; unordered ones yield `(item index, value)` in completion order. Dropping it stops
 /// the stream: no item is dispatched any more, worker threads finish the item they run and
-/// end, and the drop returns once they have (so nothing of the call keeps running).
+/// end, fork worker processes are killed, and the drop returns once they have ended (so
+/// nothing of the call keeps running).
 ///
 /// ```
 /// use parfor::parmap_iter;
