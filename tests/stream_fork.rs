@@ -268,6 +268,26 @@ fn child_early_drops_leave_no_worker_and_no_descriptor() {
     assert!(r.is_err());
     assert!(no_children(), "a panicking consumer leaves no worker behind");
     assert_eq!(open_fds(), fds);
+    // A program that restored `SIGPIPE`'s default action (which ends the process) is not
+    // killed when the stream hands a task to a worker that just died.
+    // SAFETY: sets the default action of a signal; this child runs only this test.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    for _ in 0..5 {
+        let got: Vec<Result<u64, TaskError>> = parmap_iter!(
+            |i: u64| {
+                if i % 3 == 0 {
+                    die();
+                }
+                i
+            },
+            0..60u64;
+            engine = "fork", workers = 3, on_error = "collect", chunk = 1
+        )
+        .collect();
+        assert_eq!(got.iter().filter(|r| r.is_err()).count(), 20);
+    }
+    assert!(no_children());
+    assert_eq!(open_fds(), fds);
     println!("child checks done");
 }
 

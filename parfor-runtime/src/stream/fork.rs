@@ -145,7 +145,7 @@ impl<'a, X: Items, M: Emit<X::R>> ForkPump<'a, X, M> {
             Ok(p) => (Some(p), None),
             Err(cause) => (None, Some(cause)),
         };
-        ForkPump {
+        let mut pump = ForkPump {
             job: Box::new(Job { items, wire, batches: Mutex::new(HashMap::new()) }),
             mode,
             feed,
@@ -164,7 +164,13 @@ impl<'a, X: Items, M: Emit<X::R>> ForkPump<'a, X, M> {
             stopped: false,
             over: false,
             broken,
+        };
+        if fed {
+            // The workers start with the stream (and read its indexed source as it is now);
+            // a lazy source is pulled only when the caller asks for results.
+            pump.dispatch();
         }
+        pump
     }
 
     /// The next new batch from the feed, if the window has room.

@@ -303,7 +303,7 @@ impl Pool {
             Header { kind: Kind::Task, worker: w, block: task.seq, range: task.range.clone(), raw: 0, encoded: 0 };
         if let Some(fd) = &kid.tasks {
             // A few dozen bytes, into a pipe that holds at most a few tasks: never blocks.
-            let _ = write_all(fd.raw(), &header.to_bytes());
+            let _ = write_quietly(fd.raw(), &header.to_bytes());
         }
         if kid.queue.is_empty() {
             kid.next = task.range.start;
@@ -475,6 +475,35 @@ impl Drop for Pool {
             reap(kid.pid);
         }
     }
+}
+
+/// Writes `bytes` to the pipe `fd` without dying of `SIGPIPE` when its reader is gone (a
+/// worker that just died): the signal is blocked in this thread for the write, and the one
+/// the write raised, if any, is taken back. (Rust programs ignore `SIGPIPE`, but a program may
+/// have restored its default action, which ends the process.)
+fn write_quietly(fd: RawFd, bytes: &[u8]) -> Result<(), ()> {
+    use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
+    let mut pipe = SigSet::empty();
+    pipe.add(Signal::SIGPIPE);
+    let mut old = SigSet::empty();
+    let blocked = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&pipe), Some(&mut old)).is_ok();
+    let pending_before = {
+        // SAFETY: an all-zero `sigset_t` is a valid (empty) set, filled in by `sigpending`.
+        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: writes the pending signals into the live local set, then reads it.
+        unsafe { libc::sigpending(&mut set) == 0 && libc::sigismember(&set, libc::SIGPIPE) == 1 }
+    };
+    let r = write_all(fd, bytes);
+    if blocked && r.is_err() && !pending_before && !old.contains(Signal::SIGPIPE) {
+        let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: takes the pending `SIGPIPE` this write raised (the set and the timeout are
+        // live locals); it is blocked, so nothing else runs for it.
+        unsafe { libc::sigtimedwait(pipe.as_ref(), std::ptr::null_mut(), &zero) };
+    }
+    if blocked {
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    }
+    r
 }
 
 /// A worker: runs its task, or the tasks it reads, shipping their outcomes; the exit code.
