@@ -185,7 +185,7 @@ pub(crate) fn fork_rows(workers: usize, quick: bool) -> Vec<StreamRow> {
     let baseline = status_mib("VmRSS:");
     let t0 = Instant::now();
     let (mut n, mut bytes) = (0usize, 0usize);
-    for len in parmap_iter!(|l: String| l.len(), lines; engine = Engine::Fork, workers = workers) {
+    for len in parmap_iter!(|l: String| l.len(), { lines }; engine = Engine::Fork, workers = workers) {
         n += 1;
         bytes += len;
     }

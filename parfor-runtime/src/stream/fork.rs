@@ -215,24 +215,30 @@ impl<'a, X: Items, M: Emit<X::R>> ForkPump<'a, X, M> {
         let Some(pool) = self.pool.as_mut() else { return };
         let fed = self.feed.len().is_some();
         let depth = if fed { DEPTH_PER_WORKER } else { 1 };
-        for w in 0..pool.slots() {
-            loop {
+        let slots = pool.slots();
+        // Level by level: every idle worker gets a batch before any gets a second one (a
+        // batch queued behind a slow item waits for it).
+        for level in 1..=depth {
+            for w in 0..slots {
                 let pool = self.pool.as_mut().expect("checked");
                 // A one-task worker takes its slot until it has ended.
-                if pool.queued(w) >= depth || (!fed && pool.alive(w)) {
-                    break;
+                if pool.queued(w) >= level || (!fed && pool.alive(w)) {
+                    continue;
                 }
                 if fed && !pool.alive(w) {
                     if self.retry.is_empty() && (self.feed_done || self.stopped) {
-                        break;
+                        return;
                     }
                     if let Err(e) = pool.spawn(w, &*self.job, None) {
                         self.no_worker(e);
-                        break;
+                        if self.broken.is_some() {
+                            return self.dispatch();
+                        }
+                        continue;
                     }
                 }
                 let Some(task) = self.retry.pop_front().or_else(|| self.next_task()) else {
-                    break;
+                    return;
                 };
                 let pool = self.pool.as_mut().expect("checked");
                 if fed {
@@ -240,11 +246,10 @@ impl<'a, X: Items, M: Emit<X::R>> ForkPump<'a, X, M> {
                 } else if let Err(e) = pool.spawn(w, &*self.job, Some(task.clone())) {
                     self.retry.push_front(task);
                     self.no_worker(e);
-                    break;
+                    if self.broken.is_some() {
+                        return self.dispatch();
+                    }
                 }
-            }
-            if self.broken.is_some() {
-                return self.dispatch();
             }
         }
     }
