@@ -87,9 +87,7 @@ pub(crate) fn stream_rows(
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for _ in 0..reps2 {
         a.push(time(|| parmap!(item, 0..200u32; engine = engine, workers = 2)).0);
-        b.push(
-            time(|| parmap_iter!(item, 0..200u32; engine = engine, workers = 2).count()).0,
-        );
+        b.push(time(|| parmap_iter!(item, 0..200u32; engine = engine, workers = 2).count()).0);
     }
     let (pa, pb) = (median(a), median(b));
     rows.push(StreamRow {
@@ -125,7 +123,9 @@ pub(crate) fn stream_rows(
     }
     let (first, total) = (median(firsts), median(totals));
     rows.push(StreamRow {
-        what: format!("{engine:?}: unordered, 8 items, the fastest 40x faster: first result / total"),
+        what: format!(
+            "{engine:?}: unordered, 8 items, the fastest 40x faster: first result / total"
+        ),
         value: first / total,
         limit: 0.25,
         detail: format!("first after {:.1} ms, all after {:.1} ms", first * 1e3, total * 1e3),
@@ -175,7 +175,13 @@ pub(crate) fn fork_rows(workers: usize, quick: bool) -> Vec<StreamRow> {
     });
 
     let mib: usize = if quick { 64 } else { 1024 };
-    let line = |i: u64| format!("{i} {:x} {}\n", i.wrapping_mul(0x9E37_79B9_7F4A_7C15), "w".repeat((i % 80) as usize));
+    let line = |i: u64| {
+        format!(
+            "{i} {:x} {}\n",
+            i.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            "w".repeat((i % 80) as usize)
+        )
+    };
     let mut made = 0usize;
     let lines = (0u64..).map(line).take_while(move |l| {
         made += l.len();
@@ -185,7 +191,9 @@ pub(crate) fn fork_rows(workers: usize, quick: bool) -> Vec<StreamRow> {
     let baseline = status_mib("VmRSS:");
     let t0 = Instant::now();
     let (mut n, mut bytes) = (0usize, 0usize);
-    for len in parmap_iter!(|l: String| l.len(), { lines }; engine = Engine::Fork, workers = workers) {
+    for len in
+        parmap_iter!(|l: String| l.len(), { lines }; engine = Engine::Fork, workers = workers)
+    {
         n += 1;
         bytes += len;
     }

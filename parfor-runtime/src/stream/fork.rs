@@ -140,6 +140,7 @@ impl<'a, X: Items, M: Emit<X::R>> ForkPump<'a, X, M> {
         ordered: bool,
     ) -> Self {
         let fed = feed.len().is_some();
+        let empty = feed.len() == Some(0);
         let sizing = if fed { sizing } else { sizing.target(LAZY_BATCH) };
         let (pool, broken) = match Pool::new(workers, fed, timeout) {
             Ok(p) => (Some(p), None),
@@ -160,7 +161,7 @@ impl<'a, X: Items, M: Emit<X::R>> ForkPump<'a, X, M> {
             held: 0,
             in_flight: 0,
             seq: 0,
-            feed_done: false,
+            feed_done: empty,
             stopped: false,
             over: false,
             broken,

@@ -299,8 +299,14 @@ impl Pool {
     /// by [`Pool::wait`], which hands the task back.
     pub(crate) fn send(&mut self, w: usize, task: Task) {
         let kid = self.kids[w].as_mut().expect("a live worker");
-        let header =
-            Header { kind: Kind::Task, worker: w, block: task.seq, range: task.range.clone(), raw: 0, encoded: 0 };
+        let header = Header {
+            kind: Kind::Task,
+            worker: w,
+            block: task.seq,
+            range: task.range.clone(),
+            raw: 0,
+            encoded: 0,
+        };
         if let Some(fd) = &kid.tasks {
             // A few dozen bytes, into a pipe that holds at most a few tasks: never blocks.
             let _ = write_quietly(fd.raw(), &header.to_bytes());
@@ -406,9 +412,11 @@ impl Pool {
         let (seq, range) = (header.block, header.range.clone());
         let (_, encoded) = kid.reader.outcome();
         match header.kind {
-            Kind::Error => {
-                on(Event::Failed { seq, range: range.clone(), cause: protocol::decode_error(encoded) })
-            }
+            Kind::Error => on(Event::Failed {
+                seq,
+                range: range.clone(),
+                cause: protocol::decode_error(encoded),
+            }),
             _ => on(Event::Results { seq, range: range.clone(), entries: encoded, took }),
         }
         kid.reader.next_frame();
