@@ -106,6 +106,9 @@ pub(crate) struct ForkPump<'a, X: Items, M: Emit<X::R>> {
     ordered: bool,
     /// Batches (or parts of batches) whose worker died, to hand out first.
     retry: VecDeque<Task>,
+    /// A lazy source's batches pulled ahead (one per worker), so that a worker slot that
+    /// frees up gets its next batch at once.
+    prepared: VecDeque<Task>,
     /// Ordered: outcomes by first item, and the next item to yield.
     parked: BTreeMap<usize, Seg<M::Y>>,
     cursor: usize,
@@ -154,6 +157,7 @@ impl<'a, X: Items, M: Emit<X::R>> ForkPump<'a, X, M> {
             sizing,
             ordered,
             retry: VecDeque::new(),
+            prepared: VecDeque::new(),
             parked: BTreeMap::new(),
             cursor: 0,
             ready: VecDeque::new(),
@@ -207,7 +211,7 @@ impl<'a, X: Items, M: Emit<X::R>> ForkPump<'a, X, M> {
     /// Hands out batches while workers have room and the window allows.
     fn dispatch(&mut self) {
         if self.broken.is_some() {
-            while let Some(t) = self.retry.pop_front().or_else(|| self.next_task()) {
+            while let Some(t) = self.take_task() {
                 let cause = self.broken.clone().expect("checked");
                 self.failed(t.seq, t.range, &cause);
             }
@@ -238,7 +242,7 @@ impl<'a, X: Items, M: Emit<X::R>> ForkPump<'a, X, M> {
                         continue;
                     }
                 }
-                let Some(task) = self.retry.pop_front().or_else(|| self.next_task()) else {
+                let Some(task) = self.take_task() else {
                     return;
                 };
                 let pool = self.pool.as_mut().expect("checked");
@@ -253,6 +257,19 @@ impl<'a, X: Items, M: Emit<X::R>> ForkPump<'a, X, M> {
                 }
             }
         }
+        if !fed {
+            while self.prepared.len() < slots {
+                match self.next_task() {
+                    Some(t) => self.prepared.push_back(t),
+                    None => break,
+                }
+            }
+        }
+    }
+
+    /// The next batch to hand out: a retry, a batch pulled ahead, or a new one.
+    fn take_task(&mut self) -> Option<Task> {
+        self.retry.pop_front().or_else(|| self.prepared.pop_front()).or_else(|| self.next_task())
     }
 
     /// A worker could not be forked: carry on with the others, or fail what is left when

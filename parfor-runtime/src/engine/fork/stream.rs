@@ -39,7 +39,7 @@ use std::collections::VecDeque;
 use std::ops::Range;
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A worker ships what it has when the last message left longer ago than this.
 pub(crate) const FLUSH_AFTER: Duration = Duration::from_millis(1);
@@ -76,6 +76,8 @@ pub(crate) struct Sink {
     from: usize,
     /// When the last frame left ([`now_ns`]).
     shipped_at: u64,
+    /// When the items of the next frame started running (the task's start, or the last frame).
+    clock: u64,
     /// Items before the next look at the clock, and how many the last look waited.
     countdown: u32,
     every: u32,
@@ -123,6 +125,7 @@ impl Sink {
         self.buf.resize(HEADER, 0);
         self.countdown = 1;
         self.every = 1;
+        self.clock = now_ns();
     }
 
     /// Ships the entries of items `from..end` (if any).
@@ -130,6 +133,7 @@ impl Sink {
         if end <= self.from || self.broken {
             return;
         }
+        protocol::push_time(&mut self.buf, now_ns().saturating_sub(self.clock));
         self.send(Kind::Results, end);
     }
 
@@ -154,6 +158,7 @@ impl Sink {
         self.buf.truncate(HEADER);
         self.from = end;
         self.shipped_at = now_ns();
+        self.clock = self.shipped_at;
     }
 }
 
@@ -170,13 +175,12 @@ struct Kid {
     next: usize,
     /// Set when the pool killed it for running an item past the time-out.
     timed_out: Option<Duration>,
-    /// When it last sent a frame, or got a task while it had none.
-    mark: Instant,
 }
 
 /// What [`Pool::wait`] saw.
 pub(crate) enum Event<'b> {
-    /// The outcomes of items `range` of task `seq`: their entries.
+    /// The outcomes of items `range` of task `seq`: their entries, and how long the worker
+    /// took to run them.
     Results { seq: usize, range: Range<usize>, entries: &'b [u8], took: Duration },
     /// Items `range` of task `seq` failed together (their results cannot cross).
     Failed { seq: usize, range: Range<usize>, cause: Cause },
@@ -289,7 +293,6 @@ impl Pool {
             next: task.as_ref().map_or(0, |t| t.range.start),
             queue: task.into_iter().collect(),
             timed_out: None,
-            mark: Instant::now(),
         };
         self.kids[w] = Some(kid);
         Ok(())
@@ -313,7 +316,6 @@ impl Pool {
         }
         if kid.queue.is_empty() {
             kid.next = task.range.start;
-            kid.mark = Instant::now();
         }
         kid.queue.push_back(task);
     }
@@ -406,18 +408,23 @@ impl Pool {
             }
         };
         self.idle_deaths = 0;
-        let now = Instant::now();
-        let took = now.duration_since(kid.mark);
-        kid.mark = now;
         let (seq, range) = (header.block, header.range.clone());
-        let (_, encoded) = kid.reader.outcome();
-        match header.kind {
-            Kind::Error => on(Event::Failed {
+        let (_, payload) = kid.reader.outcome();
+        match (header.kind, protocol::split_time(payload)) {
+            (Kind::Results, Some((entries, ns))) => {
+                let took = Duration::from_nanos(ns);
+                on(Event::Results { seq, range: range.clone(), entries, took });
+            }
+            (Kind::Results, None) => on(Event::Failed {
                 seq,
                 range: range.clone(),
-                cause: protocol::decode_error(encoded),
+                cause: Cause::Engine("corrupt results from a worker".into()),
             }),
-            _ => on(Event::Results { seq, range: range.clone(), entries: encoded, took }),
+            _ => on(Event::Failed {
+                seq,
+                range: range.clone(),
+                cause: protocol::decode_error(payload),
+            }),
         }
         kid.reader.next_frame();
         kid.next = range.end;
@@ -538,6 +545,7 @@ fn serve(
         buf: Vec::with_capacity(1 << 16),
         from: 0,
         shipped_at: now_ns(),
+        clock: now_ns(),
         countdown: 1,
         every: 1,
         broken: false,
