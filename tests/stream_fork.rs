@@ -275,7 +275,7 @@ fn child_early_drops_leave_no_worker_and_no_descriptor() {
     for _ in 0..5 {
         let got: Vec<Result<u64, TaskError>> = parmap_iter!(
             |i: u64| {
-                if i % 3 == 0 {
+                if i.is_multiple_of(3) {
                     die();
                 }
                 i
