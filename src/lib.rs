@@ -134,20 +134,24 @@ pub mod __private {
     pub use parfor_runtime::__call_of as call_of;
     pub use parfor_runtime::__private::{
         Arg, ArrayPart, AsSource, Cursor, IntRange, Options, Probe, Shape, SliceOut, Sliced,
-        SlotCell, Slots, Source, Wire, fold, fork_result, fork_state, map, mpi_state, probe_any,
-        probe_elem, probe_item, probe_ref, probe_ret, probe_val, sig1, sig2, sig3, sig4, sig5,
-        sig6, sig7, sig8, sig9, sig10, sig11, sig12, try_map, wire, wire_of,
+        SlotCell, Slots, Source, Wire, fold, fork_result, fork_state, init_fn, map, mpi_state,
+        probe_any, probe_elem, probe_init, probe_item, probe_ref, probe_ret, probe_ret_init,
+        probe_val, sig1, sig2, sig3, sig4, sig5, sig6, sig7, sig8, sig9, sig10, sig11, sig12,
+        sigw1, sigw2, sigw3, sigw4, sigw5, sigw6, sigw7, sigw8, sigw9, sigw10, sigw11, try_map,
+        wire, wire_of,
     };
     pub use parfor_runtime::asynch::{
-        check_async_engine, check_async_feature, check_chunk, check_fork_result, check_lazy,
-        check_mpi_result, check_parmap_async, check_sync_engine, check_workers, concurrency,
+        check_async_engine, check_async_feature, check_chunk, check_fork_result, check_init,
+        check_lazy, check_mpi_result, check_parmap_async, check_sync_engine, check_workers,
+        concurrency,
     };
 
     pub use parfor_runtime::stream::{
         self,
         single::{
             LazyInProduct, LazyInVariable, Natural, Own, Pass, SingleBorrowedIterator, SingleLazy,
-            SingleRange, SingleSource, indexed, indexed_single, probe_single, single_fn,
+            SingleRange, SingleSource, indexed, indexed_single, init_source, probe_single,
+            single_fn, single_fn_init,
         },
     };
 

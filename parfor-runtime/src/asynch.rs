@@ -114,6 +114,16 @@ pub trait ParmapAsyncNeedsAnAsyncFunction {}
 )]
 pub trait LazyNeedsAPlainFunction {}
 
+/// `init` with an async function (never implemented).
+#[diagnostic::on_unimplemented(
+    message = "`init` does not apply to an async function: its futures run concurrently, so \
+               they cannot share one `&mut` state",
+    label = "this call maps a function that returns a future",
+    note = "make the state inside the async function, or share it explicitly (an `Arc<Mutex<_>>` \
+            passed with `args = (..)`)"
+)]
+pub trait InitNeedsAPlainFunction {}
+
 /// A call of a function that does not return a future: the serial, threads and fork engines.
 pub struct SyncCall<R>(PhantomData<fn() -> R>);
 
@@ -232,6 +242,15 @@ impl<Fut> AllowsParmapAsync for AsyncCall<Fut> {}
 #[inline(always)]
 pub fn check_parmap_async<C: AllowsParmapAsync>(_: C) {}
 
+/// `init`: plain functions only.
+pub trait AllowsInit {}
+impl<R> AllowsInit for SyncCall<R> {}
+impl<Fut: InitNeedsAPlainFunction> AllowsInit for AsyncCall<Fut> {}
+
+/// `init`: plain functions only.
+#[inline(always)]
+pub fn check_init<C: AllowsInit>(_: C) {}
+
 /// An async function needs the `async` feature.
 pub trait AllowsAsyncFeature {}
 impl<R> AllowsAsyncFeature for SyncCall<R> {}
@@ -338,6 +357,44 @@ impl<R> SyncCall<R> {
         crate::map::try_map(shape, opts, wire, f)
     }
 
+    /// As [`SyncCall::map`], with per-worker state made by `init` (`init = make_state`).
+    #[track_caller]
+    pub fn map_init<const K: usize, F, W, L>(
+        self,
+        shape: Shape<K>,
+        opts: &Options,
+        wire: Option<Wire<R>>,
+        init: L,
+        f: F,
+    ) -> Vec<R>
+    where
+        R: Send,
+        F: Fn(&mut W, [usize; K]) -> R + Sync,
+        W: Send,
+        L: Fn() -> W + Sync,
+    {
+        crate::map::map_init(shape, opts, wire, init, f)
+    }
+
+    /// As [`SyncCall::try_map`], with per-worker state made by `init`.
+    #[track_caller]
+    pub fn try_map_init<const K: usize, F, W, L>(
+        self,
+        shape: Shape<K>,
+        opts: &Options,
+        wire: Option<Wire<R>>,
+        init: L,
+        f: F,
+    ) -> Vec<Result<R, TaskError>>
+    where
+        R: Send,
+        F: Fn(&mut W, [usize; K]) -> R + Sync,
+        W: Send,
+        L: Fn() -> W + Sync,
+    {
+        crate::map::try_map_init(shape, opts, wire, init, f)
+    }
+
     /// `parmap_async!` with a plain function: refused at compile time (see
     /// [`check_parmap_async`]).
     pub fn map_async<const K: usize, F>(
@@ -369,6 +426,32 @@ impl<Fut: Future> AsyncCall<Fut> {
     /// The number of futures polled at once.
     fn limit(&self) -> usize {
         self.concurrency.unwrap_or(DEFAULT_CONCURRENCY)
+    }
+
+    /// `init` with an async function: refused at compile time (see [`check_init`]).
+    pub fn map_init<const K: usize, F, W, L>(
+        self,
+        shape: Shape<K>,
+        opts: &Options,
+        wire: Option<Wire<Fut>>,
+        init: L,
+        f: F,
+    ) -> Vec<Fut::Output> {
+        let _ = (shape, opts, wire, init, f);
+        unreachable!("refused at compile time by `check_init`")
+    }
+
+    /// `init` with an async function: refused at compile time (see [`check_init`]).
+    pub fn try_map_init<const K: usize, F, W, L>(
+        self,
+        shape: Shape<K>,
+        opts: &Options,
+        wire: Option<Wire<Fut>>,
+        init: L,
+        f: F,
+    ) -> Vec<Result<Fut::Output, TaskError>> {
+        let _ = (shape, opts, wire, init, f);
+        unreachable!("refused at compile time by `check_init`")
     }
 
     /// Runs the futures on a current-thread tokio runtime of parfor's own, blocking until all

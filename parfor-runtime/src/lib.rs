@@ -72,12 +72,14 @@ pub mod __private {
     pub use crate::array_part::ArrayPart;
     pub use crate::fold::{Cursor, fold};
     pub use crate::map::Shape;
-    pub use crate::map::{map, try_map};
+    pub use crate::map::{map, map_init, try_map, try_map_init};
     pub use crate::options::Options;
     pub use crate::slice_out::{SliceOut, Sliced, SlotCell, Slots};
     pub use crate::source::{
-        Arg, AsSource, IntRange, Source, fork_result, fork_state, mpi_state, probe_any, probe_item,
-        probe_ref, sig1, sig2, sig3, sig4, sig5, sig6, sig7, sig8, sig9, sig10, sig11, sig12,
+        Arg, AsSource, IntRange, Source, fork_result, fork_state, init_fn, mpi_state, probe_any,
+        probe_init, probe_item, probe_ref, sig1, sig2, sig3, sig4, sig5, sig6, sig7, sig8, sig9,
+        sig10, sig11, sig12, sigw1, sigw2, sigw3, sigw4, sigw5, sigw6, sigw7, sigw8, sigw9, sigw10,
+        sigw11,
     };
-    pub use crate::wire::{self, Probe, Wire, probe_elem, probe_ret, probe_val};
+    pub use crate::wire::{self, Probe, Wire, probe_elem, probe_ret, probe_ret_init, probe_val};
 }

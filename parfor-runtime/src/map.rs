@@ -4,6 +4,7 @@
 use crate::engine;
 use crate::error::{Cause, OnError, TaskError};
 use crate::job::{Failures, Job, Remote, guarded};
+use crate::locals::Locals;
 use crate::options::Options;
 use crate::plan::Plan;
 use crate::protocol::{Decoder, Encoder, Entry};
@@ -164,10 +165,13 @@ unsafe impl<S: Send> Sync for Out<S> {}
 // SAFETY: as above.
 unsafe impl<S: Send> Send for Out<S> {}
 
-struct MapJob<'a, const K: usize, R, F, M: Mode<R>> {
+struct MapJob<'a, const K: usize, R, F, M: Mode<R>, W, L> {
     shape: Shape<K>,
     plan: Plan,
     f: &'a F,
+    /// Makes a worker's own state (`parmap!(..; init = make_state)`).
+    init: &'a L,
+    locals: Locals<W>,
     out: Out<M::Slot>,
     /// Per block, how many of its slots hold a value; a block whose count reaches its length
     /// is complete (complete blocks are dropped if the call fails). Counting items rather
@@ -178,18 +182,22 @@ struct MapJob<'a, const K: usize, R, F, M: Mode<R>> {
     wire: Option<Wire<R>>,
 }
 
-impl<const K: usize, R, F, M> MapJob<'_, K, R, F, M>
+impl<const K: usize, R, F, M, W, L> MapJob<'_, K, R, F, M, W, L>
 where
     R: Send,
-    F: Fn([usize; K]) -> R + Sync,
+    F: Fn(&mut W, [usize; K]) -> R + Sync,
     M: Mode<R>,
+    W: Send,
+    L: Fn() -> W + Sync,
 {
-    /// Runs the items of `sub` in order, handing each result to `sink`: the loop every way of
-    /// running a range shares. Sets `*cur` to each item before running it (for `guarded`)
-    /// and, in a fork worker (`hook`), tells the parent which item runs.
+    /// Runs the items of `sub` in order with the worker's state `w`, handing each result to
+    /// `sink`: the loop every way of running a range shares. Sets `*cur` to each item before
+    /// running it (for `guarded`) and, in a fork worker (`hook`), tells the parent which item
+    /// runs.
     #[inline(always)]
     fn each_item(
         &self,
+        w: &mut W,
         sub: Range<usize>,
         cur: &mut usize,
         hook: Option<engine::ItemHook>,
@@ -201,7 +209,7 @@ where
             if let Some(hook) = hook {
                 hook.started(i);
             }
-            let r = (self.f)(idx);
+            let r = (self.f)(w, idx);
             if let Some(hook) = hook {
                 hook.finished();
             }
@@ -287,29 +295,33 @@ where
     }
 }
 
-impl<const K: usize, R, F, M> Job for MapJob<'_, K, R, F, M>
+impl<const K: usize, R, F, M, W, L> Job for MapJob<'_, K, R, F, M, W, L>
 where
     R: Send,
-    F: Fn([usize; K]) -> R + Sync,
+    F: Fn(&mut W, [usize; K]) -> R + Sync,
     M: Mode<R>,
+    W: Send,
+    L: Fn() -> W + Sync,
 {
     fn run(&self, block: usize, range: Range<usize>) {
         let mut ok = true;
-        guarded(
-            range.clone(),
-            self.failures.catch(),
-            |sub, cur| self.each_item(sub, cur, None, |i, r| self.write(i, M::ok(r))),
-            |i, cause| {
-                let go_on = self.failed(i, cause);
-                if !go_on {
-                    // Fail mode never resumes a range, so items `range.start..i` were written:
-                    // drop these partial results.
-                    self.drop_slots(range.start..i);
-                    ok = false;
-                }
-                go_on
-            },
-        );
+        self.locals.with(self.init, |w| {
+            guarded(
+                range.clone(),
+                self.failures.catch(),
+                |sub, cur| self.each_item(w, sub, cur, None, |i, r| self.write(i, M::ok(r))),
+                |i, cause| {
+                    let go_on = self.failed(i, cause);
+                    if !go_on {
+                        // Fail mode never resumes a range, so items `range.start..i` were
+                        // written: drop these partial results.
+                        self.drop_slots(range.start..i);
+                        ok = false;
+                    }
+                    go_on
+                },
+            );
+        });
         if ok {
             self.mark_stored(block, range.len());
         }
@@ -330,11 +342,13 @@ where
     }
 }
 
-impl<const K: usize, R, F, M> MapJob<'_, K, R, F, M>
+impl<const K: usize, R, F, M, W, L> MapJob<'_, K, R, F, M, W, L>
 where
     R: Send,
-    F: Fn([usize; K]) -> R + Sync,
+    F: Fn(&mut W, [usize; K]) -> R + Sync,
     M: Mode<R>,
+    W: Send,
+    L: Fn() -> W + Sync,
 {
     /// [`Remote::encode`] for encoded results: one entry per item, its value or its failure.
     fn encode_items(
@@ -348,30 +362,32 @@ where
         // Set when a result failed to encode in `fail` mode: its failure is written, and the
         // range unwinds to stop there like after a panicking item.
         let unencodable = std::cell::Cell::new(false);
-        guarded(
-            range,
-            true,
-            |sub, cur| {
-                self.each_item(sub, cur, Some(hook), |i, r| {
-                    let mut out = out.borrow_mut();
-                    if let Err(e) = out.value(|buf| wire.encode(&r, buf)) {
-                        out.failure(i, &Cause::Engine(e));
-                        drop(out);
-                        if !self.failures.collect() {
-                            unencodable.set(true);
-                            std::panic::resume_unwind(Box::new(()));
+        self.locals.with(self.init, |w| {
+            guarded(
+                range,
+                true,
+                |sub, cur| {
+                    self.each_item(w, sub, cur, Some(hook), |i, r| {
+                        let mut out = out.borrow_mut();
+                        if let Err(e) = out.value(|buf| wire.encode(&r, buf)) {
+                            out.failure(i, &Cause::Engine(e));
+                            drop(out);
+                            if !self.failures.collect() {
+                                unencodable.set(true);
+                                std::panic::resume_unwind(Box::new(()));
+                            }
                         }
+                    });
+                },
+                |i, cause| {
+                    if unencodable.replace(false) {
+                        return false;
                     }
-                });
-            },
-            |i, cause| {
-                if unencodable.replace(false) {
-                    return false;
-                }
-                out.borrow_mut().failure(i, &cause);
-                self.failures.collect()
-            },
-        );
+                    out.borrow_mut().failure(i, &cause);
+                    self.failures.collect()
+                },
+            )
+        });
     }
 
     /// [`Remote::encode`] for raw results: written to `raw`, failures to `out`.
@@ -390,24 +406,26 @@ where
         assert!(base.is_aligned(), "parfor: internal error: misaligned output range");
         let start = range.start;
         let end = range.end;
-        guarded(
-            range,
-            true,
-            |sub, cur| {
-                self.each_item(sub, cur, Some(hook), |i, r| {
-                    debug_assert!(i < end);
-                    // SAFETY: `start <= i < end`, so the write lies inside `raw` (asserted to
-                    // hold `end - start` values of `R`, aligned); `raw` is borrowed mutably.
-                    // `R: Pod` (the wire is the plain-old-data one), so overwriting the
-                    // previous bytes drops nothing.
-                    unsafe { base.add(i - start).write(r) };
-                });
-            },
-            |i, cause| {
-                out.failure(i, &cause);
-                self.failures.collect()
-            },
-        );
+        self.locals.with(self.init, |w| {
+            guarded(
+                range,
+                true,
+                |sub, cur| {
+                    self.each_item(w, sub, cur, Some(hook), |i, r| {
+                        debug_assert!(i < end);
+                        // SAFETY: `start <= i < end`, so the write lies inside `raw` (asserted to
+                        // hold `end - start` values of `R`, aligned); `raw` is borrowed mutably.
+                        // `R: Pod` (the wire is the plain-old-data one), so overwriting the
+                        // previous bytes drops nothing.
+                        unsafe { base.add(i - start).write(r) };
+                    });
+                },
+                |i, cause| {
+                    out.failure(i, &cause);
+                    self.failures.collect()
+                },
+            )
+        });
     }
 
     /// [`Remote::store`] for encoded results.
@@ -482,11 +500,13 @@ where
     }
 }
 
-impl<const K: usize, R, F, M> Remote for MapJob<'_, K, R, F, M>
+impl<const K: usize, R, F, M, W, L> Remote for MapJob<'_, K, R, F, M, W, L>
 where
     R: Send,
-    F: Fn([usize; K]) -> R + Sync,
+    F: Fn(&mut W, [usize; K]) -> R + Sync,
     M: Mode<R>,
+    W: Send,
+    L: Fn() -> W + Sync,
 {
     fn raw_size(&self) -> Option<usize> {
         self.wire.filter(Wire::is_pod).map(|_| size_of::<R>())
@@ -537,16 +557,19 @@ where
 }
 
 #[track_caller]
-fn map_with<const K: usize, R, F, M>(
+fn map_with<const K: usize, R, F, M, W, L>(
     shape: Shape<K>,
     opts: &Options,
     wire: Option<Wire<R>>,
+    init: &L,
     f: &F,
 ) -> Result<Vec<M::Slot>, TaskError>
 where
     R: Send,
-    F: Fn([usize; K]) -> R + Sync,
+    F: Fn(&mut W, [usize; K]) -> R + Sync,
     M: Mode<R>,
+    W: Send,
+    L: Fn() -> W + Sync,
 {
     let n = shape.len();
     let plan = Plan::new(n, opts.chunk);
@@ -555,10 +578,12 @@ where
     // SAFETY: `MaybeUninit` needs no initialization and the capacity is `n`.
     unsafe { out.set_len(n) };
     crate::memory::advise_huge(out.as_mut_ptr().cast(), size_of_val(&out[..]));
-    let job = MapJob::<K, R, F, M> {
+    let job = MapJob::<K, R, F, M, W, L> {
         shape,
         plan,
         f,
+        init,
+        locals: Locals::new(),
         out: Out(out.as_mut_ptr(), n),
         stored: (0..plan.blocks()).map(|_| AtomicUsize::new(0)).collect(),
         failures: crate::job::Failures::new(run.engine, opts.on_error),
@@ -600,13 +625,7 @@ where
     R: Send,
     F: Fn([usize; K]) -> R + Sync,
 {
-    if opts.on_error == OnError::Collect {
-        panic!("parfor: internal error: `map` called with on_error = \"collect\"; use `try_map`");
-    }
-    match map_with::<K, R, F, FailMode>(shape, opts, wire, &f) {
-        Ok(v) => v,
-        Err(e) => panic!("parfor: {e}"),
-    }
+    map_init(shape, opts, wire, || (), move |_: &mut (), idx| f(idx))
 }
 
 /// Maps `f` over `shape`, running every item; one `Result` per item.
@@ -621,8 +640,52 @@ where
     R: Send,
     F: Fn([usize; K]) -> R + Sync,
 {
+    try_map_init(shape, opts, wire, || (), move |_: &mut (), idx| f(idx))
+}
+
+/// As [`map`], with per-worker state: `f(&mut state, index)`, where `state` is made by
+/// `init()` exactly once by every worker (thread or worker process) that runs items of the
+/// call, and kept for every item that worker runs.
+#[track_caller]
+pub fn map_init<const K: usize, R, F, W, L>(
+    shape: Shape<K>,
+    opts: &Options,
+    wire: Option<Wire<R>>,
+    init: L,
+    f: F,
+) -> Vec<R>
+where
+    R: Send,
+    F: Fn(&mut W, [usize; K]) -> R + Sync,
+    W: Send,
+    L: Fn() -> W + Sync,
+{
+    if opts.on_error == OnError::Collect {
+        panic!("parfor: internal error: `map` called with on_error = \"collect\"; use `try_map`");
+    }
+    match map_with::<K, R, F, FailMode, W, L>(shape, opts, wire, &init, &f) {
+        Ok(v) => v,
+        Err(e) => panic!("parfor: {e}"),
+    }
+}
+
+/// As [`try_map`], with per-worker state (see [`map_init`]).
+#[track_caller]
+pub fn try_map_init<const K: usize, R, F, W, L>(
+    shape: Shape<K>,
+    opts: &Options,
+    wire: Option<Wire<R>>,
+    init: L,
+    f: F,
+) -> Vec<Result<R, TaskError>>
+where
+    R: Send,
+    F: Fn(&mut W, [usize; K]) -> R + Sync,
+    W: Send,
+    L: Fn() -> W + Sync,
+{
     let opts = opts.clone().on_error(OnError::Collect);
-    match map_with::<K, R, F, CollectMode>(shape, &opts, wire, &f) {
+    match map_with::<K, R, F, CollectMode, W, L>(shape, &opts, wire, &init, &f) {
         Ok(v) => v,
         Err(e) => panic!("parfor: internal error: a collecting call stopped: {e}"),
     }

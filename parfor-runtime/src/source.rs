@@ -371,7 +371,52 @@ sigs! {
     sig12(A0, A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11);
 }
 
-/// The most parameters a closure with unannotated parameters may have (`sig1` .. `sig12`).
+macro_rules! sigs_with_state {
+    ($($name:ident($($a:ident),*);)*) => {$(
+        /// Returns `f` unchanged, giving a closure literal its parameter types: `&mut W` (the
+        /// per-worker state of `init = ..`, for any lifetime) then the witnesses' types.
+        #[inline(always)]
+        #[allow(clippy::too_many_arguments)]
+        pub fn $name<W, $($a,)* R, F: Fn(&mut W, $($a),*) -> R>(
+            _: Probe<W>,
+            $(_: Probe<$a>,)*
+            f: F,
+        ) -> F {
+            f
+        }
+    )*};
+}
+
+sigs_with_state! {
+    sigw1(A0);
+    sigw2(A0, A1);
+    sigw3(A0, A1, A2);
+    sigw4(A0, A1, A2, A3);
+    sigw5(A0, A1, A2, A3, A4);
+    sigw6(A0, A1, A2, A3, A4, A5);
+    sigw7(A0, A1, A2, A3, A4, A5, A6);
+    sigw8(A0, A1, A2, A3, A4, A5, A6, A7);
+    sigw9(A0, A1, A2, A3, A4, A5, A6, A7, A8);
+    sigw10(A0, A1, A2, A3, A4, A5, A6, A7, A8, A9);
+    sigw11(A0, A1, A2, A3, A4, A5, A6, A7, A8, A9, A10);
+}
+
+/// `init = make_state`, checked to be a function of no arguments that makes each worker's
+/// state.
+#[inline(always)]
+pub fn init_fn<W, L: Fn() -> W + Sync>(l: L) -> L {
+    l
+}
+
+/// The witness for the state type that `init` makes (`init = make_state`), which must be a
+/// function of no arguments.
+#[inline(always)]
+pub fn probe_init<W, L: Fn() -> W>(_: &L) -> Probe<W> {
+    Probe::new()
+}
+
+/// The most parameters a closure with unannotated parameters may have (`sig1` .. `sig12`;
+/// with `init`, the state and at most 11 more: `sigw0` .. `sigw11`).
 pub const MAX_INFERRED_ARITY: usize = 12;
 
 /// A borrowed user collection ([`crate::Source`]).

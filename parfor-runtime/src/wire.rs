@@ -388,6 +388,11 @@ pub fn probe_ret<A, R, F: Fn(A) -> R>(_: &F) -> Probe<R> {
     Probe::new()
 }
 
+/// The witness for the return type of an item function with per-worker state.
+pub fn probe_ret_init<W, A, R, F: Fn(&mut W, A) -> R>(_: &F) -> Probe<R> {
+    Probe::new()
+}
+
 /// The witness for the element type of a slice.
 pub fn probe_elem<T>(_: &[T]) -> Probe<T> {
     Probe::new()

@@ -1,6 +1,6 @@
-//! The options of `parmap!`: the common ones plus `zip` and `args`, and for async functions
-//! `concurrency` and `engine = "async"`; `parmap_iter!` adds `ordered`, `flatten`, `window`
-//! and `scope`.
+//! The options of `parmap!`: the common ones plus `zip`, `args` and `init`, and for async
+//! functions `concurrency` and `engine = "async"`; `parmap_iter!` adds `ordered`, `flatten`,
+//! `window` and `scope`.
 
 use crate::ctxt::Ctxt;
 use crate::options::{COMMON_NAMES, Common, ENGINES, RawOption, RawValue, Value, one_of};
@@ -13,7 +13,7 @@ const STREAM_NAMES: &[&str] = &["ordered", "flatten", "window", "scope"];
 /// The names a call accepts, for "expected one of" messages.
 fn names(stream: bool) -> Vec<&'static str> {
     let mut names = COMMON_NAMES.to_vec();
-    names.extend(["zip", "args", "concurrency"]);
+    names.extend(["zip", "args", "init", "concurrency"]);
     if stream {
         names.extend(STREAM_NAMES);
     }
@@ -51,6 +51,11 @@ pub(crate) struct Options {
     pub(crate) args: Vec<Expr>,
     /// Whether `args` was given but malformed (the call's arity is then unknown).
     pub(crate) args_invalid: bool,
+    /// `init = make_state`: the function that makes each worker's state, and the span of the
+    /// option's name.
+    pub(crate) init: Option<(Expr, Span)>,
+    /// Whether `init` was given but refused (the call's arity is then unknown).
+    pub(crate) init_refused: bool,
     /// `concurrency = n` (async functions only).
     pub(crate) concurrency: Option<Value<u64>>,
     /// The span of a literal `engine = "async"`, which `common.engine` then leaves unset.
@@ -73,6 +78,9 @@ pub(crate) fn parse_call(cx: &Ctxt, raw: &[RawOption], stream: bool) -> Options 
     let mut args: Option<Vec<Expr>> = None;
     let mut args_invalid = false;
     let mut concurrency: Option<Value<u64>> = None;
+    let mut init: Option<(Expr, Span)> = None;
+    let mut init_seen = false;
+    let mut init_refused = false;
     let mut async_engine: Option<Span> = None;
     for opt in raw {
         if let Some(span) = async_engine_literal(opt) {
@@ -140,6 +148,31 @@ pub(crate) fn parse_call(cx: &Ctxt, raw: &[RawOption], stream: bool) -> Options 
                     }
                 }
             }
+            "init" => {
+                if init_seen {
+                    cx.error_at(opt.name.span(), "duplicate option `init`");
+                    continue;
+                }
+                init_seen = true;
+                init_refused = true;
+                let bad = "expected `init = make_state`: a function of no arguments that makes \
+                           each worker's state (`init = State::new`, `init = || vec![0; 64]`)";
+                match &opt.value {
+                    RawValue::Expr(Expr::Lit(lit)) => cx.error_spanned_by(lit, bad),
+                    RawValue::Expr(_) if stream => cx.error_at(
+                        opt.name.span(),
+                        "`init` is not supported by `parmap_iter!`: its engines hand items to \
+                         workers window by window (the fork engine forks new workers for each \
+                         window), so a state could not be kept once per worker for the whole \
+                         stream; use `parmap!`, which returns every result at once",
+                    ),
+                    RawValue::Expr(e) => {
+                        init = Some((e.clone(), opt.name.span()));
+                        init_refused = false;
+                    }
+                    RawValue::List(_) => cx.error_at(opt.name.span(), bad),
+                }
+            }
             "concurrency" => {
                 if concurrency.is_some() {
                     cx.error_at(opt.name.span(), "duplicate option `concurrency`");
@@ -183,6 +216,8 @@ pub(crate) fn parse_call(cx: &Ctxt, raw: &[RawOption], stream: bool) -> Options 
         zip: zip.map_or(Pairing::Product, |z| z.0),
         args: args.unwrap_or_default(),
         args_invalid,
+        init,
+        init_refused,
         concurrency,
         async_engine,
         stream: stream.then_some(st),
@@ -309,7 +344,7 @@ mod tests {
         assert_eq!(
             r.unwrap_err(),
             "unknown parmap! option `engin`; expected one of `engine`, `workers`, `chunk`, \
-             `on_error`, `timeout`, `progress`, `crate`, `schedule`, `zip`, `args` or \
+             `on_error`, `timeout`, `progress`, `crate`, `schedule`, `zip`, `args`, `init` or \
              `concurrency` (did you mean `engine`?)"
         );
         let (_, r) = parse_str("zip = 1");
@@ -331,6 +366,29 @@ mod tests {
         assert_eq!(r.unwrap_err(), "duplicate option `engine`");
         let (_, r) = parse_str("engine = \"threads\", engine = \"async\"");
         assert_eq!(r.unwrap_err(), "duplicate option `engine`");
+    }
+
+    #[test]
+    fn init() {
+        let (o, r) = parse_str("init = State::new, workers = 2");
+        assert!(r.is_ok());
+        assert!(matches!(o.init, Some((Expr::Path(_), _))));
+        let (o, r) = parse_str("init = || vec![0u8; 64]");
+        assert!(r.is_ok());
+        assert!(matches!(o.init, Some((Expr::Closure(_), _))));
+        let (_, r) = parse_str("init = a, init = b");
+        assert_eq!(r.unwrap_err(), "duplicate option `init`");
+        let (o, r) = parse_str("init = 3");
+        assert!(r.unwrap_err().contains("expected `init = make_state`"));
+        assert!(o.init.is_none() && o.init_refused);
+        let (_, r) = parse_str("init(rng = Rng::new())");
+        assert!(r.unwrap_err().contains("expected `init = make_state`"));
+        let raw = syn::parse::Parser::parse_str(parse_options, "init = State::new").unwrap();
+        let cx = Ctxt::new();
+        let o = parse_call(&cx, &raw, true);
+        assert!(o.init.is_none());
+        let e = cx.check().unwrap_err().to_string();
+        assert!(e.contains("`init` is not supported by `parmap_iter!`"), "{e}");
     }
 
     #[test]

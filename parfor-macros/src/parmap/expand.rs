@@ -231,10 +231,12 @@ pub(crate) fn expand_form(
     // parameter types then come from the call, with the sources' lifetime, rather than being
     // higher-ranked, so it may return something that borrows its arguments (an `async move`
     // block reading a `&str` element, say).
+    // With `init`, the function's first parameter is the worker's state, passed as `&mut`.
+    let state = usize::from(opts.init.is_some());
     let pass = passing(func).or_else(|| {
         let c = closure(func)?;
         let n = c.inputs.len();
-        (n <= MAX_INFERRED_ARITY && n == sources.len() + opts.args.len())
+        (n <= MAX_INFERRED_ARITY && n == state + sources.len() + opts.args.len())
             .then(|| vec![Pass::Convert; n])
     });
     if pass.is_none() {
@@ -253,7 +255,16 @@ pub(crate) fn expand_form(
     let mut call_args = Vec::new();
     let mut probes = Vec::new();
     // (`valid` rejects a closure whose arity does not match; default defensively anyway.)
-    let pass_of = |i: usize| pass.as_ref().and_then(|p| p.get(i).copied()).unwrap_or(Pass::Convert);
+    let pass_of =
+        |i: usize| pass.as_ref().and_then(|p| p.get(state + i).copied()).unwrap_or(Pass::Convert);
+    // `init = make_state`: borrowed, checked to be a function of no arguments, at the option.
+    let init = named("init");
+    let st = named("st");
+    if let Some((e, _)) = &opts.init {
+        let span = Span::call_site().located_at(e.span());
+        let ps = respan(p.clone(), span);
+        stmts.extend(quote_spanned!(span=> let #init = #ps::init_fn(#e);));
+    }
     let elem = named("e");
     for (i, src) in sources.iter().enumerate() {
         let (b, s, ix) = (ident("b", i), ident("s", i), ident("i", i));
@@ -348,12 +359,18 @@ pub(crate) fn expand_form(
     }
 
     if pass.is_some() {
-        let sig = format_ident!("sig{}", probes.len());
-        stmts.extend(if stream.is_some() {
-            quote!(let #f = #p::#sig(#(#probes,)* #func);)
+        if state == 1 {
+            // Never a stream (`parmap_iter!` refuses `init`).
+            let sig = format_ident!("sigw{}", probes.len());
+            stmts.extend(quote!(let #f = &#p::#sig(#p::probe_init(&#init), #(#probes,)* #func);));
         } else {
-            quote!(let #f = &#p::#sig(#(#probes,)* #func);)
-        });
+            let sig = format_ident!("sig{}", probes.len());
+            stmts.extend(if stream.is_some() {
+                quote!(let #f = #p::#sig(#(#probes,)* #func);)
+            } else {
+                quote!(let #f = &#p::#sig(#(#probes,)* #func);)
+            });
+        }
     }
 
     let opts_ident = named("opts");
@@ -398,19 +415,40 @@ pub(crate) fn expand_form(
     if single {
         checks.extend(quote_spanned!(fspan=> #fp::check_lazy(#fk);));
     }
-    let f_at = syn::Ident::new("__parfor_f", fspan);
-    let call = quote_spanned!(fspan=> #f_at(#(#call_args),*));
     let s0 = ident("s", 0);
-    let closure = if single {
-        quote!(#p::single_fn(&#s0, move |#elem| #call))
+    if let Some((_, span)) = &opts.init {
+        // At the option: an async function, or a lazy single source, cannot take a state.
+        let span = Span::mixed_site().located_at(*span);
+        let ps = respan(p.clone(), span);
+        let k = syn::Ident::new(&kind.to_string(), span);
+        checks.extend(quote_spanned!(span=> #ps::check_init(#k);));
+        if single {
+            let s0 = syn::Ident::new(&s0.to_string(), span);
+            checks.extend(quote_spanned!(span=> #ps::init_source(&#s0);));
+        }
+    }
+    let f_at = syn::Ident::new("__parfor_f", fspan);
+    let call = if state == 1 {
+        quote_spanned!(fspan=> #f_at(#st, #(#call_args),*))
     } else {
-        quote!(move |[#(#idx),*]: [::core::primitive::usize; #k]| #call)
+        quote_spanned!(fspan=> #f_at(#(#call_args),*))
     };
+    let closure = match (single, state == 1) {
+        (true, false) => quote!(#p::single_fn(&#s0, move |#elem| #call)),
+        (true, true) => {
+            quote!(#p::single_fn_init(&#s0, #p::probe_init(&#init), move |#st, #elem| #call))
+        }
+        (false, false) => quote!(move |[#(#idx),*]: [::core::primitive::usize; #k]| #call),
+        (false, true) => quote! {
+            move |#st: &mut _, [#(#idx),*]: [::core::primitive::usize; #k]| #call
+        },
+    };
+    let probe_ret = if state == 1 { quote!(probe_ret_init) } else { quote!(probe_ret) };
     let body = quote! {
         #stmts
         let #item = #closure;
-        let #wire = #p::wire_of!(#p::probe_ret(&#item));
-        let #kind = #p::call_of!(#p::probe_ret(&#item));
+        let #wire = #p::wire_of!(#p::#probe_ret(&#item));
+        let #kind = #p::call_of!(#p::#probe_ret(&#item));
         #checks
     };
     if let Some(st) = stream {
@@ -457,11 +495,18 @@ pub(crate) fn expand_form(
             #run
         }};
     }
+    // With `init`, the state's maker goes before the item function.
+    let init_arg = if state == 1 { quote!(&#init,) } else { TokenStream::new() };
     if single {
-        let run = if collect { quote!(try_map) } else { quote!(map) };
+        let run = match (collect, state == 1) {
+            (false, false) => quote!(map),
+            (true, false) => quote!(try_map),
+            (false, true) => quote!(map_init),
+            (true, true) => quote!(try_map_init),
+        };
         return quote! {{
             #body
-            #p::SingleSource::#run(#s0, &#opts_ident, #wire, #item)
+            #p::SingleSource::#run(#s0, &#opts_ident, #wire, #init_arg #item)
         }};
     }
     let run = match (form, collect) {
@@ -470,7 +515,8 @@ pub(crate) fn expand_form(
         (_, false) => "map",
         (_, true) => "try_map",
     };
-    let run = syn::Ident::new(run, fspan);
+    let run = if state == 1 { format!("{run}_init") } else { run.to_string() };
+    let run = syn::Ident::new(&run, fspan);
     match form {
         Form::Async => quote! {
             async {
@@ -480,7 +526,7 @@ pub(crate) fn expand_form(
         },
         _ => quote! {{
             #body
-            #kind.#run(#shape, &#opts_ident, #wire, #item)
+            #kind.#run(#shape, &#opts_ident, #wire, #init_arg #item)
         }},
     }
 }

@@ -44,7 +44,18 @@ fn expand_form(input: TokenStream, form: expand::Form) -> TokenStream {
     let cx = Ctxt::new();
     let opts = args::parse_call(&cx, &input.options, stream);
     // The call's arity is unknown or wrong: the expansion would only add errors.
-    let arity_unknown = !valid::check(&cx, &input, &opts) || opts.args_invalid;
+    let mut arity_unknown =
+        !valid::check(&cx, &input, &opts) || opts.args_invalid || opts.init_refused;
+    if let (expand::Form::Async, Some((_, span))) = (form, &opts.init) {
+        cx.error_at(
+            *span,
+            "`init` does not apply to `parmap_async!`: it maps an async function, whose futures \
+             run concurrently and so cannot share one `&mut` state; make the state inside the \
+             async function",
+        );
+        // The function's parameters include the state: the expansion would only add errors.
+        arity_unknown = true;
+    }
     let arity_errors = cx.has_errors();
     let errors = match cx.check() {
         Ok(()) => return generate(&input, &opts),

@@ -16,18 +16,23 @@ pub(crate) fn check(cx: &Ctxt, input: &Input, opts: &Options) -> bool {
     if !captures_unchanged(cx, c) {
         return false;
     }
-    if opts.args_invalid {
+    if opts.args_invalid || opts.init_refused {
         return true;
     }
     let (k, n) = (input.sources.len(), opts.args.len());
-    let expected = k + n;
+    let state = usize::from(opts.init.is_some());
+    let expected = state + k + n;
     let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     if c.inputs.len() != expected {
         let mut msg = format!(
-            "this closure takes {} but `parmap!` passes {}: one per source ({k})",
+            "this closure takes {} but `parmap!` passes {}: ",
             plural(c.inputs.len(), "parameter"),
             plural(expected, "argument"),
         );
+        if state == 1 {
+            msg.push_str("the worker's state (`init`, as `&mut`), then ");
+        }
+        msg.push_str(&format!("one per source ({k})"));
         if n > 0 {
             msg.push_str(&format!(" and one per `args` value ({n})"));
         }

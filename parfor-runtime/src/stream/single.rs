@@ -261,6 +261,25 @@ pub trait SingleSource<'a>: HasElem + Sized {
         g: G,
     ) -> Vec<Result<R, TaskError>>;
 
+    /// `parmap!` with `init = make_state`: `g(&mut state, elem)`, one state per worker.
+    /// An indexed source only (a lazy one is refused at compile time by [`init_source`]).
+    fn map_init<R: Send, W: Send, L: Fn() -> W + Sync, G: Fn(&mut W, Self::Elem) -> R + Sync>(
+        self,
+        opts: &Options,
+        wire: Option<Wire<R>>,
+        init: L,
+        g: G,
+    ) -> Vec<R>;
+
+    /// `parmap!` with `init = make_state` and `on_error = "collect"`.
+    fn try_map_init<R: Send, W: Send, L: Fn() -> W + Sync, G: Fn(&mut W, Self::Elem) -> R + Sync>(
+        self,
+        opts: &Options,
+        wire: Option<Wire<R>>,
+        init: L,
+        g: G,
+    ) -> Vec<Result<R, TaskError>>;
+
     /// `parmap_iter!`: workers on `spawn` live for `'s`.
     #[allow(clippy::too_many_arguments)]
     fn stream<'s: 'a, R, G, M, S>(
@@ -304,6 +323,33 @@ where
         g: G,
     ) -> Vec<Result<R, TaskError>> {
         crate::map::try_map(Shape::product([self.len()]), opts, wire, |[i]| g(Ix(self.get(i))))
+    }
+
+    fn map_init<R: Send, W: Send, L: Fn() -> W + Sync, G: Fn(&mut W, Ix<S::Item>) -> R + Sync>(
+        self,
+        opts: &Options,
+        wire: Option<Wire<R>>,
+        init: L,
+        g: G,
+    ) -> Vec<R> {
+        let shape = Shape::product([self.len()]);
+        crate::map::map_init(shape, opts, wire, init, |w: &mut W, [i]| g(w, Ix(self.get(i))))
+    }
+
+    fn try_map_init<
+        R: Send,
+        W: Send,
+        L: Fn() -> W + Sync,
+        G: Fn(&mut W, Ix<S::Item>) -> R + Sync,
+    >(
+        self,
+        opts: &Options,
+        wire: Option<Wire<R>>,
+        init: L,
+        g: G,
+    ) -> Vec<Result<R, TaskError>> {
+        let shape = Shape::product([self.len()]);
+        crate::map::try_map_init(shape, opts, wire, init, |w: &mut W, [i]| g(w, Ix(self.get(i))))
     }
 
     fn stream<'s: 'a, R, G, M, Sp>(
@@ -355,6 +401,33 @@ where
     ) -> Vec<Result<R, TaskError>> {
         let opts = opts.clone().on_error(crate::error::OnError::Collect);
         super::scope(|s| iter_lazy(s, self.0, &opts, Cfg::new(), wire, Try, |x| g(Lz(x))).collect())
+    }
+
+    fn map_init<R: Send, W: Send, L: Fn() -> W + Sync, G: Fn(&mut W, Lz<I::Item>) -> R + Sync>(
+        self,
+        opts: &Options,
+        wire: Option<Wire<R>>,
+        init: L,
+        g: G,
+    ) -> Vec<R> {
+        let _ = (opts, wire, init, g);
+        unreachable!("refused at compile time by `init_source`")
+    }
+
+    fn try_map_init<
+        R: Send,
+        W: Send,
+        L: Fn() -> W + Sync,
+        G: Fn(&mut W, Lz<I::Item>) -> R + Sync,
+    >(
+        self,
+        opts: &Options,
+        wire: Option<Wire<R>>,
+        init: L,
+        g: G,
+    ) -> Vec<Result<R, TaskError>> {
+        let _ = (opts, wire, init, g);
+        unreachable!("refused at compile time by `init_source`")
     }
 
     fn stream<'s: 'a, R, G, M, Sp>(
@@ -477,3 +550,30 @@ impl<I: Iterator> Source for IteratorAmongSeveralSources<I> {
 pub fn single_fn<S: HasElem, R, G: Fn(S::Elem) -> R>(_: &S, g: G) -> G {
     g
 }
+
+/// Returns `g` unchanged, giving a closure literal its parameter types: the per-worker state
+/// `&mut W` (for any lifetime), then the element type of the single source `s`.
+#[inline(always)]
+pub fn single_fn_init<S: HasElem, W, R, G: Fn(&mut W, S::Elem) -> R>(
+    _: &S,
+    _: Probe<W>,
+    g: G,
+) -> G {
+    g
+}
+
+/// A single source of a call with `init`: an indexed one (a lazy iterator runs on the stream
+/// engines, whose workers do not keep a state across the whole call).
+#[diagnostic::on_unimplemented(
+    message = "`init` needs a source with random access (a slice, `Vec`, array, range or \
+               `parfor::Source`), but this source is an iterator",
+    label = "a lazy source",
+    note = "collect the items first (`.collect::<Vec<_>>()`) and call `parmap!` on the `Vec`"
+)]
+pub trait InitSource {}
+
+impl<S: Source> InitSource for S {}
+
+/// Requires a single source that `init` supports (see [`InitSource`]).
+#[inline(always)]
+pub fn init_source<S: InitSource>(_: &S) {}
