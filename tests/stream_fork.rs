@@ -96,7 +96,8 @@ fn fork_streams_equal_parmap_on_every_worker_count() {
     let text: String = (0..700).map(|i| format!("line {i} {}\n", "x".repeat(i % 13))).collect();
     let lens_want = parmap!(|l: &str| l.len() as u64 * 7, text.lines().collect::<Vec<_>>());
     for &w in WORKERS {
-        let got: Vec<u64> = parmap_iter!(f, 0..3000u64; engine = "fork", workers = w).collect();
+        let got: Vec<u64> =
+            parmap_iter!(f, 0..3000u64; engine = "fork", workers = w, progress = w == 2).collect();
         assert_eq!(got, want, "ordered, {w} workers");
         let mut got: Vec<(usize, u64)> =
             parmap_iter!(f, 0..3000u64; engine = "fork", workers = w, ordered = false).collect();
@@ -250,6 +251,12 @@ fn child_early_drops_leave_no_worker_and_no_descriptor() {
     drop(it);
     assert!(no_children(), "every worker reaped after the drop");
     assert_eq!(open_fds(), fds, "no descriptor left open after the drop");
+    // A stream consumed to its end ends its workers at once, before it is dropped.
+    let mut it = parmap_iter!(f, 0..100u64; engine = "fork", workers = 2);
+    assert_eq!(it.by_ref().count(), 100);
+    assert!(no_children(), "the workers of an ended stream are reaped");
+    assert_eq!(open_fds(), fds);
+    drop(it);
     // A lazy source, unordered.
     let mut it = parmap_iter!(
         slow, (0..u64::MAX).map(|i| i * 2);

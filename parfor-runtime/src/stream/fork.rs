@@ -399,6 +399,8 @@ impl<X: Items, M: Emit<X::R>> Pump<M::Y> for ForkPump<'_, X, M> {
         self.held = 0;
         loop {
             if self.over {
+                // The stream is over: its workers end now, not when the iterator is dropped.
+                self.pool = None;
                 return None;
             }
             self.dispatch();
@@ -409,11 +411,14 @@ impl<X: Items, M: Emit<X::R>> Pump<M::Y> for ForkPump<'_, X, M> {
             }
             let idle = self.in_flight == 0 && self.retry.is_empty();
             if idle && (self.feed_done || self.stopped) {
+                self.pool = None;
                 return None;
             }
             // Split borrows: the pool reports, the rest of the pump listens.
             let Some(mut pool) = self.pool.take() else {
-                unreachable!("without a pool every item fails at dispatch")
+                unreachable!(
+                    "without a pool every item fails at dispatch, and an ended stream returns above"
+                )
             };
             if !pool.any_alive() {
                 self.pool = Some(pool);
