@@ -219,6 +219,28 @@ fn a_timed_out_item_fails_and_its_worker_is_replaced() {
     }
 }
 
+#[test]
+fn a_timed_out_item_of_a_lazy_source_fails_and_the_rest_of_its_batch_runs() {
+    let got: Vec<Result<u64, TaskError>> = parmap_iter!(
+        |i: u64| {
+            if i == 5 {
+                std::thread::sleep(Duration::from_secs(600));
+            }
+            f(i)
+        },
+        (0..40u64).step_by(1);
+        engine = "fork", workers = 2, on_error = "collect", timeout = "300ms"
+    )
+    .collect();
+    assert_eq!(got.len(), 40);
+    for (i, r) in got.into_iter().enumerate() {
+        match r {
+            Err(e) => assert!(i == 5 && matches!(e.cause(), Cause::Timeout(_)), "{i}: {e}"),
+            Ok(v) => assert_eq!(v, f(i as u64)),
+        }
+    }
+}
+
 /// Descriptors this process has open.
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())

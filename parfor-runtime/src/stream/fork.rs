@@ -230,29 +230,28 @@ impl<'a, X: Items, M: Emit<X::R>> ForkPump<'a, X, M> {
                 if pool.queued(w) >= level || (!fed && pool.alive(w)) {
                     continue;
                 }
-                if fed && !pool.alive(w) {
-                    if self.retry.is_empty() && (self.feed_done || self.stopped) {
-                        return;
-                    }
-                    if let Err(e) = pool.spawn(w, &*self.job, None) {
-                        self.no_worker(e);
-                        if self.broken.is_some() {
-                            return self.dispatch();
-                        }
-                        continue;
-                    }
-                }
                 let Some(task) = self.take_task() else {
                     return;
                 };
                 let pool = self.pool.as_mut().expect("checked");
-                if fed {
-                    pool.send(w, task);
-                } else if let Err(e) = pool.spawn(w, &*self.job, Some(task.clone())) {
-                    self.retry.push_front(task);
-                    self.no_worker(e);
-                    if self.broken.is_some() {
-                        return self.dispatch();
+                let started = if !fed {
+                    pool.spawn(w, &*self.job, Some(task.clone()))
+                } else if !pool.alive(w) {
+                    // A worker is forked when there is work for it (at the start, or to
+                    // replace one that died).
+                    pool.spawn(w, &*self.job, None)
+                } else {
+                    Ok(())
+                };
+                match started {
+                    Ok(()) if fed => pool.send(w, task),
+                    Ok(()) => {}
+                    Err(e) => {
+                        self.retry.push_front(task);
+                        self.no_worker(e);
+                        if self.broken.is_some() {
+                            return self.dispatch();
+                        }
                     }
                 }
             }
