@@ -15,12 +15,17 @@ fn f(i: u64) -> u64 {
     i.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17)
 }
 
-/// Waits until `marker` exists (at most `cap`, so a broken engine fails instead of hanging).
-fn wait_for(marker: &std::path::Path, cap: Duration) {
+/// Waits until `marker` exists (at most `cap`, so a broken engine fails instead of hanging);
+/// whether it appeared.
+fn wait_for(marker: &std::path::Path, cap: Duration) -> bool {
     let t0 = Instant::now();
-    while !marker.exists() && t0.elapsed() < cap {
+    while !marker.exists() {
+        if t0.elapsed() > cap {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(1));
     }
+    true
 }
 
 fn marker(name: &str) -> PathBuf {
@@ -41,10 +46,10 @@ fn unordered_results_arrive_while_a_slow_item_still_runs() {
     let gate = m.clone();
     let mut it = parmap_iter!(
         move |i: u64| {
-            if i == 0 {
-                // Runs until the consumer has seen other results (the marker is created only
-                // after them), so it cannot have finished before them.
-                wait_for(&gate, Duration::from_secs(30));
+            // Runs until the consumer has seen other results (the marker is created only
+            // after them), so it cannot have finished before them.
+            if i == 0 && !wait_for(&gate, Duration::from_secs(30)) {
+                return u64::MAX;
             }
             f(i)
         },
@@ -70,8 +75,10 @@ fn ordered_results_arrive_before_a_later_slow_item_finishes() {
     let gate = m.clone();
     let mut it = parmap_iter!(
         move |i: u64| {
-            if i == 40 {
-                wait_for(&gate, Duration::from_secs(30));
+            // Item 40 ends only once the consumer has seen items 0..40 (the marker is created
+            // only then); if they waited for it, it ends after the cap with a wrong value.
+            if i == 40 && !wait_for(&gate, Duration::from_secs(30)) {
+                return u64::MAX;
             }
             f(i)
         },
