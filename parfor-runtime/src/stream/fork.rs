@@ -48,11 +48,22 @@ struct Job<X: Items> {
     wire: Option<Wire<X::R>>,
     /// Task → its items (lazy sources only).
     batches: Mutex<HashMap<usize, Batch<X::T>>>,
+    /// The stream collects failures: a worker reports a caught panic in one line (see
+    /// `crate::quiet`).
+    collect: bool,
 }
 
 impl<X: Items> StreamJob for Job<X> {
     fn run(&self, task: &Task, hook: ItemHook, sink: &mut Sink) -> Result<(), Cause> {
         let wire = required(self.wire, "results")?;
+        crate::quiet::marked(self.collect, || self.run_items(task, wire, hook, sink));
+        Ok(())
+    }
+}
+
+impl<X: Items> Job<X> {
+    /// Runs the items of `task`, appending an entry per item to `sink`.
+    fn run_items(&self, task: &Task, wire: Wire<X::R>, hook: ItemHook, sink: &mut Sink) {
         // A lazy task's items: taken from this worker's copy of the batch.
         let mut elems: Option<(usize, Vec<Option<X::T>>)> = {
             let mut batches = self.batches.lock().unwrap_or_else(|e| e.into_inner());
@@ -84,7 +95,6 @@ impl<X: Items> StreamJob for Job<X> {
                 break;
             }
         }
-        Ok(())
     }
 }
 
@@ -150,7 +160,12 @@ impl<'a, X: Items, M: Emit<X::R>> ForkPump<'a, X, M> {
             Err(cause) => (None, Some(cause)),
         };
         let mut pump = ForkPump {
-            job: Box::new(Job { items, wire, batches: Mutex::new(HashMap::new()) }),
+            job: Box::new(Job {
+                items,
+                wire,
+                batches: Mutex::new(HashMap::new()),
+                collect: M::COLLECT,
+            }),
             mode,
             feed,
             pool,

@@ -203,6 +203,11 @@ where
     M::Y: 's,
 {
     let (engine, workers, default_window) = plan(opts);
+    if M::COLLECT {
+        // Each collected panic prints one line (see `crate::quiet`); installed here, before
+        // any worker thread or process exists.
+        crate::quiet::install_hook();
+    }
     let total = feed.len();
     let sizing = threads::Sizing::new(cfg.window, default_window, workers, opts.chunk, total);
     let pump: Box<dyn Pump<M::Y> + 'a> = match engine {

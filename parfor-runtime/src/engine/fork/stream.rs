@@ -24,7 +24,7 @@
 use super::ItemHook;
 use super::child::{self, MACHINERY_FAILED, write_all};
 use super::ctl::{BETWEEN_ITEMS, Shared, now_ns};
-use super::parent::{reap, status_cause};
+use super::parent::{clean_exit, reap, status_cause};
 use super::reader::{Expect, FrameReader, Read};
 use super::spawn;
 use super::sys::{CallFd, WaitableChildren};
@@ -469,7 +469,7 @@ impl Pool {
         }
         rerun.extend(queue);
         let mut give_up = None;
-        if failed.is_none() && status != Some(0) {
+        if failed.is_none() && !clean_exit(&status) {
             self.idle_deaths += 1;
             if self.idle_deaths > 2 * self.kids.len() + 2 {
                 give_up = Some(Cause::Engine(format!(
@@ -487,7 +487,7 @@ impl Drop for Pool {
     fn drop(&mut self) {
         for kid in self.kids.iter_mut().filter_map(Option::take) {
             let _ = kill(kid.pid, Signal::SIGKILL);
-            reap(kid.pid);
+            let _ = reap(kid.pid);
         }
     }
 }
