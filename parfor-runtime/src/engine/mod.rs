@@ -7,6 +7,8 @@ mod fork;
 #[cfg(feature = "mpi")]
 pub(crate) mod mpi;
 
+#[cfg(unix)]
+pub(crate) use fork::stream as fork_stream;
 pub(crate) use fork::{ItemHook, write_into_parent};
 mod serial;
 mod threads;
