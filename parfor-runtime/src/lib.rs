@@ -69,7 +69,10 @@ pub use worker::worker_id;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::__wire_of as wire_of;
-    pub use crate::array_part::ArrayPart;
+    pub use crate::array_part::{
+        Dense, DenseAddSub, DenseBits, DenseElem, DenseMinMax, DenseMul, DensePart, Sparse,
+        SparseArray, SparsePart,
+    };
     pub use crate::fold::{Cursor, fold};
     pub use crate::map::Shape;
     pub use crate::map::{map, map_init, try_map, try_map_init};

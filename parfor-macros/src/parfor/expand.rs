@@ -258,19 +258,37 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
                 };
             });
             if r.array {
-                inits.push(quote_spanned!(ms()=> #krate::__private::ArrayPart::new(&#probe)));
+                // The representation of the partial arrays, from the element type and the
+                // operator (autoref dispatch: a `Dense*` trait on `&Probe<T>` wins over
+                // `SparseArray` on `Probe<T>`).
+                let kind = ident(&format!("__parfor_kind{}", r.slot));
+                let method = rewrite::array_kind_method(&r.op);
+                probes.extend(quote_spanned! {ms()=>
+                    let #kind = {
+                        #[allow(unused_imports)]
+                        use #krate::__private::{
+                            DenseAddSub as _, DenseBits as _, DenseMinMax as _, DenseMul as _,
+                            SparseArray as _,
+                        };
+                        (&&#probe).#method()
+                    };
+                });
+                inits.push(quote_spanned!(ms()=> #kind.part()));
                 let (a, v) = (ident("__parfor_a"), ident("__parfor_v"));
-                // A block sums the terms that `-=` subtracts; the merge subtracts the sum.
-                let value = match &r.op {
-                    RedOp::Sub => quote_spanned!(ms()=> #op.sub(#a, #v)),
-                    other => combine(other, &op, ms(), a.to_token_stream(), v.to_token_stream()),
+                // Merging adds what a dense `-=` accumulated (`identity - v0 - ...`) and
+                // subtracts what a sparse one summed; every other operator merges with itself.
+                let (dense, sparse) = match &r.op {
+                    RedOp::Sub => (
+                        quote_spanned!(ms()=> #op.add(#a, #v)),
+                        quote_spanned!(ms()=> #op.sub(#a, #v)),
+                    ),
+                    other => {
+                        let m = combine(other, &op, ms(), a.to_token_stream(), v.to_token_stream());
+                        (m.clone(), m)
+                    }
                 };
                 combine_parts.extend(quote_spanned! {ms()=>
-                    #krate::__private::ArrayPart::merge_into(
-                        #part,
-                        &mut (#x)[..],
-                        |#a, #v| #value,
-                    );
+                    #part.merge_into(&mut (#x)[..], |#a, #v| #dense, |#a, #v| #sparse);
                 });
                 ops.insert(x.to_string(), op);
                 parts.push(part);

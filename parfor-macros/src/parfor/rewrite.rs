@@ -109,6 +109,49 @@ pub(crate) fn combine(
     }
 }
 
+/// How an array reduction folds a contribution `v` into a block's accumulator `a`: the step
+/// of a dense partial array (whose elements start from the operator's identity) and that of a
+/// sparse one (whose elements start from the first contribution). They differ for `-=` only:
+/// a dense element accumulates `identity - v0 - v1 - ...`, which the merge adds (so an
+/// untouched element, `-0.0` for floats, leaves the target's bits as they are), a sparse one
+/// sums the subtracted terms, which the merge subtracts.
+pub(crate) fn array_steps(
+    op: &RedOp,
+    ops: &Ident,
+    op_span: Span,
+    a: &Ident,
+    v: &Ident,
+) -> (TokenStream, TokenStream) {
+    let (a, v) = (a.to_token_stream(), v.to_token_stream());
+    match op {
+        RedOp::Sub => {
+            (quote_spanned!(op_span=> #ops.sub(#a, #v)), quote_spanned!(op_span=> #ops.add(#a, #v)))
+        }
+        other => {
+            let step = combine(other, ops, op_span, a, v);
+            (step.clone(), step)
+        }
+    }
+}
+
+/// The method of the `SparseArray` / `Dense*` traits that picks the representation of an
+/// array reduction's partial arrays for operator `op`.
+pub(crate) fn array_kind_method(op: &RedOp) -> Ident {
+    let name = match op {
+        RedOp::Bin("+") => "add",
+        RedOp::Sub => "sub",
+        RedOp::Bin("*") => "mul",
+        RedOp::Bin("|") => "or",
+        RedOp::Bin("&") => "and",
+        RedOp::Bin("^") => "xor",
+        RedOp::Method(m) if m == "min" => "min",
+        RedOp::Method(m) if m == "max" => "max",
+        // `max(a, v)` may be any function named `max`: no identity is known.
+        _ => "any",
+    };
+    ident(&format!("__parfor_array_{name}"))
+}
+
 impl Rewrite<'_> {
     /// `x op= e` and friends: fold `e` into the block's accumulator of `x`.
     ///
@@ -213,18 +256,26 @@ impl Rewrite<'_> {
         let (st, k, krate) = (&names.state, slot_index(r), &names.krate);
         let len = &names.lens[&r.ident.to_string()];
         let ops = &names.ops[&r.ident.to_string()];
-        let (v, a, i, s) =
-            (ident("__parfor_v"), ident("__parfor_a"), ident("__parfor_k"), ident("__parfor_s"));
-        let combined = combine(&r.op, ops, op_span, a.to_token_stream(), v.to_token_stream());
+        let (v, a, i, o) =
+            (ident("__parfor_v"), ident("__parfor_a"), ident("__parfor_k"), ident("__parfor_o"));
+        let (dense, sparse) = array_steps(&r.op, ops, op_span, &a, &v);
+        // The block's partial array takes the step of its representation (`DensePart` or
+        // `SparsePart`, chosen from the element type and the operator): a dense element starts
+        // from the operator's identity, a sparse one from the first contribution.
         *e = Expr::Verbatim(quote_spanned! {ms()=>
             {
                 let #v = #value;
                 let #i: ::core::primitive::usize = #index;
-                let #s = #st.#k.slot(#len, #i);
-                *#s = ::core::option::Option::Some(match ::core::option::Option::take(#s) {
-                    ::core::option::Option::None => #krate::__private::IntoAcc::into_acc(#v),
-                    ::core::option::Option::Some(#a) => #combined,
-                });
+                #st.#k.update(
+                    #len,
+                    #i,
+                    #v,
+                    |#a, #v| #dense,
+                    |#o, #v| match #o {
+                        ::core::option::Option::None => #krate::__private::IntoAcc::into_acc(#v),
+                        ::core::option::Option::Some(#a) => #sparse,
+                    },
+                );
             }
         });
         true
