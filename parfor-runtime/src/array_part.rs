@@ -172,6 +172,9 @@ impl<T: DenseElem> DensePart<T> {
 /// boundary as their bytes (a partial array of a million counts is one copy, not a million
 /// encoded numbers).
 pub trait DenseElem: Copy + Serialize + for<'de> Deserialize<'de> + 'static {
+    /// Whether the operators on this type give the same result in any grouping (integers and
+    /// `bool`, whose dense operators wrap; not floats, whose rounding depends on it).
+    const EXACT: bool;
     /// The elements' bytes.
     fn as_bytes(vals: &[Self]) -> &[u8];
     /// The elements of `bytes`, if it holds valid ones.
@@ -179,8 +182,9 @@ pub trait DenseElem: Copy + Serialize + for<'de> Deserialize<'de> + 'static {
 }
 
 macro_rules! dense_pod {
-    ($($t:ty)*) => {$(
+    ($exact:literal: $($t:ty)*) => {$(
         impl DenseElem for $t {
+            const EXACT: bool = $exact;
             fn as_bytes(vals: &[Self]) -> &[u8] {
                 bytemuck::cast_slice(vals)
             }
@@ -195,9 +199,11 @@ macro_rules! dense_pod {
         }
     )*};
 }
-dense_pod!(u8 u16 u32 u64 u128 usize i8 i16 i32 i64 i128 isize f32 f64);
+dense_pod!(true: u8 u16 u32 u64 u128 usize i8 i16 i32 i64 i128 isize);
+dense_pod!(false: f32 f64);
 
 impl DenseElem for bool {
+    const EXACT: bool = true;
     fn as_bytes(vals: &[Self]) -> &[u8] {
         bytemuck::cast_slice(vals)
     }
@@ -299,6 +305,13 @@ impl<T: DenseElem> Dense<T> {
     pub fn part(self) -> DensePart<T> {
         DensePart { vals: Vec::new(), identity: self.0 }
     }
+
+    /// Whether partial arrays of this kind can be combined in any grouping, so that a worker
+    /// may keep one for all its blocks (integers and `bool`; not floats).
+    #[inline]
+    pub fn exact(self) -> bool {
+        T::EXACT
+    }
 }
 
 impl<T> Sparse<T> {
@@ -306,6 +319,12 @@ impl<T> Sparse<T> {
     #[inline]
     pub fn part(self) -> SparsePart<T> {
         SparsePart { vals: Vec::new() }
+    }
+
+    /// `false`: the operator is not known to give the same result in any grouping.
+    #[inline]
+    pub fn exact(self) -> bool {
+        false
     }
 }
 

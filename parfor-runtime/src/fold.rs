@@ -22,8 +22,12 @@ struct FoldJob<'a, S, C, I, B, W, L> {
     /// Makes a worker's own state (`#[parfor(init(...))]`).
     local_init: &'a L,
     locals: Locals<W>,
-    /// Per block, the states of the ranges that ran, keyed by their first item.
-    slots: Vec<Mutex<Vec<(usize, S)>>>,
+    /// Per block, the states of the ranges that ran, keyed by their first item; `None` for a
+    /// range that folded into its worker's state (`per_worker`).
+    slots: Vec<Mutex<Vec<(usize, Option<S>)>>>,
+    /// The states of the workers, when the reductions are exact in any grouping
+    /// (`per_worker`): a worker folds every block it runs in its process into one state.
+    worker_states: Option<Locals<S>>,
     failures: Failures,
     wire: Option<Wire<S>>,
     outputs: &'a [&'a dyn Sliced],
@@ -39,7 +43,7 @@ where
     L: Fn() -> W + Sync,
 {
     /// Keeps the state of the range of block `block` that starts at item `start`.
-    fn keep(&self, block: usize, start: usize, state: S) {
+    fn keep(&self, block: usize, start: usize, state: Option<S>) {
         let mut slot = self.slots[block].lock().unwrap_or_else(|e| e.into_inner());
         slot.push((start, state));
     }
@@ -65,12 +69,13 @@ where
     #[inline(always)]
     fn fold_range<const HOOKED: bool>(
         &self,
+        state: S,
         range: Range<usize>,
         catch: bool,
         hook: engine::ItemHook,
         on_panic: impl FnMut(usize, Cause) -> bool,
     ) -> Option<S> {
-        let mut state = Some((self.init)());
+        let mut state = Some(state);
         self.locals.with(self.local_init, |w| {
             guarded(
                 range,
@@ -98,17 +103,35 @@ where
     L: Fn() -> W + Sync,
 {
     fn run(&self, block: usize, range: Range<usize>) {
-        let state = self.fold_range::<false>(
-            range.clone(),
-            self.failures.catch(),
-            engine::ItemHook::NONE,
-            |i, cause| {
-                self.failures.record(i, cause);
-                false
-            },
-        );
-        if let Some(state) = state {
-            self.keep(block, range.start, state);
+        let fold = |state: S| {
+            self.fold_range::<false>(
+                state,
+                range.clone(),
+                self.failures.catch(),
+                engine::ItemHook::NONE,
+                |i, cause| {
+                    self.failures.record(i, cause);
+                    false
+                },
+            )
+        };
+        match &self.worker_states {
+            Some(states) => {
+                // A fresh state costs nothing (its partial arrays are allocated on their first
+                // contribution); the worker's own state goes back only if the block completed.
+                let done = states.with(self.init, |mine| {
+                    let state = std::mem::replace(mine, (self.init)());
+                    fold(state).map(|state| *mine = state).is_some()
+                });
+                if done {
+                    self.keep(block, range.start, None);
+                }
+            }
+            None => {
+                if let Some(state) = fold((self.init)()) {
+                    self.keep(block, range.start, Some(state));
+                }
+            }
         }
     }
 
@@ -152,10 +175,11 @@ where
     ) -> Result<(), Cause> {
         let wire = required(self.wire, STATE)?;
         let mut failed = None;
-        let state = self.fold_range::<true>(range.clone(), true, hook, |i, cause| {
-            failed = Some((i, cause));
-            false
-        });
+        let state =
+            self.fold_range::<true>((self.init)(), range.clone(), true, hook, |i, cause| {
+                failed = Some((i, cause));
+                false
+            });
         hook.finished();
         match state {
             Some(state) => out.value(|buf| {
@@ -192,7 +216,7 @@ where
             Ok(state)
         });
         match entry.ok_or_else(corrupt)?? {
-            Entry::Value(state) => self.keep(block, range.start, state),
+            Entry::Value(state) => self.keep(block, range.start, Some(state)),
             Entry::Failed(i, cause) => self.failures.record(i, cause),
         }
         Ok(())
@@ -228,12 +252,18 @@ impl Cursor<'_> {
 /// across a range, which a capture behind a reference does not allow. `outputs` are the loop's sliced outputs, which the fork engine ships back from its worker
 /// processes. On a failed iteration the call stops and panics with a message naming it
 /// through `describe(i)` (for example `i = 13`) and carrying the cause.
+///
+/// With `per_worker` (the caller's reductions give the same result in any grouping: integer,
+/// bitwise and min/max array reductions), a worker thread folds all the blocks it runs into one
+/// state instead of one per block, so the call holds one state per worker; the states then
+/// come back in no particular order. Fork and mpi workers still send one state per block.
 // Called only by generated code, which names every argument; a struct would only move them.
 #[allow(clippy::too_many_arguments)]
 #[track_caller]
 pub fn fold<S, C, I, B, W, L>(
     n: usize,
     opts: &Options,
+    per_worker: bool,
     wire: Option<Wire<S>>,
     outputs: &[&dyn Sliced],
     describe: &dyn Fn(usize) -> String,
@@ -275,6 +305,7 @@ where
         local_init: &local_init,
         locals: Locals::new(),
         slots: (0..plan.blocks()).map(|_| Mutex::new(Vec::new())).collect(),
+        worker_states: per_worker.then(Locals::new),
         failures: Failures::new(run.engine, OnError::Fail),
         wire,
         outputs,
@@ -288,7 +319,64 @@ where
         let mut parts = slot.into_inner().unwrap_or_else(|e| e.into_inner());
         assert!(!parts.is_empty(), "parfor: internal error: an engine skipped a block");
         parts.sort_by_key(|p| p.0);
-        states.extend(parts.into_iter().map(|p| p.1));
+        states.extend(parts.into_iter().filter_map(|p| p.1));
+    }
+    if let Some(workers) = job.worker_states {
+        states.extend(workers.into_states());
     }
     states
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Engine;
+
+    /// Sums `0..n` with one state per block or per worker; returns the states.
+    fn sums(engine: Engine, workers: usize, per_worker: bool) -> Vec<u64> {
+        let opts = Options::new().engine(engine).workers(workers).max_blocks(8);
+        let wire = Some(Wire::<u64>::serde());
+        fold(
+            1000,
+            &opts,
+            per_worker,
+            wire,
+            &[],
+            &|i| format!("i = {i}"),
+            (),
+            || 0u64,
+            || (),
+            |s: &mut u64, _: &mut (), (), range: Range<usize>, cur: &mut Cursor<'_>| {
+                for i in range {
+                    cur.at(i);
+                    *s += i as u64;
+                }
+            },
+        )
+    }
+
+    #[test]
+    fn one_state_per_block_or_per_worker() {
+        let total = 1000 * 999 / 2;
+        for engine in [Engine::Serial, Engine::Threads] {
+            for workers in [1, 2, 3] {
+                let per_block = sums(engine, workers, false);
+                assert_eq!(per_block.len(), 8, "{engine:?} x{workers}");
+                assert_eq!(per_block.iter().sum::<u64>(), total);
+                let per_worker = sums(engine, workers, true);
+                let most = if engine == Engine::Serial { 1 } else { workers };
+                assert!(
+                    (1..=most).contains(&per_worker.len()),
+                    "{engine:?} x{workers}: {per_worker:?}"
+                );
+                assert_eq!(per_worker.iter().sum::<u64>(), total, "{engine:?} x{workers}");
+            }
+        }
+        // Fork workers send one state per block whatever `per_worker` says.
+        #[cfg(unix)]
+        {
+            let states = sums(Engine::Fork, 2, true);
+            assert_eq!(states.iter().sum::<u64>(), total);
+        }
+    }
 }

@@ -35,6 +35,11 @@ impl<W> Locals<W> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).push((key, w));
         r
     }
+
+    /// The states of the workers, in no particular order.
+    pub(crate) fn into_states(self) -> impl Iterator<Item = W> {
+        self.idle.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().map(|(_, w)| w)
+    }
 }
 
 #[cfg(test)]

@@ -223,6 +223,11 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
     let mut combine_parts = TokenStream::new();
     let mut ops = BTreeMap::new();
     let mut lens = BTreeMap::new();
+    // Whether every reduction is an array reduction whose partial arrays combine exactly in
+    // any grouping (decided by their kinds at run time): then a worker keeps one partial array
+    // for all its blocks.
+    let mut per_worker: Vec<TokenStream> = Vec::new();
+    let all_arrays = !reds.is_empty() && reds.iter().all(|r| r.array);
     for r in &reds {
         let probe = ident(&format!("__parfor_probe{}", r.slot));
         let part = ident(&format!("__parfor_part{}", r.slot));
@@ -274,6 +279,7 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
                     };
                 });
                 inits.push(quote_spanned!(ms()=> #kind.part()));
+                per_worker.push(quote_spanned!(ms()=> #kind.exact()));
                 let (a, v) = (ident("__parfor_a"), ident("__parfor_v"));
                 // Merging adds what a dense `-=` accumulated (`identity - v0 - ...`) and
                 // subtracts what a sparse one summed; every other operator merges with itself.
@@ -318,6 +324,11 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
         parts.push(part);
     }
 
+    let per_worker = if all_arrays {
+        quote_spanned!(ms()=> #(#per_worker)&&*)
+    } else {
+        quote_spanned!(ms()=> false)
+    };
     let names = Names { state: state.clone(), cells, ops, lens, krate: krate.clone() };
     rewrite::rewrite(lp, &names, &usage.reductions);
     let body = &lp.body;
@@ -381,6 +392,7 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
                     let #states = #fold(
                         #n,
                         &#opts_id,
+                        #per_worker,
                         #wire,
                         &[ #( &#outputs as &dyn #sliced_dyn ),* ],
                         #describe,
