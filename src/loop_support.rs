@@ -335,3 +335,20 @@ pub const ARRAY_REDUCTION_BLOCKS: usize = 8;
 pub fn shared<T: ?Sized + Sync>(value: &T) -> &T {
     value
 }
+
+/// The element type of the rows of a two-index array reduction (`grid[r][c] += w`).
+pub fn probe_row_elem<R: LoopSlice>(_: &[R]) -> Probe<R::Elem> {
+    Probe::new()
+}
+
+/// The lengths of the rows of a two-index array reduction, taken before the loop (the body
+/// cannot change them: it only contributes to the elements).
+pub fn row_lens<R: LoopSlice>(rows: &[R]) -> Vec<usize> {
+    rows.iter().map(|r| r.__parfor_as_slice().len()).collect()
+}
+
+/// The elements of row `r` of a two-index array reduction.
+#[inline]
+pub fn row_mut<R: LoopSliceMut>(r: &mut R) -> &mut [R::Elem] {
+    r.__parfor_as_mut_slice()
+}

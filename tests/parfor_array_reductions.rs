@@ -362,3 +362,74 @@ fn a_type_without_identity_uses_option_partials() {
         }
     }
 }
+
+#[parfor(engine = engine, workers = workers)]
+fn grids(
+    engine: Engine,
+    workers: usize,
+    n: u64,
+    rows: &mut [Vec<i64>],
+) -> (Vec<Vec<u32>>, [[f64; 4]; 3], Vec<[i16; 2]>) {
+    let mut counts = vec![vec![0u32; 5], vec![], vec![1; 2], vec![0; 7]];
+    let mut sums = [[-0.0f64; 4]; 3];
+    let mut highs = vec![[i16::MIN; 2]; 6];
+    #[parfor]
+    for i in 0..n {
+        let s = sample(i);
+        let r = [0, 2, 3][(s % 3) as usize];
+        counts[r][((s >> 8) % [5, 0, 2, 7][r]) as usize] += 1;
+        sums[(s % 3) as usize][((s >> 12) % 3) as usize] += float_value(s);
+        highs[(s % 6) as usize][(i % 2) as usize] = highs[(s % 6) as usize][(i % 2) as usize]
+            .max((s >> 48) as i16);
+        rows[(s % 2) as usize][((s >> 20) % 3) as usize] -= (s % 100) as i64;
+    }
+    (counts, sums, highs)
+}
+
+#[test]
+fn two_index_reductions_equal_the_plain_loop() {
+    for n in [0, 1, 10_000] {
+        let mut counts = vec![vec![0u32; 5], vec![], vec![1; 2], vec![0; 7]];
+        let mut sums = [[-0.0f64; 4]; 3];
+        let mut highs = vec![[i16::MIN; 2]; 6];
+        let mut rows = vec![vec![7i64; 3], vec![0; 4]];
+        for i in 0..n {
+            let s = sample(i);
+            let r = [0, 2, 3][(s % 3) as usize];
+            counts[r][((s >> 8) % [5, 0, 2, 7][r]) as usize] += 1;
+            sums[(s % 3) as usize][((s >> 12) % 3) as usize] += float_value(s);
+            let h = &mut highs[(s % 6) as usize][(i % 2) as usize];
+            *h = (*h).max((s >> 48) as i16);
+            rows[(s % 2) as usize][((s >> 20) % 3) as usize] -= (s % 100) as i64;
+        }
+        let mut first = None;
+        for &e in ENGINES {
+            for &w in WORKERS {
+                let mut got_rows = vec![vec![7i64; 3], vec![0; 4]];
+                let (c, f, h) = grids(e, w, n, &mut got_rows);
+                assert_eq!((&c, &h, &got_rows), (&counts, &highs, &rows), "{e:?} x{w} n={n}");
+                let bits: Vec<u64> = f.iter().flatten().map(|x| x.to_bits()).collect();
+                // Exact contributions: the plain loop's values; untouched `-0.0` elements
+                // (column 3) keep their sign.
+                for (got, want) in f.iter().flatten().zip(sums.iter().flatten()) {
+                    assert!(got == want || (got.is_nan() && want.is_nan()), "{e:?} x{w} n={n}");
+                }
+                assert!(f.iter().all(|row| row[3].to_bits() == (-0.0f64).to_bits()));
+                assert_eq!(bits, *first.get_or_insert_with(|| bits.clone()), "{e:?} x{w} n={n}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_row_index_out_of_bounds_panics_like_indexing() {
+    for &e in ENGINES {
+        let err = std::panic::catch_unwind(|| {
+            let mut rows = vec![vec![0i64; 3]; 1];
+            grids(e, 2, 10, &mut rows);
+        })
+        .expect_err("row 1 of 1");
+        let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(msg.contains("the len is 1 but the index is 1"), "{e:?}: {msg}");
+    }
+}

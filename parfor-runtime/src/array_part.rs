@@ -278,6 +278,181 @@ impl<'de, T: DenseElem> Deserialize<'de> for ByteVals<T> {
     }
 }
 
+/// What [`RowsPart`] needs of a partial array of one row: [`DensePart`] and [`SparsePart`].
+pub trait Part<T> {
+    /// See [`DensePart::update`] and [`SparsePart::update`].
+    fn update<V>(
+        &mut self,
+        len: usize,
+        k: usize,
+        v: V,
+        dense: impl FnOnce(T, V) -> T,
+        sparse: impl FnOnce(Option<T>, V) -> T,
+    );
+    /// See [`DensePart::merge_into`] and [`SparsePart::merge_into`].
+    fn merge_into(self, target: &mut [T], dense: impl Fn(T, T) -> T, sparse: impl Fn(T, T) -> T);
+}
+
+impl<T: DenseElem> Part<T> for DensePart<T> {
+    #[inline(always)]
+    fn update<V>(
+        &mut self,
+        len: usize,
+        k: usize,
+        v: V,
+        dense: impl FnOnce(T, V) -> T,
+        sparse: impl FnOnce(Option<T>, V) -> T,
+    ) {
+        DensePart::update(self, len, k, v, dense, sparse);
+    }
+    fn merge_into(self, target: &mut [T], dense: impl Fn(T, T) -> T, sparse: impl Fn(T, T) -> T) {
+        DensePart::merge_into(self, target, dense, sparse);
+    }
+}
+
+impl<T: Clone> Part<T> for SparsePart<T> {
+    #[inline(always)]
+    fn update<V>(
+        &mut self,
+        len: usize,
+        k: usize,
+        v: V,
+        dense: impl FnOnce(T, V) -> T,
+        sparse: impl FnOnce(Option<T>, V) -> T,
+    ) {
+        SparsePart::update(self, len, k, v, dense, sparse);
+    }
+    fn merge_into(self, target: &mut [T], dense: impl Fn(T, T) -> T, sparse: impl Fn(T, T) -> T) {
+        SparsePart::merge_into(self, target, dense, sparse);
+    }
+}
+
+/// A kind of partial array ([`Dense`] or [`Sparse`]): makes the partial arrays of the rows of
+/// a two-index array reduction.
+pub trait PartKind: Copy {
+    /// The element type.
+    type Elem;
+    /// The partial array of one row.
+    type Part: Part<Self::Elem>;
+    /// An empty partial array of one row.
+    fn row_part(self) -> Self::Part;
+}
+
+impl<T: DenseElem> PartKind for Dense<T> {
+    type Elem = T;
+    type Part = DensePart<T>;
+    fn row_part(self) -> DensePart<T> {
+        self.part()
+    }
+}
+
+impl<T: Clone> PartKind for Sparse<T> {
+    type Elem = T;
+    type Part = SparsePart<T>;
+    fn row_part(self) -> SparsePart<T> {
+        self.part()
+    }
+}
+
+/// One block's partial array of a two-index array reduction (`grid[r][c] += w` over a
+/// `Vec<Vec<T>>`, an array of arrays, `&mut [Vec<T>]`): one partial array per row, of the
+/// row's length (rows may differ), each made on the row's first contribution.
+pub struct RowsPart<K: PartKind> {
+    kind: K,
+    rows: Vec<Option<K::Part>>,
+}
+
+impl<K: PartKind> RowsPart<K> {
+    /// An empty partial array of rows of the kind `kind`.
+    pub fn new(kind: K) -> RowsPart<K> {
+        RowsPart { kind, rows: Vec::new() }
+    }
+
+    /// Folds the contribution `v` into element `[r][c]` of an array whose rows have the
+    /// lengths `lens`; see [`DensePart::update`].
+    ///
+    /// # Panics
+    /// When `r` or `c` is out of bounds, like indexing the array.
+    #[inline(always)]
+    pub fn update<V>(
+        &mut self,
+        lens: &[usize],
+        r: usize,
+        c: usize,
+        v: V,
+        dense: impl FnOnce(K::Elem, V) -> K::Elem,
+        sparse: impl FnOnce(Option<K::Elem>, V) -> K::Elem,
+    ) {
+        if r >= lens.len() {
+            out_of_bounds(r, lens.len());
+        }
+        if self.rows.len() != lens.len() {
+            self.rows.resize_with(lens.len(), || None);
+        }
+        let kind = self.kind;
+        self.rows[r].get_or_insert_with(|| kind.row_part()).update(lens[r], c, v, dense, sparse);
+    }
+
+    /// Combines the block's rows into the rows of `target` (see [`DensePart::merge_into`]);
+    /// `row(t)` is row `t`'s elements.
+    pub fn merge_into<R>(
+        self,
+        target: &mut [R],
+        row: impl Fn(&mut R) -> &mut [K::Elem],
+        dense: impl Fn(K::Elem, K::Elem) -> K::Elem,
+        sparse: impl Fn(K::Elem, K::Elem) -> K::Elem,
+    ) {
+        for (t, part) in target.iter_mut().zip(self.rows) {
+            if let Some(part) = part {
+                part.merge_into(row(t), &dense, &sparse);
+            }
+        }
+    }
+}
+
+impl<K: PartKind + Serialize> Serialize for RowsPart<K>
+where
+    K::Part: Serialize,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (&self.kind, &self.rows).serialize(s)
+    }
+}
+
+impl<'de, K: PartKind + Deserialize<'de>> Deserialize<'de> for RowsPart<K>
+where
+    K::Part: Deserialize<'de>,
+{
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (kind, rows) = <(K, Vec<Option<K::Part>>)>::deserialize(d)?;
+        Ok(RowsPart { kind, rows })
+    }
+}
+
+impl<T: DenseElem> Serialize for Dense<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de, T: DenseElem> Deserialize<'de> for Dense<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        T::deserialize(d).map(Dense)
+    }
+}
+
+impl<T> Serialize for Sparse<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_unit()
+    }
+}
+
+impl<'de, T> Deserialize<'de> for Sparse<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <()>::deserialize(d).map(|()| Sparse(PhantomData))
+    }
+}
+
 /// How a block's partial array of an array reduction is represented: [`Dense`] or
 /// [`Sparse`], chosen by [`SparseArray`] and the `Dense*` traits. `Copy`, so the block
 /// state's constructor can capture it.
@@ -535,6 +710,30 @@ mod tests {
         let bad = [0u8, 2, 1, 7];
         let err = flags.decode(&mut &bad[..]).unwrap_err();
         assert!(err.contains("DensePart"), "{err}");
+    }
+
+    #[test]
+    fn rows_of_different_lengths() {
+        let kind = (&&Probe::<u32>::new()).__parfor_array_add();
+        let mut p = RowsPart::new(kind);
+        let lens = [2, 0, 3];
+        for (r, c) in [(2, 2), (0, 1), (2, 2)] {
+            p.update(&lens, r, c, 5u32, |a, v| a + v, |_, _| unreachable!());
+        }
+        let wire = Wire::<RowsPart<Dense<u32>>>::serde();
+        let mut buf = Vec::new();
+        wire.encode(&p, &mut buf).unwrap();
+        let p = wire.decode(&mut &buf[..]).unwrap();
+        let mut grid = vec![vec![1, 1], vec![], vec![1, 1, 1]];
+        p.merge_into(&mut grid, |r| &mut r[..], |a, b| a + b, |_, _| unreachable!());
+        assert_eq!(grid, [vec![1, 6], vec![], vec![1, 1, 11]]);
+    }
+
+    #[test]
+    #[should_panic(expected = "the len is 3 but the index is 3")]
+    fn rows_out_of_bounds_panic_like_indexing() {
+        let mut p = RowsPart::new((&&Probe::<u8>::new()).__parfor_array_add());
+        p.update(&[1, 1, 1], 3, 0, 1, |a, v| a + v, |_, _| unreachable!());
     }
 
     #[test]

@@ -70,8 +70,8 @@ pub use worker::worker_id;
 pub mod __private {
     pub use crate::__wire_of as wire_of;
     pub use crate::array_part::{
-        Dense, DenseAddSub, DenseBits, DenseElem, DenseMinMax, DenseMul, DensePart, Sparse,
-        SparseArray, SparsePart,
+        Dense, DenseAddSub, DenseBits, DenseElem, DenseMinMax, DenseMul, DensePart, Part, PartKind,
+        RowsPart, Sparse, SparseArray, SparsePart,
     };
     pub use crate::fold::{Cursor, fold};
     pub use crate::map::Shape;

@@ -234,12 +234,21 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
         let x = &r.ident;
         let b = ident("__parfor_b");
         if r.array {
-            // The element type; the array itself is not captured by the body.
+            // The element type and the length (of every row); the array itself is not
+            // captured by the body.
             let len = ident(&format!("__parfor_len{}", r.slot));
-            probes.extend(quote_spanned! {ms()=>
-                let #probe = #probe_elem(&(#x)[..]);
-                let #len: ::core::primitive::usize = (#x)[..].len();
-            });
+            if r.rows {
+                let (probe_row, row_lens) = (p(quote!(probe_row_elem)), p(quote!(row_lens)));
+                probes.extend(quote_spanned! {ms()=>
+                    let #probe = #probe_row(&(#x)[..]);
+                    let #len: ::std::vec::Vec<::core::primitive::usize> = #row_lens(&(#x)[..]);
+                });
+            } else {
+                probes.extend(quote_spanned! {ms()=>
+                    let #probe = #probe_elem(&(#x)[..]);
+                    let #len: ::core::primitive::usize = (#x)[..].len();
+                });
+            }
             lens.insert(x.to_string(), len);
         } else {
             probes.extend(quote_spanned!(ms()=> let #probe = #probe_val(&#x);));
@@ -278,7 +287,12 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
                         (&&#probe).#method()
                     };
                 });
-                inits.push(quote_spanned!(ms()=> #kind.part()));
+                inits.push(if r.rows {
+                    let rows_part = p(quote!(RowsPart));
+                    quote_spanned!(ms()=> #rows_part::new(#kind))
+                } else {
+                    quote_spanned!(ms()=> #kind.part())
+                });
                 per_worker.push(quote_spanned!(ms()=> #kind.exact()));
                 let (a, v) = (ident("__parfor_a"), ident("__parfor_v"));
                 // Merging adds what a dense `-=` accumulated (`identity - v0 - ...`) and
@@ -293,8 +307,14 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
                         (m.clone(), m)
                     }
                 };
+                let row = if r.rows {
+                    let row_mut = p(quote!(row_mut));
+                    quote_spanned!(ms()=> #row_mut,)
+                } else {
+                    TokenStream::new()
+                };
                 combine_parts.extend(quote_spanned! {ms()=>
-                    #part.merge_into(&mut (#x)[..], |#a, #v| #dense, |#a, #v| #sparse);
+                    #part.merge_into(&mut (#x)[..], #row |#a, #v| #dense, |#a, #v| #sparse);
                 });
                 ops.insert(x.to_string(), op);
                 parts.push(part);

@@ -14,8 +14,8 @@ use crate::parfor::ast::{Loop, RedOp, Reduction};
 use crate::parfor::is_parfor_attr;
 use crate::parfor::scope::{Continue, Pass, Place, Walk, walk};
 use crate::parfor::syntax::{
-    Root, array_reduction_form, expr_attrs_mut, is_assign_op, is_concat, operand_mut, path_ident,
-    reduction_form, root, strip_parens, strip_parens_mut,
+    Root, array_indices_mut, array_reduction_form, expr_attrs_mut, is_assign_op, is_concat,
+    operand_mut, path_ident, reduction_form, root, strip_parens,
 };
 use crate::parmap::expand::respan;
 use proc_macro2::{Punct, Spacing, Span, TokenStream};
@@ -246,9 +246,14 @@ impl Rewrite<'_> {
             Expr::Binary(b) => (&mut b.left, &mut b.right),
             _ => unreachable!(),
         };
-        let Expr::Index(ix) = strip_parens_mut(left) else { return false };
-        w.expr(&mut ix.index, Place::Read);
-        let index = ix.index.to_token_stream();
+        let mut indices = Vec::new();
+        for index in array_indices_mut(left) {
+            w.expr(index, Place::Read);
+            indices.push(index.to_token_stream());
+        }
+        if indices.len() != if r.rows { 2 } else { 1 } {
+            return false;
+        }
         let contribution = operand_mut(rhs, which);
         w.expr(contribution, Place::Read);
         let value = strip_parens(contribution).to_token_stream();
@@ -256,8 +261,20 @@ impl Rewrite<'_> {
         let (st, k, krate) = (&names.state, slot_index(r), &names.krate);
         let len = &names.lens[&r.ident.to_string()];
         let ops = &names.ops[&r.ident.to_string()];
-        let (v, a, i, o) =
-            (ident("__parfor_v"), ident("__parfor_a"), ident("__parfor_k"), ident("__parfor_o"));
+        let (v, a, o) = (ident("__parfor_v"), ident("__parfor_a"), ident("__parfor_o"));
+        let usize_ = quote_spanned!(ms()=> ::core::primitive::usize);
+        // The indices in the order the plain loop evaluates them (after the value, as for a
+        // compound assignment to a primitive).
+        let (ids, at) = if r.rows {
+            let (ri, ci) = (ident("__parfor_r"), ident("__parfor_c"));
+            let (rv, cv) = (&indices[0], &indices[1]);
+            let at = quote_spanned!(ms()=> &#len, #ri, #ci);
+            (quote_spanned!(ms()=> let #ri: #usize_ = #rv; let #ci: #usize_ = #cv;), at)
+        } else {
+            let i = ident("__parfor_k");
+            let iv = &indices[0];
+            (quote_spanned!(ms()=> let #i: #usize_ = #iv;), quote_spanned!(ms()=> #len, #i))
+        };
         let (dense, sparse) = array_steps(&r.op, ops, op_span, &a, &v);
         // The block's partial array takes the step of its representation (`DensePart` or
         // `SparsePart`, chosen from the element type and the operator): a dense element starts
@@ -265,10 +282,9 @@ impl Rewrite<'_> {
         *e = Expr::Verbatim(quote_spanned! {ms()=>
             {
                 let #v = #value;
-                let #i: ::core::primitive::usize = #index;
+                #ids
                 #st.#k.update(
-                    #len,
-                    #i,
+                    #at,
                     #v,
                     |#a, #v| #dense,
                     |#o, #v| match #o {
