@@ -379,8 +379,8 @@ fn grids(
         let r = [0, 2, 3][(s % 3) as usize];
         counts[r][((s >> 8) % [5, 0, 2, 7][r]) as usize] += 1;
         sums[(s % 3) as usize][((s >> 12) % 3) as usize] += float_value(s);
-        highs[(s % 6) as usize][(i % 2) as usize] = highs[(s % 6) as usize][(i % 2) as usize]
-            .max((s >> 48) as i16);
+        highs[(s % 6) as usize][(i % 2) as usize] =
+            highs[(s % 6) as usize][(i % 2) as usize].max((s >> 48) as i16);
         rows[(s % 2) as usize][((s >> 20) % 3) as usize] -= (s % 100) as i64;
     }
     (counts, sums, highs)

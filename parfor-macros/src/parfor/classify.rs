@@ -11,8 +11,8 @@ use crate::parfor::is_parfor_attr;
 use crate::parfor::scope::{Continue, Pass, Place, Walk, walk};
 use crate::parfor::syntax::{
     MUTATING_METHODS, Root, array_indices_mut, array_place, array_reduction_form, expr_attrs_mut,
-    is_assign_op, is_concat, is_interior_mutation, is_min_max, item_names, operand_mut,
-    reduction_form, root, strip_parens,
+    is_assign_op, is_concat, is_interior_mutation, is_min_max, item_names, operand_mut, path_ident,
+    reduction_form, root, strip_parens, strip_parens_mut,
 };
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::ToTokens;
@@ -214,7 +214,9 @@ impl Classify<'_> {
             Expr::Binary(b) => &b.left,
             _ => return false,
         };
-        let Some((var, indices)) = array_place(left) else { return false };
+        let Some((var, indices)) = array_place(left) else {
+            return Self::deep_array_reduction(w, e, id);
+        };
         // The first index picks what an iteration owns when it is the loop variable (a sliced
         // output `out[i]`, `grid[i][j]`).
         if var != id || w.scope.is_index(indices[0]) {
@@ -242,6 +244,51 @@ impl Classify<'_> {
         };
         for index in array_indices_mut(left) {
             w.expr(index, Place::Read);
+        }
+        w.expr(operand_mut(rhs, which), Place::Read);
+        true
+    }
+
+    /// `cube[a][b][c] op= v` with `a` not the loop variable: a reduction into an element
+    /// three or more indices deep, which array reductions do not take. Reports it (once, at
+    /// the place) and walks the indices and the value; `false` when `e` is not one.
+    fn deep_array_reduction(w: &mut Walk<Self>, e: &mut Expr, id: &Ident) -> bool {
+        let left = match &*e {
+            Expr::Assign(a) => &a.left,
+            Expr::Binary(b) => &b.left,
+            _ => return false,
+        };
+        let mut place = strip_parens(left);
+        let mut depth = 0;
+        while let Expr::Index(ix) = place {
+            depth += 1;
+            if path_ident(&ix.expr) == Some(id) && w.scope.is_index(&ix.index) {
+                return false;
+            }
+            place = strip_parens(&ix.expr);
+        }
+        if depth < 3 || path_ident(place) != Some(id) {
+            return false;
+        }
+        let Some((_, which)) = array_reduction_form(strip_parens(left), e) else {
+            return false;
+        };
+        let msg = format!(
+            "`{id}` is updated as an array reduction with {depth} indices, but array \
+             reductions take one or two (`{id}[k] += v`, `{id}[row][col] += v`); index a flat \
+             array by one computed index instead (`{id}[(x * ny + y) * nz + z] += v`), or \
+             rows of one (`{id}[x * ny + y][z] += v`), and reshape after the loop"
+        );
+        w.pass.cx.error_spanned_by(left, msg);
+        let (left, rhs) = match e {
+            Expr::Assign(a) => (&mut a.left, &mut a.right),
+            Expr::Binary(b) => (&mut b.left, &mut b.right),
+            _ => unreachable!(),
+        };
+        let mut place = strip_parens_mut(left);
+        while let Expr::Index(ix) = place {
+            w.expr(&mut ix.index, Place::Read);
+            place = strip_parens_mut(&mut ix.expr);
         }
         w.expr(operand_mut(rhs, which), Place::Read);
         true
