@@ -214,8 +214,8 @@ fn every_operator(engine: Engine, workers: usize, n: u64) -> (Ints, Floats) {
         max[k] = max[k].max((s >> 50) as i16);
         max_fn[k] = std::cmp::max(max_fn[k], (s >> 56) as u8);
         min_fn[k] = std::cmp::min((s >> 48) as i64 - 30_000, min_fn[k]);
-        any[k] |= s % 1000 == 0;
-        all[k] &= s % 1000 != 0;
+        any[k] |= s.is_multiple_of(1000);
+        all[k] &= !s.is_multiple_of(1000);
         odd[k] ^= s % 2 == 1;
     }
     // A second loop: serde's tuples, which carry a loop's reductions to the fork engine, stop
@@ -252,8 +252,8 @@ fn plain_every_operator(n: u64) -> (Ints, Floats) {
         ints.max[k] = ints.max[k].max((s >> 50) as i16);
         ints.max_fn[k] = std::cmp::max(ints.max_fn[k], (s >> 56) as u8);
         ints.min_fn[k] = std::cmp::min((s >> 48) as i64 - 30_000, ints.min_fn[k]);
-        ints.any[k] |= s % 1000 == 0;
-        ints.all[k] &= s % 1000 != 0;
+        ints.any[k] |= s.is_multiple_of(1000);
+        ints.all[k] &= !s.is_multiple_of(1000);
         ints.odd[k] ^= s % 2 == 1;
         let x = float_value(s);
         f.add[k] += x;
@@ -363,13 +363,11 @@ fn a_type_without_identity_uses_option_partials() {
     }
 }
 
+/// Counts, float sums and maxima, with two indices.
+type Grids = (Vec<Vec<u32>>, [[f64; 4]; 3], Vec<[i16; 2]>);
+
 #[parfor(engine = engine, workers = workers)]
-fn grids(
-    engine: Engine,
-    workers: usize,
-    n: u64,
-    rows: &mut [Vec<i64>],
-) -> (Vec<Vec<u32>>, [[f64; 4]; 3], Vec<[i16; 2]>) {
+fn grids(engine: Engine, workers: usize, n: u64, rows: &mut [Vec<i64>]) -> Grids {
     let mut counts = vec![vec![0u32; 5], vec![], vec![1; 2], vec![0; 7]];
     let mut sums = [[-0.0f64; 4]; 3];
     let mut highs = vec![[i16::MIN; 2]; 6];

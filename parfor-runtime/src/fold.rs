@@ -15,6 +15,10 @@ use crate::wire::{Wire, required};
 use std::ops::Range;
 use std::sync::Mutex;
 
+/// The state of a range that ran, keyed by its first item: `None` when it folded into its
+/// worker's state.
+type RangeState<S> = (usize, Option<S>);
+
 struct FoldJob<'a, S, C, I, B, W, L> {
     ctx: C,
     init: &'a I,
@@ -24,7 +28,7 @@ struct FoldJob<'a, S, C, I, B, W, L> {
     locals: Locals<W>,
     /// Per block, the states of the ranges that ran, keyed by their first item; `None` for a
     /// range that folded into its worker's state (`per_worker`).
-    slots: Vec<Mutex<Vec<(usize, Option<S>)>>>,
+    slots: Vec<Mutex<Vec<RangeState<S>>>>,
     /// The states of the workers, when the reductions are exact in any grouping
     /// (`per_worker`): a worker folds every block it runs in its process into one state.
     worker_states: Option<Locals<S>>,

@@ -198,6 +198,7 @@ fn one_call(call: usize) -> usize {
                 fold(
                     n,
                     &fork(workers, chunk),
+                    false,
                     wire!(u64),
                     &[],
                     &describe,
