@@ -288,6 +288,14 @@ fn equal() {
     let want = parmap!(g, 0..40u64; engine = serial, on_error = "collect");
     let got = parmap!(g, 0..40u64; engine = mpi, on_error = "collect");
     assert_eq!(format!("{got:?}"), format!("{want:?}"));
+    // A function returning `Result`: its `Err`s are collected failures on every rank.
+    let h = |i: u32| -> Result<u32, String> {
+        if i % 5 == 2 { Err(format!("no {i}")) } else { Ok(i * 2) }
+    };
+    let want = parmap!(h, 0..30u32; engine = serial, on_error = "collect");
+    let got = parmap!(h, 0..30u32; engine = mpi, on_error = "collect", chunk = 4);
+    assert_eq!(format!("{got:?}"), format!("{want:?}"));
+    assert_eq!(got[7].as_ref().unwrap_err().cause(), &parfor::Cause::Returned("no 7".into()));
     // A timeout is refused on this engine.
     let t = catch_unwind(|| parmap!(|x: u32| x, 0..4u32; engine = mpi, timeout = "1s"));
     std::panic::set_hook(prev);

@@ -229,6 +229,36 @@ fn collect_turns_panicking_futures_into_errors() {
     );
 }
 
+async fn parse_later(s: &str) -> Result<u32, std::num::ParseIntError> {
+    tokio::task::yield_now().await;
+    s.parse()
+}
+
+#[test]
+fn collect_turns_returned_errors_of_futures_into_task_errors() {
+    let words = ["4", "x", "15", ""];
+    let want: Vec<Result<u32, String>> =
+        words.iter().map(|w| w.parse::<u32>().map_err(|e| e.to_string())).collect();
+    let check = |got: Vec<Result<u32, TaskError>>| {
+        assert_eq!(got.len(), words.len());
+        for (i, (g, w)) in got.into_iter().zip(&want).enumerate() {
+            match (g, w) {
+                (Ok(g), Ok(w)) => assert_eq!(g, *w),
+                (Err(e), Err(msg)) => {
+                    assert_eq!(e.index(), i);
+                    assert_eq!(e.cause(), &Cause::Returned(msg.clone()));
+                }
+                (g, w) => panic!("item {i}: got {g:?}, want {w:?}"),
+            }
+        }
+    };
+    check(parmap!(parse_later, words; on_error = "collect"));
+    check(paused(async { parmap_async!(parse_later, words; on_error = "collect").await }));
+    // `on_error = "fail"`: the `Result`s are values.
+    let kept: Vec<Result<u32, std::num::ParseIntError>> = parmap!(parse_later, words);
+    assert_eq!(kept.iter().map(|r| r.is_ok()).collect::<Vec<_>>(), [true, false, true, false]);
+}
+
 #[test]
 fn fail_mode_panics_naming_the_item_and_starts_no_more_items() {
     let started = Cell::new(0u32);

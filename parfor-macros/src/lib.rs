@@ -21,7 +21,9 @@ use proc_macro::TokenStream;
 ///
 /// Returns `Vec<R>` (`Vec<Result<R, TaskError>>` with `on_error = "collect"`) holding
 /// `f(s1[i], s2[j], ..., a, ...)` for every `i`, `j`, ... in row-major order (first source
-/// outermost). Sources are slices (anything that derefs to one) and integer ranges, borrowed;
+/// outermost). With `on_error = "collect"`, an `f` that returns `Result<T, E>` with
+/// `E: Display` gives `Vec<Result<T, TaskError>>`: an `Err(e)` is its item's `TaskError`,
+/// with cause `Cause::Returned(e.to_string())` (with `"fail"`, the `Result`s are values). Sources are slices (anything that derefs to one) and integer ranges, borrowed;
 /// slice elements reach a parameter `T: Copy` by value and a parameter `&T` by reference;
 /// unannotated closure parameters get `&T` (slices) or the integer (ranges). See the crate
 /// documentation of `parfor` for the full description and examples.
@@ -88,7 +90,9 @@ pub fn parmap_async(input: TokenStream) -> TokenStream {
 ///
 /// The same call shape as `parmap!`. Ordered by default (item order, through a bounded
 /// reorder window); `ordered = false` yields `(item index, result)` in completion order;
-/// `flatten = true` yields every element of the `IntoIterator` each call returns. A single
+/// `flatten = true` yields every element of the `IntoIterator` each call returns. With
+/// `on_error = "collect"`, a function returning `Result<T, E: Display>` fails its item with
+/// its `Err`, as in `parmap!`. A single
 /// source may be any iterator, pulled on the caller's thread only as the window allows. See
 /// the crate documentation of `parfor` for the rules and examples.
 #[proc_macro]

@@ -203,30 +203,33 @@ impl Common {
                     };
                 }
                 self.engine = Some(match str_lit(e) {
-                    Some(s) => match ENGINES.iter().find(|(n, _)| *n == s.value()) {
-                        Some(("mpi", _)) if !cfg!(feature = "mpi") => {
-                            cx.error_spanned_by(
-                                s,
-                                "`engine = \"mpi\"` needs parfor's `mpi` cargo feature: \
+                    // Engine names are accepted in any case, like `PARFOR_ENGINE`.
+                    Some(s) => {
+                        match ENGINES.iter().find(|(n, _)| n.eq_ignore_ascii_case(&s.value())) {
+                            Some(("mpi", _)) if !cfg!(feature = "mpi") => {
+                                cx.error_spanned_by(
+                                    s,
+                                    "`engine = \"mpi\"` needs parfor's `mpi` cargo feature: \
                                  `parfor = { version = \"...\", features = [\"mpi\"] }` (it \
                                  needs an MPI library such as Open MPI)",
-                            );
-                            return true;
+                                );
+                                return true;
+                            }
+                            Some((n, _)) => Value::Lit(*n, s.span()),
+                            None => {
+                                let names: Vec<&str> = ENGINES.iter().map(|e| e.0).collect();
+                                cx.error_spanned_by(
+                                    s,
+                                    format!(
+                                        "unknown engine `{}`; expected one of {}",
+                                        s.value(),
+                                        one_of(&names)
+                                    ),
+                                );
+                                return true;
+                            }
                         }
-                        Some((n, _)) => Value::Lit(*n, s.span()),
-                        None => {
-                            let names: Vec<&str> = ENGINES.iter().map(|e| e.0).collect();
-                            cx.error_spanned_by(
-                                s,
-                                format!(
-                                    "unknown engine `{}`; expected one of {}",
-                                    s.value(),
-                                    one_of(&names)
-                                ),
-                            );
-                            return true;
-                        }
-                    },
+                    }
                     None => Value::Expr(e.clone()),
                 });
             }
@@ -487,6 +490,12 @@ mod tests {
         assert_eq!(unknown, ["zip"]);
         assert!(matches!(c.engine, Some(Value::Lit("fork", _))));
         assert!(matches!(c.workers, Some(Value::Expr(_))));
+        // Engine names in any case, kept as the canonical name.
+        for (lit, name) in [("Fork", "fork"), ("THREADS", "threads"), ("Serial", "serial")] {
+            let (c, r, _) = parse(&format!("engine = {lit:?}"));
+            assert!(r.is_ok(), "{lit}");
+            assert!(matches!(c.engine, Some(Value::Lit(n, _)) if n == name), "{lit}");
+        }
         assert_eq!(c.krate().to_string(), ":: x");
     }
 

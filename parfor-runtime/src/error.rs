@@ -28,7 +28,18 @@ pub enum OnError {
     Fail,
     /// Run every item; return one `Result` per item. A caught panic prints one line on
     /// stderr (where, and the first line of its message) instead of the standard panic
-    /// report.
+    /// report. A function that returns `Result<T, E>` with `E: Display` fails its item with
+    /// its `Err` ([`Cause::Returned`], nothing printed), so the call gives
+    /// `Vec<Result<T, TaskError>>`; with [`OnError::Fail`] its `Result`s are values.
+    ///
+    /// ```
+    /// use parfor::{parmap, Cause};
+    ///
+    /// let r = parmap!(|s: &str| s.parse::<u8>(), ["7", "300"]; on_error = "collect");
+    /// assert_eq!(r[0], Ok(7));
+    /// let cause = r[1].as_ref().unwrap_err().cause();
+    /// assert_eq!(cause, &Cause::Returned("number too large to fit in target type".into()));
+    /// ```
     Collect,
 }
 
@@ -68,6 +79,9 @@ pub enum Cause {
     /// The engine could not run or return the item (for example a result that cannot cross
     /// a process boundary).
     Engine(String),
+    /// The item's function returned `Err(e)` (with `on_error = "collect"`, a function that
+    /// returns `Result<T, E>` with `E: Display`); `e`'s display.
+    Returned(String),
 }
 
 impl fmt::Display for Cause {
@@ -78,13 +92,18 @@ impl fmt::Display for Cause {
             Cause::Exit(code) => write!(f, "worker process exited with code {code}"),
             Cause::Timeout(d) => write!(f, "timed out after {d:?}"),
             Cause::Engine(msg) => write!(f, "engine error: {msg}"),
+            Cause::Returned(msg) => write!(f, "returned an error: {msg}"),
         }
     }
 }
 
 impl Cause {
-    /// Turns a caught panic payload into a cause, keeping its message.
+    /// Turns a caught panic payload into a cause, keeping its message (an item whose function
+    /// returned `Err` unwinds with its error, see [`crate::returned`]).
     pub(crate) fn from_panic(payload: &(dyn std::any::Any + Send)) -> Cause {
+        if let Some(e) = payload.downcast_ref::<crate::returned::ReturnedError>() {
+            return Cause::Returned(e.0.clone());
+        }
         let msg = if let Some(s) = payload.downcast_ref::<&'static str>() {
             (*s).to_owned()
         } else if let Some(s) = payload.downcast_ref::<String>() {

@@ -33,6 +33,7 @@ mod plan;
 mod progress;
 mod protocol;
 mod quiet;
+mod returned;
 #[cfg(unix)]
 mod shared_vec;
 #[cfg(unix)]
@@ -77,6 +78,10 @@ pub mod __private {
     pub use crate::map::Shape;
     pub use crate::map::{map, map_init, try_map, try_map_init};
     pub use crate::options::Options;
+    pub use crate::returned::{
+        FutureTag, ResultTag, ReturnedFuture, ReturnedFutureKind, ReturnedProbe,
+        ReturnedResultKind, ReturnedValueKind, ValueTag,
+    };
     pub use crate::slice_out::{SliceOut, Sliced, SlotCell, Slots};
     pub use crate::source::{
         Arg, AsSource, IntRange, Source, fork_result, fork_state, init_fn, mpi_state, probe_any,

@@ -198,12 +198,14 @@ pub(crate) fn decode_error(mut payload: &[u8]) -> Cause {
     decode_cause(&mut payload).unwrap_or_else(|e| e)
 }
 
-/// Appends `cause`: a tag (0: a panic, 1: anything else, as its message), the text's length
+/// Appends `cause`: a tag (0: a panic, 2: an error the function returned, 1: anything else,
+/// as its message), the text's length
 /// (`u64`) and the text.
 fn encode_cause(cause: &Cause, out: &mut Vec<u8>) {
     let (tag, text) = match cause {
         Cause::Panic(m) => (0u8, m.clone()),
         Cause::Engine(m) => (1u8, m.clone()),
+        Cause::Returned(m) => (2u8, m.clone()),
         other => (1u8, other.to_string()),
     };
     out.push(tag);
@@ -222,7 +224,11 @@ fn decode_cause(input: &mut &[u8]) -> Result<Cause, Cause> {
     }
     let text = String::from_utf8_lossy(&rest[..len]).into_owned();
     *input = &rest[len..];
-    Ok(if tag == 0 { Cause::Panic(text) } else { Cause::Engine(text) })
+    Ok(match tag {
+        0 => Cause::Panic(text),
+        2 => Cause::Returned(text),
+        _ => Cause::Engine(text),
+    })
 }
 
 #[cfg(test)]
@@ -253,9 +259,11 @@ mod tests {
         let mut buf = Vec::new();
         encode_cause(&Cause::Panic("déjà".into()), &mut buf);
         encode_cause(&Cause::Engine("x".into()), &mut buf);
+        encode_cause(&Cause::Returned("bad input".into()), &mut buf);
         let mut input = &buf[..];
         assert_eq!(decode_cause(&mut input).unwrap(), Cause::Panic("déjà".into()));
         assert_eq!(decode_cause(&mut input).unwrap(), Cause::Engine("x".into()));
+        assert_eq!(decode_cause(&mut input).unwrap(), Cause::Returned("bad input".into()));
         assert!(input.is_empty());
         assert!(decode_cause(&mut input).is_err());
         let mut err = Vec::new();

@@ -25,7 +25,7 @@ thread_local! {
 }
 
 /// Runs `f` with this thread marked as running a collecting call's block (or not).
-fn marked<T>(collecting: bool, f: impl FnOnce() -> T) -> T {
+pub(crate) fn marked<T>(collecting: bool, f: impl FnOnce() -> T) -> T {
     struct Restore(bool);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -46,19 +46,26 @@ pub(crate) fn install_hook() {
     }
     INSTALLED.call_once(|| {
         let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !COLLECTING.with(Cell::get) {
-                return previous(info);
-            }
-            let payload = info.payload();
-            let msg = payload
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("<non-string panic payload>");
-            crate::progress::write_stderr(&one_line(msg, info.location()));
+        std::panic::set_hook(Box::new(move |info| match collected_report(info) {
+            Some(line) => crate::progress::write_stderr(&line),
+            None => previous(info),
         }));
     });
+}
+
+/// The message of a panic payload (a `&str` or a `String`), or a placeholder.
+pub(crate) fn payload_str(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("<non-string panic payload>")
+}
+
+/// The one-line report of a panic on a thread that runs a block of a collecting call (in
+/// this process or in a fork worker), or `None` for any other panic.
+pub(crate) fn collected_report(info: &std::panic::PanicHookInfo<'_>) -> Option<String> {
+    COLLECTING.with(Cell::get).then(|| one_line(payload_str(info.payload()), info.location()))
 }
 
 /// The report of a collected panic: the first line of its message, where it happened.

@@ -242,7 +242,10 @@ fn random_external_kills_lose_no_item() {
     // the fork engine's hook hands them here).
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let msg = info.payload_as_str().unwrap_or_default();
+        let p = info.payload();
+        let msg =
+            p.downcast_ref::<String>().map(String::as_str).or(p.downcast_ref::<&str>().copied());
+        let msg = msg.unwrap_or_default();
         if !(msg.starts_with("parfor:") && msg.contains("SIGKILL")) {
             report(info);
         }

@@ -11,7 +11,7 @@
 
 use crate::parfor::ast::Loop;
 use crate::parfor::syntax::{
-    bindings, cond_bindings, format_captures, is_assign_op, is_expr_macro, path_ident,
+    bindings, cond_bindings, format_captures, guards_mut, is_assign_op, is_expr_macro, path_ident,
 };
 use quote::ToTokens;
 use std::collections::BTreeSet;
@@ -259,7 +259,7 @@ impl<P: Pass> Walk<P> {
                 for arm in &mut m.arms {
                     let names = bindings(&arm.pat);
                     self.with_scope(names, |w| {
-                        if let Some((_, g)) = &mut arm.guard {
+                        for g in guards_mut(&mut arm.pat) {
                             w.expr(g, Place::Read);
                         }
                         w.expr(&mut arm.body, Place::Read);

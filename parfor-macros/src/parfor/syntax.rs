@@ -109,7 +109,9 @@ pub(crate) fn is_expr_macro(mac: &syn::Macro) -> bool {
     EXPR_MACROS.contains(&name.as_str())
 }
 
-/// The names `pat` binds.
+/// The names `pat` binds. A match arm's guard (`Some(x) if let Ok(y) = f(x)`) binds what its
+/// `let`s bind; the expressions inside a pattern (a guard, a `const { .. }` block, a range's
+/// bounds) bind nothing of the pattern's own, so closures and blocks there are not walked.
 pub(crate) fn bindings(pat: &Pat) -> BTreeSet<String> {
     struct B(BTreeSet<String>);
     impl<'ast> syn::visit::Visit<'ast> for B {
@@ -117,6 +119,11 @@ pub(crate) fn bindings(pat: &Pat) -> BTreeSet<String> {
             self.0.insert(p.ident.to_string());
             syn::visit::visit_pat_ident(self, p);
         }
+        fn visit_pat_guard(&mut self, g: &'ast syn::PatGuard) {
+            self.visit_pat(&g.pat);
+            self.0.extend(cond_bindings(&g.guard));
+        }
+        fn visit_expr(&mut self, _: &'ast Expr) {}
     }
     let mut b = B(BTreeSet::new());
     syn::visit::Visit::visit_pat(&mut b, pat);
@@ -134,6 +141,34 @@ pub(crate) fn cond_bindings(cond: &Expr) -> BTreeSet<String> {
         }
         Expr::Paren(p) => cond_bindings(&p.expr),
         _ => BTreeSet::new(),
+    }
+}
+
+/// The guard expressions of `pat` (a match arm's `if ..`, which syn keeps in the pattern).
+pub(crate) fn guards_mut(pat: &mut Pat) -> Vec<&mut Expr> {
+    match pat {
+        Pat::Guard(g) => {
+            let mut out = guards_mut(&mut g.pat);
+            out.push(&mut g.guard);
+            out
+        }
+        Pat::Paren(p) => guards_mut(&mut p.pat),
+        Pat::Or(o) => o.cases.iter_mut().flat_map(guards_mut).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The guard expressions of `pat`; see [`guards_mut`].
+pub(crate) fn guards(pat: &Pat) -> Vec<&Expr> {
+    match pat {
+        Pat::Guard(g) => {
+            let mut out = guards(&g.pat);
+            out.push(&g.guard);
+            out
+        }
+        Pat::Paren(p) => guards(&p.pat),
+        Pat::Or(o) => o.cases.iter().flat_map(guards).collect(),
+        _ => Vec::new(),
     }
 }
 

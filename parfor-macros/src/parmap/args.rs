@@ -228,7 +228,9 @@ pub(crate) fn parse_call(cx: &Ctxt, raw: &[RawOption], stream: bool) -> Options 
 fn unknown_engine_literal(opt: &RawOption) -> Option<&syn::LitStr> {
     match &opt.value {
         RawValue::Expr(Expr::Lit(ExprLit { lit: Lit::Str(s), .. }))
-            if opt.name == "engine" && !ENGINES.iter().any(|e| e.0 == s.value()) =>
+            if opt.name == "engine"
+                && !ENGINES.iter().any(|e| e.0.eq_ignore_ascii_case(&s.value()))
+                && !s.value().eq_ignore_ascii_case("async") =>
         {
             Some(s)
         }
@@ -240,7 +242,7 @@ fn unknown_engine_literal(opt: &RawOption) -> Option<&syn::LitStr> {
 fn async_engine_literal(opt: &RawOption) -> Option<Span> {
     match &opt.value {
         RawValue::Expr(Expr::Lit(ExprLit { lit: Lit::Str(s), .. }))
-            if opt.name == "engine" && s.value() == "async" =>
+            if opt.name == "engine" && s.value().eq_ignore_ascii_case("async") =>
         {
             Some(s.span())
         }

@@ -428,11 +428,23 @@ pub(crate) fn expand_form(
         }
     }
     let f_at = syn::Ident::new("__parfor_f", fspan);
-    let call = if state == 1 {
+    let mut call = if state == 1 {
         quote_spanned!(fspan=> #f_at(#st, #(#call_args),*))
     } else {
         quote_spanned!(fspan=> #f_at(#(#call_args),*))
     };
+    if collect {
+        // A function that returns `Result<T, E: Display>` (or a future of one) fails the item
+        // with its `Err` (`parfor_runtime::returned`), picked by the return type.
+        let r = named("r");
+        call = quote_spanned! {fspan=> {
+            let #r = #call;
+            use #fp::ReturnedResultKind as _;
+            use #fp::ReturnedFutureKind as _;
+            use #fp::ReturnedValueKind as _;
+            (&&&#fp::ReturnedProbe(&#r)).parfor_returned_kind().apply(#r)
+        }};
+    }
     let closure = match (single, state == 1) {
         (true, false) => quote!(#p::single_fn(&#s0, move |#elem| #call)),
         (true, true) => {

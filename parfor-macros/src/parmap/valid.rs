@@ -54,8 +54,8 @@ pub(crate) fn check(cx: &Ctxt, input: &Input, opts: &Options) -> bool {
 
 /// The span of a closure's `|...|` (its first `|` on stable Rust).
 fn closure_params_span(c: &syn::ExprClosure) -> proc_macro2::Span {
-    let open = c.or1_token.span;
-    open.join(c.or2_token.span).unwrap_or(open)
+    let open = c.inputs_begin.span;
+    open.join(c.inputs_end.span).unwrap_or(open)
 }
 
 /// Reports every change a closure literal makes to a variable it captures (`calls += 1`,
@@ -63,7 +63,7 @@ fn closure_params_span(c: &syn::ExprClosure) -> proc_macro2::Span {
 /// `Fn`. Names bound anywhere in the closure count as its own (rustc still catches a change
 /// that this misses).
 fn captures_unchanged(cx: &Ctxt, c: &syn::ExprClosure) -> bool {
-    use crate::parfor::syntax::{MUTATING_METHODS, Root, bindings, is_concat, root};
+    use crate::parfor::syntax::{MUTATING_METHODS, Root, bindings, guards, is_concat, root};
     use syn::visit::Visit;
 
     struct Finder {
@@ -82,6 +82,9 @@ fn captures_unchanged(cx: &Ctxt, c: &syn::ExprClosure) -> bool {
     impl<'ast> Visit<'ast> for Finder {
         fn visit_pat(&mut self, p: &'ast syn::Pat) {
             self.locals.extend(bindings(p));
+            for g in guards(p) {
+                self.visit_expr(g);
+            }
         }
         fn visit_item(&mut self, _: &'ast syn::Item) {}
         fn visit_expr(&mut self, e: &'ast syn::Expr) {
@@ -111,6 +114,9 @@ fn captures_unchanged(cx: &Ctxt, c: &syn::ExprClosure) -> bool {
     impl<'ast> Visit<'ast> for Binds<'_> {
         fn visit_pat(&mut self, p: &'ast syn::Pat) {
             self.0.extend(bindings(p));
+            for g in guards(p) {
+                self.visit_expr(g);
+            }
         }
     }
     Binds(&mut f.locals).visit_expr(&c.body);

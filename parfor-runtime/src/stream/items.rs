@@ -229,6 +229,23 @@ pub(crate) fn run_items<R, M: Emit<R>>(
     mut item: impl FnMut(usize) -> R,
     error: impl Fn(usize, Cause) -> TaskError,
 ) -> Option<TaskError> {
+    // A collected panic prints one line (see `crate::quiet`); other calls' panics, the
+    // standard report.
+    crate::quiet::marked(M::COLLECT, || {
+        run_marked(range, mode, catch, cancel, out, &mut item, &error)
+    })
+}
+
+/// [`run_items`] once the thread is marked.
+fn run_marked<R, M: Emit<R>>(
+    range: Range<usize>,
+    mode: M,
+    catch: bool,
+    cancel: &AtomicBool,
+    out: &mut Vec<M::Y>,
+    mut item: impl FnMut(usize) -> R,
+    error: impl Fn(usize, Cause) -> TaskError,
+) -> Option<TaskError> {
     let mut start = range.start;
     let end = range.end;
     if !catch {

@@ -205,6 +205,11 @@ where
     M::Y: 's,
 {
     let (engine, workers, default_window) = plan(opts);
+    if M::COLLECT {
+        // Each collected panic prints one line (see `crate::quiet`); installed here, before
+        // any worker thread or process exists.
+        crate::quiet::install_hook();
+    }
     let total = feed.len();
     let pump: Box<dyn Pump<M::Y> + 'a> = match engine {
         Engine::Serial => Box::new(serial::SerialPump::new(items, mode, feed)),

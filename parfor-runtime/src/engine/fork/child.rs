@@ -46,8 +46,10 @@ pub(super) struct Child<'a> {
 /// thread of the parent holds one of them at the moment of `fork()` (it was panicking or
 /// printing), a worker whose item panics would wait for it forever. Installed once, before
 /// the first fork, this hook hands every panic outside a worker to the hook it replaced,
-/// and reports a worker's panic with one plain `write(2)` to stderr. (A program that later
-/// installs a hook of its own without chaining to the previous one loses this protection.)
+/// and reports a worker's panic with one plain `write(2)` to stderr: the one line of a
+/// collected panic (see `crate::quiet`) for an item of a call with `on_error = "collect"`,
+/// else the message in full. (A program that later installs a hook of its own without
+/// chaining to the previous one loses this protection.)
 ///
 /// A call made while the calling thread unwinds (from a `Drop`) cannot install it (the
 /// standard library refuses to change the hook then); the next call does. Until then workers
@@ -63,13 +65,15 @@ pub(super) fn install_panic_hook() {
             if !super::in_worker_process() {
                 return previous(info);
             }
-            let msg = info.payload_as_str().unwrap_or("<non-string panic payload>");
-            let text = match info.location() {
-                Some(at) => {
-                    format!("parfor fork worker {}: panicked at {at}:\n{msg}\n", std::process::id())
+            // A collecting call's item: one line, as in the parent (see `crate::quiet`).
+            let text = crate::quiet::collected_report(info).unwrap_or_else(|| {
+                let msg = crate::quiet::payload_str(info.payload());
+                let pid = std::process::id();
+                match info.location() {
+                    Some(at) => format!("parfor fork worker {pid}: panicked at {at}:\n{msg}\n"),
+                    None => format!("parfor fork worker {pid}: panicked:\n{msg}\n"),
                 }
-                None => format!("parfor fork worker {}: panicked:\n{msg}\n", std::process::id()),
-            };
+            });
             let _ = write_all(2, text.as_bytes());
         }));
     });

@@ -19,6 +19,7 @@ use crate::protocol::{self, Decoder, Header, Kind};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 use std::ops::Range;
 use std::os::fd::AsRawFd;
@@ -394,7 +395,7 @@ impl Parent<'_> {
                     }
                 }
             }
-        } else if status != Some(0) {
+        } else if !clean_exit(&status) {
             self.idle_deaths += 1;
             self.last_idle_death = Some(status_cause(status));
         }
@@ -426,46 +427,47 @@ impl Drop for Parent<'_> {
     fn drop(&mut self) {
         for kid in self.kids.drain(..) {
             let _ = kill(kid.pid, Signal::SIGKILL);
-            reap(kid.pid);
+            let _ = reap(kid.pid);
         }
     }
 }
 
-/// Waits for `pid` to end; its raw wait status, or `None` when it is gone (the system
-/// discarded it because the program ignores `SIGCHLD`, see `WaitableChildren`, or another
-/// part of the program waited for the worker).
-fn reap(pid: Pid) -> Option<i32> {
-    let mut status = 0;
+/// Waits for `pid` to end: its wait status, or the error of `waitpid` (`ECHILD` when the
+/// status is gone: the system discarded it because the program ignores `SIGCHLD`, see
+/// `WaitableChildren`, or another part of the program waited for the worker; `EINVAL` when
+/// the worker was reaped but ended by a signal that nix does not name).
+fn reap(pid: Pid) -> Result<WaitStatus, Errno> {
     loop {
-        // SAFETY: waits for our own child, writing its status to a live local.
-        let r = unsafe { libc::waitpid(pid.as_raw(), &mut status, 0) };
-        if r >= 0 {
-            return Some(status);
-        }
-        if Errno::last() != Errno::EINTR {
-            return None;
+        match waitpid(pid, None) {
+            Err(Errno::EINTR) => {}
+            r => return r,
         }
     }
+}
+
+/// Whether a reaped worker exited normally with code 0.
+fn clean_exit(status: &Result<WaitStatus, Errno>) -> bool {
+    matches!(status, Ok(WaitStatus::Exited(_, 0)))
 }
 
 /// Why a worker with wait status `status` ended.
-fn status_cause(status: Option<i32>) -> Cause {
-    let Some(status) = status else {
-        return Cause::Engine(
+fn status_cause(status: Result<WaitStatus, Errno>) -> Cause {
+    match status {
+        Ok(WaitStatus::Signaled(_, signal, _)) => {
+            Cause::Signal { signo: signal as i32, name: signal.as_str().to_owned() }
+        }
+        Ok(WaitStatus::Exited(_, code)) => Cause::Exit(code),
+        Ok(other) => Cause::Engine(format!("worker process ended with wait status {other:?}")),
+        Err(Errno::EINVAL) => Cause::Engine(
+            "the worker process was killed by a signal outside the standard set (a real-time \
+             signal, for example)"
+                .into(),
+        ),
+        Err(_) => Cause::Engine(
             "the worker process's exit status was lost: this program ignores SIGCHLD \
              (SIG_IGN or SA_NOCLDWAIT, which make the system discard it), or waited for the \
              worker itself (waitpid(-1) in a SIGCHLD handler, for example)"
                 .into(),
-        );
-    };
-    if libc::WIFSIGNALED(status) {
-        let signo = libc::WTERMSIG(status);
-        let name = Signal::try_from(signo)
-            .map_or_else(|_| format!("signal {signo}"), |s| s.as_str().to_owned());
-        Cause::Signal { signo, name }
-    } else if libc::WIFEXITED(status) {
-        Cause::Exit(libc::WEXITSTATUS(status))
-    } else {
-        Cause::Engine(format!("worker process ended with wait status {status:#x}"))
+        ),
     }
 }
