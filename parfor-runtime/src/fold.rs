@@ -203,6 +203,79 @@ where
         }
     }
 
+    fn per_worker(&self) -> bool {
+        self.worker_states.is_some()
+    }
+
+    fn fold_worker(
+        &self,
+        _block: usize,
+        range: Range<usize>,
+        hook: engine::ItemHook,
+        out: &mut Encoder<'_>,
+    ) -> Result<bool, Cause> {
+        required(self.wire, STATE)?;
+        let states = self.worker_states()?;
+        let mut failed = None;
+        let done = states.with(self.init, |mine| {
+            let state = std::mem::replace(mine, (self.init)());
+            let folded = self.fold_range::<true>(state, range.clone(), true, hook, |i, cause| {
+                failed = Some((i, cause));
+                false
+            });
+            folded.map(|state| *mine = state).is_some()
+        });
+        hook.finished();
+        if !done {
+            let (i, cause) = failed.unwrap_or_else(|| {
+                (range.start, Cause::Engine("an item failed without a cause".into()))
+            });
+            out.failure(i, &cause);
+        }
+        Ok(done)
+    }
+
+    fn encode_worker(
+        &self,
+        folded: &[(usize, Range<usize>)],
+        out: &mut Encoder<'_>,
+    ) -> Result<(), Cause> {
+        let wire = required(self.wire, STATE)?;
+        let state = self.worker_states()?.take_mine().ok_or_else(|| {
+            Cause::Engine("internal error: a worker lost the state of its ranges".into())
+        })?;
+        out.value(|buf| {
+            encode_ranges(folded, buf);
+            wire.encode(&state, buf).map_err(Cause::Engine)
+        })
+    }
+
+    fn store_worker(&self, mut entries: Decoder<'_>) -> Result<Vec<(usize, Range<usize>)>, Cause> {
+        let wire = required(self.wire, STATE)?;
+        let corrupt = || Cause::Engine("corrupt loop state from a worker".into());
+        let entry = entries.next(|input| {
+            let ranges = decode_ranges(input)?;
+            Ok((ranges, wire.decode(input).map_err(Cause::Engine)?))
+        });
+        match entry.ok_or_else(corrupt)?? {
+            Entry::Value((ranges, state)) => {
+                let Some((first, _)) = ranges.first() else { return Err(corrupt()) };
+                if ranges.iter().any(|(b, r)| *b >= self.slots.len() || r.start > r.end) {
+                    return Err(corrupt());
+                }
+                for (b, r) in &ranges {
+                    self.keep(*b, r.start, None);
+                }
+                self.keep(*first, ranges[0].1.start, Some(state));
+                Ok(ranges)
+            }
+            Entry::Failed(i, cause) => {
+                self.failures.record(i, cause);
+                Ok(Vec::new())
+            }
+        }
+    }
+
     fn store(
         &self,
         block: usize,
@@ -225,6 +298,51 @@ where
         }
         Ok(())
     }
+}
+
+/// Per-worker states on the fork engine (`per_worker`): a worker process folds its ranges into
+/// its own state and sends it at its end, with the ranges it covers.
+impl<S, C, I, B, W, L> FoldJob<'_, S, C, I, B, W, L>
+where
+    S: Send,
+    C: Copy + Sync,
+    I: Fn() -> S + Sync,
+    B: Fn(&mut S, &mut W, C, Range<usize>, &mut Cursor<'_>) + Sync,
+    W: Send,
+    L: Fn() -> W + Sync,
+{
+    fn worker_states(&self) -> Result<&Locals<S>, Cause> {
+        self.worker_states
+            .as_ref()
+            .ok_or_else(|| Cause::Engine("this loop keeps no per-worker state".into()))
+    }
+}
+
+/// The ranges a worker's state covers, on the wire: how many, then block, start and end of
+/// each (`u64`, little-endian).
+fn encode_ranges(ranges: &[(usize, Range<usize>)], buf: &mut Vec<u8>) {
+    buf.extend_from_slice(&(ranges.len() as u64).to_le_bytes());
+    for (block, r) in ranges {
+        for v in [*block, r.start, r.end] {
+            buf.extend_from_slice(&(v as u64).to_le_bytes());
+        }
+    }
+}
+
+fn decode_ranges(input: &mut &[u8]) -> Result<Vec<(usize, Range<usize>)>, Cause> {
+    let corrupt = || Cause::Engine("corrupt folded ranges from a worker".into());
+    let mut word = || -> Result<usize, Cause> {
+        let (w, rest) = input.split_first_chunk::<8>().ok_or_else(corrupt)?;
+        *input = rest;
+        usize::try_from(u64::from_le_bytes(*w)).map_err(|_| corrupt())
+    };
+    let n = word()?;
+    let mut ranges = Vec::new();
+    for _ in 0..n {
+        let (block, start, end) = (word()?, word()?, word()?);
+        ranges.push((block, start..end));
+    }
+    Ok(ranges)
 }
 
 /// Where a loop body is: it calls [`Cursor::at`] before each iteration, so a failure names
@@ -260,7 +378,9 @@ impl Cursor<'_> {
 /// With `per_worker` (the caller's reductions give the same result in any grouping: integer,
 /// bitwise and min/max array reductions), a worker thread folds all the blocks it runs into one
 /// state instead of one per block, so the call holds one state per worker; the states then
-/// come back in no particular order. Fork and mpi workers still send one state per block.
+/// come back in no particular order. A fork worker process does the same and sends its state
+/// once, at its end (a worker that dies before sending it sent nothing of its ranges, which a
+/// replacement runs again); mpi ranks still send one state per block.
 // Called only by generated code, which names every argument; a struct would only move them.
 #[allow(clippy::too_many_arguments)]
 #[track_caller]
@@ -376,11 +496,13 @@ mod tests {
                 assert_eq!(per_worker.iter().sum::<u64>(), total, "{engine:?} x{workers}");
             }
         }
-        // Fork workers send one state per block whatever `per_worker` says.
+        // A fork worker process sends its state once, at its end.
         #[cfg(unix)]
-        {
-            let states = sums(Engine::Fork, 2, true);
-            assert_eq!(states.iter().sum::<u64>(), total);
+        for workers in [1, 2, 3] {
+            assert_eq!(sums(Engine::Fork, workers, false).len(), 8);
+            let states = sums(Engine::Fork, workers, true);
+            assert!((1..=workers).contains(&states.len()), "fork x{workers}: {states:?}");
+            assert_eq!(states.iter().sum::<u64>(), total, "fork x{workers}");
         }
     }
 }

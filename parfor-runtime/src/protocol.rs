@@ -33,6 +33,10 @@ pub(crate) enum Kind {
     /// process that stores them (see [`crate::job::Remote::raw_target`]); the frame carries
     /// the entries only.
     Placed = 2,
+    /// A worker's own state, sent once at its end by a worker that folds every range it runs
+    /// into one state (see [`crate::job::Remote::per_worker`]): the entries say which ranges
+    /// it covers. The header names an empty range at the start of the first of them.
+    Folded = 3,
 }
 
 impl Kind {
@@ -41,6 +45,7 @@ impl Kind {
             0 => Some(Kind::Results),
             1 => Some(Kind::Error),
             2 => Some(Kind::Placed),
+            3 => Some(Kind::Folded),
             _ => None,
         }
     }

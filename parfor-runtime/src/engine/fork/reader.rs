@@ -122,7 +122,7 @@ impl FrameReader {
         let len = match header.kind {
             Kind::Results => header.raw,
             Kind::Placed => header.range.len() * remote.raw_size().unwrap_or(0),
-            Kind::Error => 0,
+            Kind::Error | Kind::Folded => 0,
         };
         if len == 0 {
             return (std::ptr::null_mut(), 0);
