@@ -12,7 +12,8 @@
 //!   when the results travel raw); a `#[parfor]` range holds its folded state or its failure.
 //!
 //! A frame of kind [`Kind::Error`] carries no entries but one cause that fails the whole range
-//! (its results could not be encoded at all). Jobs never see tags: they say how to encode and
+//! (its results could not be encoded at all). A frame of kind [`Kind::Folded`] carries one
+//! value: the state into which a worker folded several ranges, which the value lists. Jobs never see tags: they say how to encode and
 //! decode a value, and which item failed with what.
 //!
 //! All integers are little endian, so that workers and the process that stores their
