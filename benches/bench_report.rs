@@ -19,6 +19,8 @@
 
 #[path = "workloads/pss.rs"]
 mod pss;
+#[path = "stream/loops.rs"]
+mod stream_loops;
 #[path = "stream/report.rs"]
 mod stream_report;
 mod workloads;
@@ -618,9 +620,24 @@ fn main() {
     println!();
     if args.only.is_empty() || args.only.iter().any(|o| o == "stream") {
         eprintln!("[{:>6.1?}] streaming (parmap_iter!)", started.elapsed());
-        println!("streaming (parmap_iter! against parmap!, threads):");
-        for r in stream_report::stream_rows(workers, args.quick, sizes.reps) {
-            let v = r.stream_s / r.parmap_s;
+        println!("streaming (parmap_iter! against parmap!, on the same engine):");
+        let mut rows = stream_report::stream_rows(Engine::Threads, workers, args.quick, sizes.reps);
+        if cfg!(unix) {
+            rows.extend(stream_report::stream_rows(Engine::Fork, workers, args.quick, sizes.reps));
+            rows.extend(stream_report::fork_rows(workers, args.quick));
+        }
+        for r in rows {
+            let v = r.value;
+            let mark = if v <= r.limit { "met" } else { "NOT met" };
+            println!("- {}: {v:.2} (goal <= {}): {mark} ({})", r.what, r.limit, r.detail);
+        }
+        println!();
+    }
+    if args.only.is_empty() || args.only.iter().any(|o| o == "lazy_loop") {
+        eprintln!("[{:>6.1?}] lazy #[parfor] loops", started.elapsed());
+        println!("#[parfor] over a lazy iterator against over a slice:");
+        for r in stream_loops::loop_rows(workers, args.quick, sizes.reps) {
+            let v = r.lazy_s / r.slice_s;
             let mark = if v <= r.limit { "met" } else { "NOT met" };
             println!("- {}: {v:.2} (goal <= {}): {mark} ({})", r.what, r.limit, r.detail);
         }

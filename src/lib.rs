@@ -46,6 +46,7 @@ pub use parfor_runtime::{
     set_default_engine, set_default_workers, with, worker_id,
 };
 pub use parfor_runtime::{Detached, ParIter, Source, StreamScope, scope};
+pub use parfor_runtime::{LAZY_BLOCKS_PER_WORKER, LAZY_CHUNK, LAZY_FORK_BLOCKS_PER_WORKER};
 
 /// Plain old data: values that are nothing but their bytes. This is bytemuck's `Pod` trait
 /// and its derive: the fork engine copies such results (and sliced outputs) straight into the
@@ -142,6 +143,10 @@ pub mod __private {
         sig11, sig12, sigw1, sigw2, sigw3, sigw4, sigw5, sigw6, sigw7, sigw8, sigw9, sigw10,
         sigw11, try_map, wire, wire_of,
     };
+    pub use parfor_runtime::__private::{
+        LAZY_BLOCKS_PER_WORKER, LAZY_CHUNK, LAZY_FORK_BLOCKS_PER_WORKER, Lazy, LoopCheck,
+        LoopDomain, LoopHold, LoopHoldIndexed, LoopHoldLazy, LoopHoldLazyMut, LoopItems, LoopRef,
+    };
     pub use parfor_runtime::asynch::{
         check_async_engine, check_async_feature, check_chunk, check_fork_result, check_init,
         check_lazy, check_mpi_result, check_parmap_async, check_sync_engine, check_workers,
@@ -159,7 +164,7 @@ pub mod __private {
 
     pub use crate::loop_support::{
         ARRAY_REDUCTION_BLOCKS, AnyOps, ConcatBuf, IntOps, IntoAcc, LoopIndex, LoopRange,
-        LoopSlice, LoopSliceMut, PlainOps, WrapOps, WrappingInt, concat_buf, none, probe_row_elem,
-        row_lens, row_mut, shared,
+        LoopSliceMut, PlainOps, WrapOps, WrappingInt, concat_buf, none, probe_row_elem, row_lens,
+        row_mut, shared,
     };
 }

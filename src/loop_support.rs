@@ -71,21 +71,6 @@ impl<T: Clone> IntoAcc<T> for &T {
     }
 }
 
-/// What a `#[parfor]` loop can iterate over by shared reference.
-#[diagnostic::on_unimplemented(
-    message = "a `#[parfor]` loop cannot iterate over `{Self}`",
-    label = "not a slice, `Vec` or array",
-    note = "`#[parfor]` loops run over integer ranges (`a..b`, `a..=b`) and over slices, `Vec`s \
-            and arrays (`&v`, `v.iter()`, `&mut v`, `v.iter_mut()`, each optionally followed by \
-            `.enumerate()`)"
-)]
-pub trait LoopSlice {
-    /// The element type.
-    type Elem;
-    /// The elements.
-    fn __parfor_as_slice(&self) -> &[Self::Elem];
-}
-
 /// What a `#[parfor]` loop can iterate over by mutable reference.
 #[diagnostic::on_unimplemented(
     message = "a `#[parfor]` loop cannot iterate mutably over `{Self}`",
@@ -98,41 +83,6 @@ pub trait LoopSliceMut {
     type Elem;
     /// The elements.
     fn __parfor_as_mut_slice(&mut self) -> &mut [Self::Elem];
-}
-
-impl<T> LoopSlice for [T] {
-    type Elem = T;
-    fn __parfor_as_slice(&self) -> &[T] {
-        self
-    }
-}
-
-impl<T, const N: usize> LoopSlice for [T; N] {
-    type Elem = T;
-    fn __parfor_as_slice(&self) -> &[T] {
-        self
-    }
-}
-
-impl<T> LoopSlice for Vec<T> {
-    type Elem = T;
-    fn __parfor_as_slice(&self) -> &[T] {
-        self
-    }
-}
-
-impl<S: LoopSlice + ?Sized> LoopSlice for &S {
-    type Elem = S::Elem;
-    fn __parfor_as_slice(&self) -> &[S::Elem] {
-        (**self).__parfor_as_slice()
-    }
-}
-
-impl<S: LoopSlice + ?Sized> LoopSlice for &mut S {
-    type Elem = S::Elem;
-    fn __parfor_as_slice(&self) -> &[S::Elem] {
-        (**self).__parfor_as_slice()
-    }
 }
 
 impl<T> LoopSliceMut for [T] {
@@ -337,14 +287,14 @@ pub fn shared<T: ?Sized + Sync>(value: &T) -> &T {
 }
 
 /// The element type of the rows of a two-index array reduction (`grid[r][c] += w`).
-pub fn probe_row_elem<R: LoopSlice>(_: &[R]) -> Probe<R::Elem> {
+pub fn probe_row_elem<R: LoopSliceMut>(_: &[R]) -> Probe<R::Elem> {
     Probe::new()
 }
 
 /// The lengths of the rows of a two-index array reduction, taken before the loop (the body
 /// cannot change them: it only contributes to the elements).
-pub fn row_lens<R: LoopSlice>(rows: &[R]) -> Vec<usize> {
-    rows.iter().map(|r| r.__parfor_as_slice().len()).collect()
+pub fn row_lens<R: LoopSliceMut>(rows: &mut [R]) -> Vec<usize> {
+    rows.iter_mut().map(|r| r.__parfor_as_mut_slice().len()).collect()
 }
 
 /// The elements of row `r` of a two-index array reduction.

@@ -92,9 +92,15 @@ pub fn parmap_async(input: TokenStream) -> TokenStream {
 /// reorder window); `ordered = false` yields `(item index, result)` in completion order;
 /// `flatten = true` yields every element of the `IntoIterator` each call returns. With
 /// `on_error = "collect"`, a function returning `Result<T, E: Display>` fails its item with
-/// its `Err`, as in `parmap!`. A single
-/// source may be any iterator, pulled on the caller's thread only as the window allows. See
-/// the crate documentation of `parfor` for the rules and examples.
+/// its `Err`, as in `parmap!`. A single source may be any iterator, pulled on the caller's
+/// thread only as the window allows.
+///
+/// It runs on the serial, threads and fork engines. On fork, worker processes are forked when
+/// the stream starts (an indexed source is read copy-on-write and only indices travel; each
+/// batch of a lazy source's items runs in a worker forked for it) and every result travels
+/// back as soon as it is done; a worker that dies fails its item and is replaced, and dropping
+/// the iterator kills and reaps every worker. See the crate documentation of `parfor` for the
+/// rules and examples.
 #[proc_macro]
 pub fn parmap_iter(input: TokenStream) -> TokenStream {
     parmap::expand_iter(input.into()).into()
@@ -132,7 +138,7 @@ pub fn parmap_iter(input: TokenStream) -> TokenStream {
 ///     let out_slices = parfor::__private::SliceOut::new(&mut out[..], 0, None);
 ///     let out_slots = out_slices.slots();
 ///     let blocks: Vec<(Option<f64>,)> = parfor::__private::fold(
-///         v.len(), &opts, None, &[&out_slices], &|p| format!("i = {p}"),
+///         v.len(), &opts, false, None, &[&out_slices], &|p| format!("i = {p}"),
 ///         (range.clone(), out_slots),
 ///         || (None,),
 ///         |state, (range, out_slots), positions, cursor| {

@@ -48,3 +48,18 @@ pub trait Source: Sync {
     /// Element `i`, for every `i < self.len()`.
     fn get(&self, i: usize) -> &Self::Item;
 }
+
+/// A reference to a collection is the collection.
+impl<S: Source + ?Sized> Source for &S {
+    type Item = S::Item;
+
+    #[inline(always)]
+    fn len(&self) -> usize {
+        (**self).len()
+    }
+
+    #[inline(always)]
+    fn get(&self, i: usize) -> &S::Item {
+        (**self).get(i)
+    }
+}

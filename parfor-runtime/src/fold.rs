@@ -25,7 +25,7 @@ struct FoldJob<'a, S, C, I, B, W, L> {
     body: &'a B,
     /// Makes a worker's own state (`#[parfor(init(...))]`).
     local_init: &'a L,
-    locals: Locals<W>,
+    locals: &'a Locals<W>,
     /// Per block, the states of the ranges that ran, keyed by their first item; `None` for a
     /// range that folded into its worker's state (`per_worker`).
     slots: Vec<Mutex<Vec<RangeState<S>>>>,
@@ -404,6 +404,46 @@ where
     W: Send,
     L: Fn() -> W + Sync,
 {
+    fold_with(
+        &Locals::new(),
+        n,
+        opts,
+        per_worker,
+        wire,
+        outputs,
+        describe,
+        ctx,
+        init,
+        local_init,
+        body,
+    )
+}
+
+/// [`fold`] with the per-worker states kept in `locals`, which may outlive the call: a lazy
+/// loop runs one call per window, and a worker thread keeps its state across windows.
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+pub(crate) fn fold_with<S, C, I, B, W, L>(
+    locals: &Locals<W>,
+    n: usize,
+    opts: &Options,
+    per_worker: bool,
+    wire: Option<Wire<S>>,
+    outputs: &[&dyn Sliced],
+    describe: &dyn Fn(usize) -> String,
+    ctx: C,
+    init: I,
+    local_init: L,
+    body: B,
+) -> Vec<S>
+where
+    S: Send,
+    C: Copy + Sync,
+    I: Fn() -> S + Sync,
+    B: Fn(&mut S, &mut W, C, Range<usize>, &mut Cursor<'_>) + Sync,
+    W: Send,
+    L: Fn() -> W + Sync,
+{
     let plan = Plan::with_max_blocks(n, opts.chunk, opts.max_blocks);
     let run = engine::resolve(opts);
     if let (Some(what), crate::Engine::Fork | crate::Engine::Mpi) =
@@ -427,7 +467,7 @@ where
         init: &init,
         body: &body,
         local_init: &local_init,
-        locals: Locals::new(),
+        locals,
         slots: (0..plan.blocks()).map(|_| Mutex::new(Vec::new())).collect(),
         worker_states: per_worker.then(Locals::new),
         failures: Failures::new(run.engine, OnError::Fail),

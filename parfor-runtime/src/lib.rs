@@ -20,6 +20,7 @@ mod array_part;
 pub mod asynch;
 mod collection;
 mod config;
+mod domain;
 mod engine;
 mod error;
 mod fold;
@@ -57,6 +58,7 @@ pub use config::{
     Config, ConfigError, Engine, clear_default_engine, clear_default_workers, default_engine,
     default_workers, set_default_engine, set_default_workers, with,
 };
+pub use domain::{LAZY_BLOCKS_PER_WORKER, LAZY_CHUNK, LAZY_FORK_BLOCKS_PER_WORKER};
 pub use error::{Cause, OnError, TaskError};
 pub use options::Schedule;
 #[cfg(unix)]
@@ -73,6 +75,11 @@ pub mod __private {
     pub use crate::array_part::{
         Dense, DenseAddSub, DenseBits, DenseElem, DenseMinMax, DenseMul, DensePart, Part, PartKind,
         RowsPart, Sparse, SparseArray, SparsePart,
+    };
+    pub use crate::domain::{
+        LAZY_BLOCKS_PER_WORKER, LAZY_CHUNK, LAZY_FORK_BLOCKS_PER_WORKER, Lazy, LoopCheck,
+        LoopDomain, LoopHold, LoopHoldIndexed, LoopHoldLazy, LoopHoldLazyMut, LoopItem, LoopItems,
+        LoopRef, Window,
     };
     pub use crate::fold::{Cursor, fold};
     pub use crate::map::Shape;

@@ -11,6 +11,10 @@
 //!   then its cause). A `parmap!` range holds one value or failure per item (only failures
 //!   when the results travel raw); a `#[parfor]` range holds its folded state or its failure.
 //!
+//! A stream's worker (see [`Kind::Task`]) ends the entries of each `Results` frame with the
+//! nanoseconds its items took since its last frame (a little-endian `u64`, [`push_time`]),
+//! which sizes the next batches without counting the time a worker took to start.
+//!
 //! A frame of kind [`Kind::Error`] carries no entries but one cause that fails the whole range
 //! (its results could not be encoded at all). A frame of kind [`Kind::Folded`] carries one
 //! value: the state into which a worker folded several ranges, which the value lists. Jobs never see tags: they say how to encode and
@@ -34,10 +38,13 @@ pub(crate) enum Kind {
     /// process that stores them (see [`crate::job::Remote::raw_target`]); the frame carries
     /// the entries only.
     Placed = 2,
+    /// Sent the other way, to a worker that is fed its work (a stream's): run the items of
+    /// `range`, which belong to task `block`. Nothing follows the header.
+    Task = 3,
     /// A worker's own state, sent once at its end by a worker that folds every range it runs
     /// into one state (see [`crate::job::Remote::per_worker`]): the entries say which ranges
     /// it covers. The header names an empty range at the start of the first of them.
-    Folded = 3,
+    Folded = 4,
 }
 
 impl Kind {
@@ -46,7 +53,8 @@ impl Kind {
             0 => Some(Kind::Results),
             1 => Some(Kind::Error),
             2 => Some(Kind::Placed),
-            3 => Some(Kind::Folded),
+            3 => Some(Kind::Task),
+            4 => Some(Kind::Folded),
             _ => None,
         }
     }
@@ -194,6 +202,18 @@ fn corrupt() -> Cause {
     Cause::Engine("corrupt results from a worker".into())
 }
 
+/// Appends the time a stream worker's items took, after a frame's entries.
+pub(crate) fn push_time(out: &mut Vec<u8>, nanos: u64) {
+    out.extend_from_slice(&nanos.to_le_bytes());
+}
+
+/// Splits the payload of a stream worker's `Results` frame into its entries and the time its
+/// items took (nanoseconds); `None` when it is too short to hold the time.
+pub(crate) fn split_time(payload: &[u8]) -> Option<(&[u8], u64)> {
+    let (entries, time) = payload.split_last_chunk::<8>()?;
+    Some((entries, u64::from_le_bytes(*time)))
+}
+
 /// Appends the payload of a [`Kind::Error`] frame: `cause`.
 pub(crate) fn encode_error(cause: &Cause, out: &mut Vec<u8>) {
     encode_cause(cause, out);
@@ -258,6 +278,14 @@ mod tests {
         let mut backwards = h.to_bytes();
         backwards[24..32].copy_from_slice(&600u64.to_le_bytes());
         assert_eq!(Header::parse(&backwards), None);
+    }
+
+    #[test]
+    fn stream_times_round_trip() {
+        let mut buf = vec![7u8, 8];
+        push_time(&mut buf, 123_456_789);
+        assert_eq!(split_time(&buf), Some((&[7u8, 8][..], 123_456_789)));
+        assert_eq!(split_time(&[1, 2, 3]), None);
     }
 
     #[test]

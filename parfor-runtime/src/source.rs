@@ -221,6 +221,14 @@ ints! {
     u8 => u8, u16 => u16, u32 => u32, u64 => u64, u128 => u128, usize => usize,
 }
 
+impl IntRange<usize> {
+    /// The positions `0..n`.
+    #[inline(always)]
+    pub fn positions(n: usize) -> IntRange<usize> {
+        IntRange { start: 0, len: n }
+    }
+}
+
 impl<T: Int> Source for IntRange<T> {
     type Item = T;
 
@@ -421,6 +429,14 @@ pub const MAX_INFERRED_ARITY: usize = 12;
 
 /// A borrowed user collection ([`crate::Source`]).
 pub struct Custom<'a, S: ?Sized>(&'a S);
+
+impl<'a, S: ?Sized> Custom<'a, S> {
+    /// Borrows `s`.
+    #[inline(always)]
+    pub(crate) fn new(s: &'a S) -> Custom<'a, S> {
+        Custom(s)
+    }
+}
 
 impl<S: ?Sized> Clone for Custom<'_, S> {
     fn clone(&self) -> Self {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 fn total(m: &HashMap<String, i64>) -> usize {
     let mut s = 0;
     #[parfor]
-    for kv in m.iter() {
+    for kv in &m {
         s += kv.0.len();
     }
     s

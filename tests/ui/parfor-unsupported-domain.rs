@@ -1,20 +1,19 @@
 use parfor::parfor;
-use std::collections::HashMap;
 
 #[parfor]
-fn total(m: &HashMap<String, i64>, v: Vec<i64>) -> i64 {
+fn total(v: &[i64]) -> i64 {
     let mut s = 0;
     #[parfor]
-    for (_, x) in m {
-        s += x;
+    for i in 0.. {
+        s += v[i];
     }
     #[parfor]
-    for x in v {
-        s += x;
+    for (i, x) in (1..).enumerate() {
+        s += x * i as i64;
     }
     s
 }
 
 fn main() {
-    total(&HashMap::new(), vec![]);
+    total(&[]);
 }

@@ -8,26 +8,30 @@ use std::collections::BTreeMap;
 use syn::{Expr, ExprForLoop, Ident, Pat};
 
 /// The forms a loop's domain can take, named in the error for anything else.
-pub(crate) const SUPPORTED_DOMAINS: &str = "`a..b`, `a..=b`, `&v`, `v.iter()`, `&mut v`, \
-     `v.iter_mut()`, or `.enumerate()` of the slice forms, where `v` is a slice, `Vec` or array";
+pub(crate) const SUPPORTED_DOMAINS: &str = "`a..b`, `a..=b`, `&v` (a slice, `Vec`, array or \
+     `parfor::Source`), `&mut v`, `v.iter_mut()`, any iterator (`v.iter()`, `reader.lines()`, \
+     `rx.iter()`), each optionally followed by `.enumerate()`";
 
 /// How a loop walks its domain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum DomainKind {
     /// `a..b` or `a..=b`.
     Range,
-    /// `&v` or `v.iter()`.
+    /// `&v`: a slice, `Vec`, array or `parfor::Source`, found by the type of `v`.
     Slice,
     /// `&mut v`.
     SliceMut,
     /// `v.iter_mut()`: like `SliceMut`, but `v` may be a `&mut` binding (method reborrow).
     IterMut,
+    /// Any other expression: an iterator (after `IntoIterator::into_iter`), indexed when its
+    /// type keeps random access (a slice's `iter()`, an integer range), lazy otherwise.
+    Iter,
 }
 
 /// The domain of a loop.
 pub(crate) struct Domain {
     pub(crate) kind: DomainKind,
-    /// The range expression, or the slice-like expression `v`.
+    /// The range expression, the slice-like expression `v`, or the iterator expression.
     pub(crate) expr: Expr,
     pub(crate) enumerate: bool,
 }
@@ -72,15 +76,24 @@ pub(crate) fn parse_domain(expr: &Expr) -> syn::Result<Domain> {
                 expr: (*r.expr).clone(),
                 enumerate,
             }),
-            Expr::MethodCall(m) if m.args.is_empty() && m.turbofish.is_none() => {
-                let kind = match m.method.to_string().as_str() {
-                    "iter" => DomainKind::Slice,
-                    "iter_mut" => DomainKind::IterMut,
-                    _ => return None,
-                };
-                Some(Domain { kind, expr: (*m.receiver).clone(), enumerate })
+            Expr::MethodCall(m)
+                if m.args.is_empty() && m.turbofish.is_none() && m.method == "iter_mut" =>
+            {
+                Some(Domain { kind: DomainKind::IterMut, expr: (*m.receiver).clone(), enumerate })
             }
             _ => None,
+        }
+    };
+    let iter_form = |e: &Expr, enumerate: bool| -> syn::Result<Domain> {
+        match strip_parens(e) {
+            Expr::Range(r) if r.start.is_none() || r.end.is_none() => {
+                Err(unsupported(r, " (the range needs both ends)"))
+            }
+            e => Ok(slice_form(e, enumerate).unwrap_or_else(|| Domain {
+                kind: DomainKind::Iter,
+                expr: e.clone(),
+                enumerate,
+            })),
         }
     };
     match e {
@@ -90,19 +103,12 @@ pub(crate) fn parse_domain(expr: &Expr) -> syn::Result<Domain> {
             }
             Ok(Domain { kind: DomainKind::Range, expr: e.clone(), enumerate: false })
         }
-        Expr::MethodCall(m) if m.method == "enumerate" && m.args.is_empty() => {
-            slice_form(&m.receiver, true).ok_or_else(|| unsupported(&m.receiver, ""))
+        Expr::MethodCall(m)
+            if m.method == "enumerate" && m.args.is_empty() && m.turbofish.is_none() =>
+        {
+            iter_form(&m.receiver, true)
         }
-        _ => slice_form(e, false).ok_or_else(|| {
-            let hint = match e {
-                Expr::Path(_) | Expr::Field(_) => {
-                    " (write `&v` or `v.iter()` to read the elements, `&mut v` or `v.iter_mut()` \
-                     to update them)"
-                }
-                _ => "",
-            };
-            unsupported(e, hint)
-        }),
+        _ => iter_form(e, false),
     }
 }
 

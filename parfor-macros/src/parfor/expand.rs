@@ -1,8 +1,11 @@
-//! Code generation: a `#[parfor]` loop becomes one call of the runtime's `fold`, whose body
-//! closure runs a range of iterations of the rewritten loop body (so the item loop is
-//! compiled with the body, and what it reads every iteration arrives by value in `ctx`) and
-//! whose block states carry the reductions; sliced outputs become `SliceOut`s, and every
-//! iteration gets one `SlotCell` per sliced output, on its own element.
+//! Code generation: a `#[parfor]` loop becomes one call of the runtime's `LoopDomain::run` on
+//! its domain (found by its type: an indexed source runs as one call of `fold`, a lazy
+//! iterator as one call per window of items), whose body closure runs a range of iterations
+//! of the rewritten loop body (so the item loop is compiled with the body, and what it reads
+//! every iteration arrives by value in `ctx` and `items`) and whose block states carry the
+//! reductions, combined into the loop's variables window by window in block order; sliced
+//! outputs become `SliceOut`s, and every iteration gets one `SlotCell` per sliced output, on
+//! its own element.
 //!
 //! Synthesized identifiers use `Span::mixed_site()`, so the user's code can neither name nor
 //! shadow them; the user's tokens keep their spans; every path is absolute.
@@ -17,7 +20,9 @@
 //!    the body closure, never from the user's tokens: the plan cuts `0..n` into disjoint
 //!    blocks and every engine runs each position at most once per call (after a caught panic
 //!    it resumes at the next position). `i` is an injective function of `pos` (the range
-//!    loop's value `start + pos` converted by `LoopIndex`, or `pos` itself), and a value that
+//!    loop's value `start + pos` converted by `LoopIndex`, or the item's index, which is
+//!    `pos` itself, or `window start + pos` in a lazy loop's window, whose sliced outputs the
+//!    runtime shifts alike), and a value that
 //!    does not fit becomes `usize::MAX`, out of bounds of every slice. So two live handles
 //!    never designate one element. Within an iteration, every `out[i]` becomes
 //!    `*out.get()` / `*out.get_mut()` on that one local handle, so the borrow checker rejects
@@ -28,6 +33,10 @@
 //!    `pos`, once per position by the same argument, as `iter_mut` yields each element once.
 //! 3. The `Send`/`Sync` impls of `SliceOut`/`Slots`/`SlotCell`, which require `T: Send` (and
 //!    `T: Sync` to share a `SlotCell`).
+//! 4. `LoopItems::item(items, pos)` — the item of iteration `pos`: an element or an integer
+//!    of an indexed domain, or, for a lazy domain, the item pulled into the window at `pos`,
+//!    moved out once; each position runs at most once per call, by the argument of point 1,
+//!    and only inside the call that holds the window.
 //!
 //! Outside the handles, the body cannot reach a sliced output: `SliceOut::new(&mut out[..])`
 //! holds a mutable borrow of `out` for the whole call, so any other mention of `out` that
@@ -95,19 +104,24 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
     // Trait errors ("cannot iterate over `HashMap`") point at the user's domain expression.
     let espan = syn::spanned::Spanned::span(&expr);
 
-    // The domain: `dom` and its length `n`, and how iteration `pos` binds the pattern. The
+    // The domain: `dom` (a `LoopDomain`), and how iteration `pos` binds the pattern. The
     // domain expression is a `match` scrutinee, so its temporaries (`v.to_vec().iter()`) live
     // for the whole loop, as in a plain `for`.
     let mut outputs: Vec<Ident> = Vec::new();
-    // What every iteration reads besides the user's variables, all `Copy`: the domain and the
+    // What every iteration reads besides the user's variables and its item, all `Copy`: the
     // handles of the sliced outputs. The body gets them by value with each block of
-    // iterations (`ctx`), so they stay in registers across the block.
+    // iterations (`ctx`), so they stay in registers across the block; likewise the items.
     let dom_slots = ident("__parfor_dom_slots");
-    let mut ctx: Vec<Ident> = vec![match lp.domain.kind {
-        DomainKind::Range | DomainKind::Slice => dom.clone(),
-        DomainKind::SliceMut | DomainKind::IterMut => dom_slots.clone(),
-    }];
+    let items = ident("__parfor_items");
+    let mut ctx: Vec<Ident> = Vec::new();
     let sl = ident("__parfor_dom_slice");
+    let it = ident("__parfor_it");
+    let hold = ident("__parfor_hold");
+
+    let item_of = quote_spanned! {ms()=>
+        // SAFETY (of the generated block): see the module docs, point 4.
+        unsafe { #krate::__private::LoopItems::item(#items, #pos) }
+    };
     let (scrutinee, binding, setup, elem) = match lp.domain.kind {
         DomainKind::Range => (
             quote_spanned!(espan=> #krate::__private::LoopRange::__parfor_range(&(#expr))),
@@ -115,13 +129,31 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
             quote_spanned! {ms()=>
                 let #n: ::core::primitive::usize = #krate::__private::Source::len(&#dom);
             },
-            quote_spanned!(ms()=> #krate::__private::Source::get(&#dom, #pos)),
+            item_of,
         ),
-        DomainKind::Slice => (
-            quote_spanned!(espan=> #krate::__private::LoopSlice::__parfor_as_slice(&#expr)),
-            dom.clone(),
-            quote_spanned!(ms()=> let #n: ::core::primitive::usize = #dom.len();),
-            quote_spanned!(ms()=> &#dom[#pos]),
+        DomainKind::Slice => {
+            let f = quote_spanned! {espan=>
+                #krate::__private::LoopRef::parfor_loop_over_a_slice_vec_array_or_parfor_source
+            };
+            (quote_spanned!(espan=> #f(&(#expr))), dom.clone(), TokenStream::new(), item_of)
+        }
+        DomainKind::Iter => (
+            quote_spanned!(espan=> ::core::iter::IntoIterator::into_iter(#expr)),
+            it.clone(),
+            quote_spanned! {espan=>
+                let mut #hold = #krate::__private::LoopHold::new(#it);
+                let #dom = {
+                    #[allow(unused_imports)]
+                    use #krate::__private::{LoopHoldIndexed as _, LoopHoldLazy as _, LoopHoldLazyMut as _};
+                    (&mut #hold).parfor_loop_domain()
+                };
+                {
+                    #[allow(unused_imports)]
+                    use #krate::__private::LoopCheck as _;
+                    { &#dom }.parfor_check_items();
+                }
+            },
+            item_of,
         ),
         DomainKind::SliceMut | DomainKind::IterMut => {
             let scrutinee = if lp.domain.kind == DomainKind::SliceMut {
@@ -132,23 +164,28 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
                 quote_spanned!(ms()=> (#expr).__parfor_as_mut_slice())
             };
             let w = ident("__parfor_dom_wire");
-            outputs.push(dom.clone());
+            let so = ident("__parfor_dom_out");
+            outputs.push(so.clone());
+            ctx.push(dom_slots.clone());
             (
                 scrutinee,
                 sl.clone(),
                 quote_spanned! {ms()=>
                     let #n: ::core::primitive::usize = #sl.len();
                     let #w = #wire_of!(#probe_elem(&*#sl));
-                    let #dom = #slice_out::new(#sl, 0, #w);
-                    let #dom_slots = #dom.slots();
+                    let #so = #slice_out::new(#sl, 0, #w);
+                    let #dom_slots = #so.slots();
+                    let #dom = #krate::__private::IntRange::positions(#n);
                 },
                 // SAFETY (of the generated block): see the module docs, point 2.
-                quote_spanned!(ms()=> unsafe { #dom_slots.slot(#pos) }),
+                quote_spanned!(ms()=> { let _ = #items; unsafe { #dom_slots.slot(#pos) } }),
             )
         }
     };
     let bind = if lp.domain.enumerate {
-        quote_spanned!(ms()=> let #pat = (#pos, #elem);)
+        quote_spanned! {ms()=>
+            let #pat = (#krate::__private::LoopItems::index(#items, #pos), #elem);
+        }
     } else {
         quote_spanned!(ms()=> let #pat = #elem;)
     };
@@ -171,12 +208,12 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
             });
             quote_spanned! {ms()=>
                 #krate::__private::LoopIndex::__parfor_index(
-                    #krate::__private::Source::get(&#dom, #pos),
+                    #krate::__private::Source::get(&#items, #pos),
                 )
             }
         } else {
             sliced_setup.extend(quote_spanned!(ms()=> let #offset: ::core::primitive::i128 = 0;));
-            pos.to_token_stream()
+            quote_spanned!(ms()=> #krate::__private::LoopItems::index(#items, #pos))
         };
         for (i, (name, s)) in usage.sliced.iter().enumerate() {
             let so = ident(&format!("__parfor_out{i}"));
@@ -241,7 +278,7 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
                 let (probe_row, row_lens) = (p(quote!(probe_row_elem)), p(quote!(row_lens)));
                 probes.extend(quote_spanned! {ms()=>
                     let #probe = #probe_row(&(#x)[..]);
-                    let #len: ::std::vec::Vec<::core::primitive::usize> = #row_lens(&(#x)[..]);
+                    let #len: ::std::vec::Vec<::core::primitive::usize> = #row_lens(&mut (#x)[..]);
                 });
             } else {
                 probes.extend(quote_spanned! {ms()=>
@@ -358,8 +395,12 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
             let name = i.to_string();
             quote_spanned!(ms()=> &|#pos: ::core::primitive::usize| ::std::format!("{} = {:?}", #name, #krate::__private::Source::get(&#dom, #pos)))
         }
+        (_, Some(i)) if lp.domain.enumerate => {
+            let name = i.to_string();
+            quote_spanned!(ms()=> &|#pos: ::core::primitive::usize| ::std::format!("{} = {}", #name, #pos))
+        }
         _ => {
-            quote_spanned!(ms()=> &|#pos: ::core::primitive::usize| ::std::format!("at position {}", #pos))
+            quote_spanned!(ms()=> &|#pos: ::core::primitive::usize| ::std::format!("at item {}", #pos))
         }
     };
     let sliced_dyn = p(quote!(Sliced));
@@ -374,7 +415,9 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
             }
         }
     };
-    let fold = p(quote!(fold));
+    let run = p(quote!(LoopDomain::run));
+    // A domain that is not one (a `&v` of the wrong type) is reported at the user's tokens.
+    let dom_arg = quote_spanned!(espan=> { #dom });
     // Per-worker variables: made by `local_init` once per worker, borrowed mutably by every
     // iteration that worker runs (`rng` is a `&mut` in the body).
     let (local_init, local) = (ident("__parfor_local_init"), ident("__parfor_local"));
@@ -409,8 +452,8 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
                     let #local_init = || ( #(#local_exprs,)* );
                     let #wire = #wire_of!(#probe_val(&#init()));
                     #[allow(clippy::undocumented_unsafe_blocks, unused_braces)]
-                    let #states = #fold(
-                        #n,
+                    for #states in #run(
+                        #dom_arg,
                         &#opts_id,
                         #per_worker,
                         #wire,
@@ -419,7 +462,7 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
                         ( #(#ctx,)* ),
                         #init,
                         #local_init,
-                        |#state, #local, ( #(#ctx,)* ), #range, #cursor| {
+                        |#state, #local, ( #(#ctx,)* ), #items, #range, #cursor| {
                             #items_label: for #pos in #range {
                                 #cursor.at(#pos);
                                 #bind_locals
@@ -428,8 +471,9 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
                                 #body
                             }
                         },
-                    );
-                    #combine_loop
+                    ) {
+                        #combine_loop
+                    }
                 }
             }
         }

@@ -8,6 +8,8 @@ mod fork;
 pub(crate) mod mpi;
 
 pub(crate) use fork::ItemHook;
+#[cfg(unix)]
+pub(crate) use fork::stream as fork_stream;
 mod serial;
 mod threads;
 

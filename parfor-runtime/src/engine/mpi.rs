@@ -533,6 +533,7 @@ fn store(job: &dyn Job, remote: &dyn Remote, r: &Record<'_>) {
             remote.store(block, range.clone(), r.pod, Decoder::new(r.bytes))
         }
         Kind::Error => Err(protocol::decode_error(r.bytes)),
+        Kind::Task => Err(Cause::Engine("a task record among results".into())),
     };
     if let Err(cause) = outcome {
         fail_range(job, range, &cause);

@@ -9,7 +9,8 @@
 //!   asks its pump for the next batch.
 //! - the pumps: `serial` (one item per `next()`, on the caller's thread), `threads`
 //!   (worker threads fed batches through a shared queue, never more than the window of items
-//!   dispatched and not yet consumed) and `fork` (windows run by the fork engine's `map`).
+//!   dispatched and not yet consumed) and `fork` (worker processes forked when the stream
+//!   starts, fed batches the same way, sending every outcome back as it is done).
 //! - [`scope`]: scoped worker threads for borrowed data, and the `'static` alternative.
 //!
 //! Results never depend on how items were batched: each item's output is a function of the
@@ -17,6 +18,7 @@
 //! window and chunk yields the same values as `parmap!`.
 
 pub mod emit;
+#[cfg(unix)]
 mod fork;
 pub(crate) mod items;
 mod scope;
@@ -34,14 +36,10 @@ use crate::options::Options;
 use crate::wire::Wire;
 use items::{Indexed, Items, Lazy};
 
-/// Items per worker in the default window of the threads engine. When the items turn out to
-/// be cheap, the default window grows (up to 64 Ki items per worker) so that each hand-off
-/// between threads carries about 200 us of work; a `window` option is never exceeded.
+/// Items per worker in the default window of the threads and fork engines. When the items
+/// turn out to be cheap, the default window grows (up to 64 Ki items per worker) so that each
+/// hand-off between workers carries about 200 us of work; a `window` option is never exceeded.
 pub const WINDOW_PER_WORKER: usize = 1024;
-
-/// Items per worker in the default window of the fork engine, which runs a stream window by
-/// window (each window is one fork-engine call, so a bigger window amortizes the forks).
-pub const FORK_WINDOW_PER_WORKER: usize = 16 * 1024;
 
 /// The streaming options of one `parmap_iter!` call (the common ones are in [`Options`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,7 +101,8 @@ pub(crate) trait Pump<Y> {
 /// Ordered streams yield one value per item (or per element, with `flatten = true`) in item
 /// order; unordered ones yield `(item index, value)` in completion order. Dropping it stops
 /// the stream: no item is dispatched any more, worker threads finish the item they run and
-/// end, and the drop returns once they have (so nothing of the call keeps running).
+/// end, fork worker processes are killed, and the drop returns once they have ended (so
+/// nothing of the call keeps running).
 ///
 /// ```
 /// use parfor::parmap_iter;
@@ -181,8 +180,7 @@ impl<Y> Drop for ParIter<'_, Y> {
 fn plan(opts: &Options) -> (Engine, usize, usize) {
     let run = crate::engine::resolve(opts);
     let workers = run.workers.count.max(1);
-    let per = if run.engine == Engine::Fork { FORK_WINDOW_PER_WORKER } else { WINDOW_PER_WORKER };
-    (run.engine, workers, per.saturating_mul(workers))
+    (run.engine, workers, WINDOW_PER_WORKER.saturating_mul(workers))
 }
 
 /// Starts a stream whose workers (on `spawn`) live for `'s`, and whose feed (a lazy source,
@@ -211,23 +209,28 @@ where
         crate::quiet::install_hook();
     }
     let total = feed.len();
+    let sizing = threads::Sizing::new(cfg.window, default_window, workers, opts.chunk, total);
     let pump: Box<dyn Pump<M::Y> + 'a> = match engine {
         Engine::Serial => Box::new(serial::SerialPump::new(items, mode, feed)),
         Engine::Threads => {
-            let chunk = opts.chunk;
-            Box::new(threads::ThreadsPump::start(
-                &spawn,
-                items,
-                mode,
-                feed,
-                threads::Sizing::new(cfg.window, default_window, workers, chunk, total),
-                cfg.ordered,
-            ))
+            Box::new(threads::ThreadsPump::start(&spawn, items, mode, feed, sizing, cfg.ordered))
         }
-        Engine::Fork => {
-            let window = cfg.window.unwrap_or(default_window);
-            Box::new(fork::ForkPump::new(items, mode, feed, opts, wire, window, workers))
-        }
+        #[cfg(unix)]
+        Engine::Fork => Box::new(fork::ForkPump::new(
+            items,
+            mode,
+            feed,
+            wire,
+            sizing,
+            workers,
+            opts.timeout,
+            cfg.ordered,
+        )),
+        #[cfg(not(unix))]
+        Engine::Fork => panic!(
+            "parfor: the fork engine needs a Unix system (it runs items in forked child \
+             processes); use `engine = \"threads\"` here"
+        ),
         // Every rank would have to pull the same lazy source and agree on each window: not
         // built. Refused rather than run on every rank again.
         Engine::Mpi => panic!(

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 const TARGET_BATCH: Duration = Duration::from_micros(200);
 
 /// Batches queued or running per worker.
-const DEPTH_PER_WORKER: usize = 2;
+pub(crate) const DEPTH_PER_WORKER: usize = 2;
 
 /// The most items per worker the default window grows to for cheap items.
 pub(crate) const GROWN_WINDOW_PER_WORKER: usize = 64 * 1024;
@@ -38,6 +38,8 @@ pub(crate) struct Sizing {
     total: Option<usize>,
     depth: usize,
     fixed: Option<usize>,
+    /// How long one batch should take.
+    target: Duration,
     /// Measured nanoseconds per item (running average), once a batch has run.
     ns_per_item: Option<f64>,
     last: usize,
@@ -62,9 +64,17 @@ impl Sizing {
             total,
             depth,
             fixed: chunk,
+            target: TARGET_BATCH,
             ns_per_item: None,
             last: 0,
         }
+    }
+
+    /// Batches that take about `target` each, rather than [`TARGET_BATCH`].
+    #[cfg_attr(not(unix), allow(dead_code))]
+    pub(crate) fn target(mut self, target: Duration) -> Sizing {
+        self.target = target;
+        self
     }
 
     /// The largest batch: enough batches in the window to keep every worker busy, and (for a
@@ -89,7 +99,7 @@ impl Sizing {
             (Some(c), _) => c,
             (None, None) => (self.last * 2).clamp(1, max),
             (None, Some(ns)) => {
-                let n = TARGET_BATCH.as_nanos() as f64 / ns.max(0.1);
+                let n = self.target.as_nanos() as f64 / ns.max(0.1);
                 (n as usize).clamp(1, max)
             }
         };
@@ -111,7 +121,7 @@ impl Sizing {
             // Cheap items: a window of `depth` batches of TARGET_BATCH each, so each hand-off
             // between threads carries enough work to be worth it. Never shrinks (memory is
             // bounded by the cap either way).
-            let want = (self.depth as f64 * TARGET_BATCH.as_nanos() as f64 / ns.max(0.1)) as usize;
+            let want = (self.depth as f64 * self.target.as_nanos() as f64 / ns.max(0.1)) as usize;
             self.window = self.window.max(want.min(self.window_cap));
         }
     }

@@ -81,7 +81,13 @@ pub(super) fn install_panic_hook() {
 
 /// Runs the worker and ends the process; never returns, never unwinds.
 pub(super) fn main(child: Child<'_>) -> ! {
-    let code = match catch_unwind(AssertUnwindSafe(|| serve(child))) {
+    exit_with(|| serve(child))
+}
+
+/// Runs `body` and ends the process with the code it returns ([`MACHINERY_FAILED`] if it
+/// panics); never returns, never unwinds.
+pub(super) fn exit_with(body: impl FnOnce() -> i32) -> ! {
+    let code = match catch_unwind(AssertUnwindSafe(body)) {
         Ok(code) => code,
         Err(payload) => {
             // A payload whose destructor panics would unwind out of here; forget it.
@@ -94,9 +100,11 @@ pub(super) fn main(child: Child<'_>) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-fn setup(child: &Child<'_>) -> Result<(), ()> {
+/// Makes this process a worker: closes the inherited descriptors `close`, lets Ctrl-C kill
+/// it, and arms its death with `parent`. `Err` when the parent is already gone.
+pub(super) fn setup(close: &[RawFd], parent: nix::unistd::Pid) -> Result<(), ()> {
     super::IN_WORKER.store(true, Ordering::Relaxed);
-    for &fd in &child.close {
+    for &fd in close {
         // SAFETY: `fd` is an inherited copy of a descriptor the parent's fork calls own;
         // nothing in this process uses it (the parent's `OwnedFd` values are never dropped
         // here: the child leaves with `_exit`).
@@ -116,7 +124,7 @@ fn setup(child: &Child<'_>) -> Result<(), ()> {
     {
         let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     }
-    if nix::unistd::getppid() != child.parent {
+    if nix::unistd::getppid() != parent {
         // The parent died before the death signal was armed.
         return Err(());
     }
@@ -124,7 +132,7 @@ fn setup(child: &Child<'_>) -> Result<(), ()> {
 }
 
 fn serve(mut child: Child<'_>) -> i32 {
-    if setup(&child).is_err() {
+    if setup(&child.close, child.parent).is_err() {
         return MACHINERY_FAILED;
     }
     let ctl = child.shared.control();
@@ -321,7 +329,7 @@ fn as_bytes(words: &mut [u128]) -> &mut [u8] {
     unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), size_of_val(words)) }
 }
 
-fn write_all(fd: RawFd, mut bytes: &[u8]) -> Result<(), ()> {
+pub(super) fn write_all(fd: RawFd, mut bytes: &[u8]) -> Result<(), ()> {
     while !bytes.is_empty() {
         // SAFETY: writes from a live buffer of `bytes.len()` bytes to a descriptor this
         // process owns.

@@ -61,6 +61,10 @@ mod parent;
 #[cfg(unix)]
 mod reader;
 #[cfg(unix)]
+mod spawn;
+#[cfg(unix)]
+pub(crate) mod stream;
+#[cfg(unix)]
 mod sys;
 
 pub(crate) struct Fork;

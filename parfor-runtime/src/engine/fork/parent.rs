@@ -10,8 +10,9 @@
 
 use super::child::{self, Child};
 use super::ctl::{Busy, Shared, now_ns};
-use super::reader::{FrameReader, Read};
-use super::sys::{CallFd, Descriptors, WaitableChildren};
+use super::reader::{Expect, FrameReader, Read};
+use super::spawn;
+use super::sys::{CallFd, WaitableChildren};
 use crate::error::Cause;
 use crate::job::{Job, Remote, Run, fail_range};
 use crate::plan::Plan;
@@ -20,9 +21,8 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork};
+use nix::unistd::Pid;
 use std::ops::Range;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -111,55 +111,34 @@ pub(super) fn execute(job: &dyn Job, plan: &Plan, run: &Run) {
 impl Parent<'_> {
     /// Forks worker `worker`, which first runs `pending`.
     fn spawn(&mut self, worker: usize, pending: Vec<(usize, Range<usize>)>) -> Result<(), Errno> {
-        // What the caller's program printed but did not flush yet would be written again by
-        // every worker whose item leaves through `exit` (which flushes the copy it inherited).
-        // Flushed before taking any lock of ours: it may wait for another thread's print.
-        let _ = std::io::Write::flush(&mut std::io::stdout());
-        // Held until the child has its pipe and the parent closed the child's end (see
-        // `Descriptors`): no other call's worker can inherit that end meanwhile.
-        let mut fds = Descriptors::lock();
-        let (r, w) = match fds.pipe() {
-            Ok(p) => p,
-            Err(e) => {
-                self.pending.extend(pending);
-                return Err(e);
-            }
+        let (remote, plan, shared) = (self.remote, self.plan, &self.shared);
+        let timed = self.timeout.is_some();
+        let parent = nix::unistd::getpid();
+        // Kept to hand the ranges to the next worker if this one cannot start.
+        let again = pending.clone();
+        let main = move |ends: spawn::Ends| -> std::convert::Infallible {
+            child::main(Child {
+                remote,
+                plan,
+                shared,
+                worker,
+                parent,
+                fd: ends.results,
+                close: ends.close,
+                pending,
+                timed,
+            })
         };
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        {
-            // Bigger pipe buffers mean fewer wake-ups for big results; best effort (the
-            // limit is /proc/sys/fs/pipe-max-size).
-            let _ = nix::fcntl::fcntl(&w, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
-        }
-        // Every descriptor of every fork call of this process, this call's read ends
-        // included, but the worker's own write end.
-        let close = fds.others(w.as_raw_fd());
-        let child = Child {
-            remote: self.remote,
-            plan: self.plan,
-            shared: &self.shared,
-            worker,
-            parent: nix::unistd::getpid(),
-            fd: w.as_raw_fd(),
-            close,
-            pending,
-            timed: self.timeout.is_some(),
-        };
-        // SAFETY: the child runs only `child::main`, which never returns into the caller's
-        // code and leaves with `_exit`. It runs the job (the caller's per-item code, which
-        // the engine's contract lets run in a worker) and audited code that takes no lock
-        // another thread of this process could hold at the fork, except the allocator's,
-        // which glibc and musl reinitialize in the child. Everything it needs was built
-        // above, before the fork.
-        match unsafe { fork() } {
-            Ok(ForkResult::Child) => child::main(child),
-            Ok(ForkResult::Parent { child: pid }) => {
-                fds.close(w);
-                drop(fds);
+        // SAFETY: `child::main` never returns into the caller's code and leaves with `_exit`;
+        // it runs the job and audited code that takes no lock another thread of this process
+        // could hold at the fork, except the allocator's. Everything it needs was built
+        // before the fork.
+        match unsafe { spawn::fork_worker(false, main) } {
+            Ok((pid, pipes)) => {
                 self.kids.push(Kid {
                     pid,
                     worker,
-                    fd: CallFd::new(r),
+                    fd: pipes.results,
                     reader: FrameReader::new(),
                     last: None,
                     timed_out: None,
@@ -167,9 +146,7 @@ impl Parent<'_> {
                 Ok(())
             }
             Err(e) => {
-                fds.close(w);
-                fds.close(r);
-                self.pending.extend(child.pending);
+                self.pending.extend(again);
                 Err(e)
             }
         }
@@ -335,7 +312,8 @@ impl Parent<'_> {
     /// the worker's exit at end of file.
     fn service(&mut self, k: usize) {
         let kid = &mut self.kids[k];
-        let header = match kid.reader.read(kid.fd.raw(), self.remote, self.plan) {
+        let call = Call { remote: self.remote, plan: self.plan };
+        let header = match kid.reader.read(kid.fd.raw(), &call) {
             Read::More => return,
             Read::Frame(header) => header,
             Read::End => return self.exited(k),
@@ -387,6 +365,7 @@ impl Parent<'_> {
             }
             Kind::Error => Err(protocol::decode_error(encoded)),
             Kind::Folded => unreachable!("stored by `store_folded`"),
+            Kind::Task => unreachable!("refused by `Call::valid`"),
         };
         if let Err(cause) = outcome {
             fail_range(self.job, range, &cause);
@@ -448,6 +427,35 @@ impl Parent<'_> {
     }
 }
 
+/// What a call's workers may send: ranges of one block of the plan, with raw results exactly
+/// when the job makes them.
+struct Call<'a> {
+    remote: &'a dyn Remote,
+    plan: &'a Plan,
+}
+
+impl Expect for Call<'_> {
+    fn valid(&self, h: &Header) -> bool {
+        let raw = match (h.kind, self.remote.raw_size()) {
+            (Kind::Results, Some(size)) => h.range.len() * size,
+            _ => 0,
+        };
+        h.kind != Kind::Task
+            && h.raw == raw
+            && h.block < self.plan.blocks()
+            && self.plan.range(h.block).start <= h.range.start
+            && h.range.end <= self.plan.range(h.block).end
+    }
+
+    fn raw_size(&self) -> Option<usize> {
+        self.remote.raw_size()
+    }
+
+    fn raw_target(&self, range: Range<usize>) -> Option<*mut u8> {
+        self.remote.raw_target(range)
+    }
+}
+
 impl Drop for Parent<'_> {
     fn drop(&mut self) {
         for kid in self.kids.drain(..) {
@@ -461,7 +469,7 @@ impl Drop for Parent<'_> {
 /// status is gone: the system discarded it because the program ignores `SIGCHLD`, see
 /// `WaitableChildren`, or another part of the program waited for the worker; `EINVAL` when
 /// the worker was reaped but ended by a signal that nix does not name).
-fn reap(pid: Pid) -> Result<WaitStatus, Errno> {
+pub(super) fn reap(pid: Pid) -> Result<WaitStatus, Errno> {
     loop {
         match waitpid(pid, None) {
             Err(Errno::EINTR) => {}
@@ -471,12 +479,12 @@ fn reap(pid: Pid) -> Result<WaitStatus, Errno> {
 }
 
 /// Whether a reaped worker exited normally with code 0.
-fn clean_exit(status: &Result<WaitStatus, Errno>) -> bool {
+pub(super) fn clean_exit(status: &Result<WaitStatus, Errno>) -> bool {
     matches!(status, Ok(WaitStatus::Exited(_, 0)))
 }
 
 /// Why a worker with wait status `status` ended.
-fn status_cause(status: Result<WaitStatus, Errno>) -> Cause {
+pub(super) fn status_cause(status: Result<WaitStatus, Errno>) -> Cause {
     match status {
         Ok(WaitStatus::Signaled(_, signal, _)) => {
             Cause::Signal { signo: signal as i32, name: signal.as_str().to_owned() }

@@ -1,11 +1,9 @@
 //! Receiving a worker's frames: one [`FrameReader`] per worker pipe, a state machine that
 //! reads a [`Header`], then the raw results it announces (straight into the call's output
-//! when the job allows it, see [`Remote::raw_target`]), then its encoded bytes. Each call to
-//! [`FrameReader::read`] makes at most one `read` system call, so a parent serving many
-//! workers never blocks on one of them.
+//! when the job allows it, see [`crate::job::Remote::raw_target`]), then its encoded bytes.
+//! Each call to [`FrameReader::read`] makes at most one `read` system call, so a parent
+//! serving many workers never blocks on one of them.
 
-use crate::job::Remote;
-use crate::plan::Plan;
 use crate::protocol::{HEADER, Header, Kind};
 use nix::errno::Errno;
 use std::os::fd::RawFd;
@@ -37,6 +35,18 @@ enum State {
     Payload { header: Header, raw: (*mut u8, usize), raw_done: usize },
 }
 
+/// What the receiving side expects of a worker's frames: a `parmap!` call's plan and job, or
+/// a stream's task.
+pub(super) trait Expect {
+    /// Whether `header` is one this worker may send now (a frame that is not is a bug, since
+    /// the only writers of the pipe are the call's workers, and panics).
+    fn valid(&self, header: &Header) -> bool;
+    /// Bytes per result when results travel raw (see [`crate::job::Remote::raw_size`]).
+    fn raw_size(&self) -> Option<usize>;
+    /// Where the raw results of `range` go (see [`crate::job::Remote::raw_target`]).
+    fn raw_target(&self, range: std::ops::Range<usize>) -> Option<*mut u8>;
+}
+
 /// Reads one worker's frames.
 pub(super) struct FrameReader {
     state: State,
@@ -57,10 +67,8 @@ impl FrameReader {
     }
 
     /// Reads once from `fd` (which must be ready, or `read` blocks). Frames are checked
-    /// against `plan` and `remote` as their header arrives; a header that names no range of
-    /// one block of the plan, or raw results the job does not make, is a bug (the only
-    /// writers of the pipe are the call's workers) and panics.
-    pub(super) fn read(&mut self, fd: RawFd, remote: &dyn Remote, plan: &Plan) -> Read {
+    /// with `expect` as their header arrives; one it refuses panics.
+    pub(super) fn read(&mut self, fd: RawFd, expect: &dyn Expect) -> Read {
         // Where the next bytes go, and how many are wanted.
         let (dst, want): (*mut u8, usize) = match &mut self.state {
             State::Header { bytes, got } => (bytes.as_mut_ptr().wrapping_add(*got), HEADER - *got),
@@ -96,8 +104,8 @@ impl FrameReader {
                 if *got < HEADER {
                     return Read::More;
                 }
-                let header = check(bytes, remote, plan);
-                let raw = self.raw_place(&header, remote);
+                let header = check(bytes, expect);
+                let raw = self.raw_place(&header, expect);
                 self.encoded.reserve_exact(header.encoded.min(READ_MAX));
                 self.state = State::Payload { header, raw, raw_done: 0 };
             }
@@ -118,11 +126,11 @@ impl FrameReader {
     }
 
     /// Where the raw results of the frame `header` are (or go), and how many bytes.
-    fn raw_place(&mut self, header: &Header, remote: &dyn Remote) -> (*mut u8, usize) {
+    fn raw_place(&mut self, header: &Header, remote: &dyn Expect) -> (*mut u8, usize) {
         let len = match header.kind {
             Kind::Results => header.raw,
             Kind::Placed => header.range.len() * remote.raw_size().unwrap_or(0),
-            Kind::Error | Kind::Folded => 0,
+            Kind::Error | Kind::Folded | Kind::Task => 0,
         };
         if len == 0 {
             return (std::ptr::null_mut(), 0);
@@ -169,22 +177,11 @@ impl FrameReader {
     }
 }
 
-/// The header in `bytes`, checked: it names a range of one block of `plan`, and carries raw
-/// results exactly when `remote` makes them.
-fn check(bytes: &[u8; HEADER], remote: &dyn Remote, plan: &Plan) -> Header {
+/// The header in `bytes`, checked with `expect`.
+fn check(bytes: &[u8; HEADER], expect: &dyn Expect) -> Header {
     let header = Header::parse(bytes);
-    let ok = header.as_ref().is_some_and(|h| {
-        let raw = match (h.kind, remote.raw_size()) {
-            (Kind::Results, Some(size)) => h.range.len() * size,
-            _ => 0,
-        };
-        h.raw == raw
-            && h.block < plan.blocks()
-            && plan.range(h.block).start <= h.range.start
-            && h.range.end <= plan.range(h.block).end
-    });
     match header {
-        Some(h) if ok => h,
+        Some(h) if expect.valid(&h) => h,
         _ => panic!("parfor: fork engine: corrupt frame from a worker: {header:?}"),
     }
 }

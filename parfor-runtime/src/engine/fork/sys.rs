@@ -34,9 +34,9 @@ impl Descriptors {
         Ok((r, w))
     }
 
-    /// Every registered descriptor but `keep`: what a new worker must close.
-    pub(super) fn others(&self, keep: RawFd) -> Vec<RawFd> {
-        self.0.iter().copied().filter(|&fd| fd != keep).collect()
+    /// Every registered descriptor but those in `keep`: what a new worker must close.
+    pub(super) fn others(&self, keep: &[RawFd]) -> Vec<RawFd> {
+        self.0.iter().copied().filter(|fd| !keep.contains(fd)).collect()
     }
 
     /// Unregisters and closes `fd`.
@@ -144,11 +144,11 @@ mod tests {
         let mut d = Descriptors::lock();
         let (r, w) = d.pipe().unwrap();
         let (rr, wr) = (r.as_raw_fd(), w.as_raw_fd());
-        assert!(d.others(wr).contains(&rr) && !d.others(wr).contains(&wr));
+        assert!(d.others(&[wr]).contains(&rr) && !d.others(&[wr]).contains(&wr));
         d.close(w);
-        assert!(!d.others(-1).contains(&wr));
+        assert!(!d.others(&[]).contains(&wr));
         drop(d);
         drop(CallFd::new(r));
-        assert!(!Descriptors::lock().others(-1).contains(&rr));
+        assert!(!Descriptors::lock().others(&[]).contains(&rr));
     }
 }
