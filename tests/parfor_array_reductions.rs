@@ -431,3 +431,33 @@ fn a_row_index_out_of_bounds_panics_like_indexing() {
         assert!(msg.contains("the len is 1 but the index is 1"), "{e:?}: {msg}");
     }
 }
+
+#[parfor(engine = engine, workers = workers)]
+fn lazy_histogram(engine: Engine, workers: usize, n: u64) -> (Vec<u32>, Vec<f64>) {
+    let mut counts = vec![0u32; 17];
+    let mut sums = vec![-0.0f64; 17];
+    #[parfor]
+    for s in (0..n).map(sample) {
+        counts[(s % 17) as usize] += 1;
+        sums[(s % 13) as usize] += float_value(s);
+    }
+    (counts, sums)
+}
+
+#[test]
+fn a_lazy_domain_feeds_array_reductions() {
+    let n = 3_000;
+    let mut counts = vec![0u32; 17];
+    for i in 0..n {
+        counts[(sample(i) % 17) as usize] += 1;
+    }
+    let (_, reference) = lazy_histogram(Engine::Serial, 1, n);
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for &e in ENGINES {
+        for &w in WORKERS {
+            let (c, f) = lazy_histogram(e, w, n);
+            assert_eq!(c, counts, "{e:?} x{w}");
+            assert_eq!(bits(&f), bits(&reference), "{e:?} x{w}");
+        }
+    }
+}
