@@ -136,12 +136,14 @@ pub mod mpi {
 pub mod __private {
     pub use parfor_runtime::__call_of as call_of;
     pub use parfor_runtime::__private::{
-        Arg, ArrayPart, AsSource, Cursor, IntRange, Options, Probe, ReturnedFutureKind,
-        ReturnedProbe, ReturnedResultKind, ReturnedValueKind, Shape, SliceOut, Sliced, SlotCell,
-        Slots, Source, Wire, fold, fork_result, fork_state, init_fn, map, mpi_state, probe_any,
-        probe_elem, probe_init, probe_item, probe_ref, probe_ret, probe_ret_init, probe_val, sig1,
-        sig2, sig3, sig4, sig5, sig6, sig7, sig8, sig9, sig10, sig11, sig12, sigw1, sigw2, sigw3,
-        sigw4, sigw5, sigw6, sigw7, sigw8, sigw9, sigw10, sigw11, try_map, wire, wire_of,
+        Arg, AsSource, Cursor, Dense, DenseAddSub, DenseBits, DenseElem, DenseMinMax, DenseMul,
+        DensePart, IntRange, Options, Part, PartKind, Probe, ReturnedFutureKind, ReturnedProbe,
+        ReturnedResultKind, ReturnedValueKind, RowsPart, Shape, SliceOut, Sliced, SlotCell, Slots,
+        Source, Sparse, SparseArray, SparsePart, Wire, fold, fork_result, fork_state, init_fn, map,
+        mpi_state, probe_any, probe_elem, probe_init, probe_item, probe_ref, probe_ret,
+        probe_ret_init, probe_val, sig1, sig2, sig3, sig4, sig5, sig6, sig7, sig8, sig9, sig10,
+        sig11, sig12, sigw1, sigw2, sigw3, sigw4, sigw5, sigw6, sigw7, sigw8, sigw9, sigw10,
+        sigw11, try_map, wire, wire_of,
     };
     pub use parfor_runtime::__private::{
         LAZY_BLOCKS_PER_WORKER, LAZY_CHUNK, LAZY_FORK_BLOCKS_PER_WORKER, Lazy, LoopCheck,
@@ -164,6 +166,7 @@ pub mod __private {
 
     pub use crate::loop_support::{
         ARRAY_REDUCTION_BLOCKS, AnyOps, ConcatBuf, IntOps, IntoAcc, LoopIndex, LoopRange,
-        LoopSliceMut, PlainOps, WrapOps, WrappingInt, concat_buf, none, shared,
+        LoopSliceMut, PlainOps, WrapOps, WrappingInt, concat_buf, none, probe_row_elem, row_lens,
+        row_mut, shared,
     };
 }

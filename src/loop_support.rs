@@ -285,3 +285,20 @@ pub const ARRAY_REDUCTION_BLOCKS: usize = 8;
 pub fn shared<T: ?Sized + Sync>(value: &T) -> &T {
     value
 }
+
+/// The element type of the rows of a two-index array reduction (`grid[r][c] += w`).
+pub fn probe_row_elem<R: LoopSliceMut>(_: &[R]) -> Probe<R::Elem> {
+    Probe::new()
+}
+
+/// The lengths of the rows of a two-index array reduction, taken before the loop (the body
+/// cannot change them: it only contributes to the elements).
+pub fn row_lens<R: LoopSliceMut>(rows: &mut [R]) -> Vec<usize> {
+    rows.iter_mut().map(|r| r.__parfor_as_mut_slice().len()).collect()
+}
+
+/// The elements of row `r` of a two-index array reduction.
+#[inline]
+pub fn row_mut<R: LoopSliceMut>(r: &mut R) -> &mut [R::Elem] {
+    r.__parfor_as_mut_slice()
+}

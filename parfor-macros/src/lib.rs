@@ -138,7 +138,7 @@ pub fn parmap_iter(input: TokenStream) -> TokenStream {
 ///     let out_slices = parfor::__private::SliceOut::new(&mut out[..], 0, None);
 ///     let out_slots = out_slices.slots();
 ///     let blocks: Vec<(Option<f64>,)> = parfor::__private::fold(
-///         v.len(), &opts, None, &[&out_slices], &|p| format!("i = {p}"),
+///         v.len(), &opts, false, None, &[&out_slices], &|p| format!("i = {p}"),
 ///         (range.clone(), out_slots),
 ///         || (None,),
 ///         |state, (range, out_slots), positions, cursor| {

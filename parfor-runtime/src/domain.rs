@@ -176,12 +176,15 @@ pub trait LoopDomain {
     /// Where the body gets its items.
     type Items: LoopItems;
 
-    /// Runs the loop; `describe(i)` names item `i` in a failure.
+    /// Runs the loop; `describe(i)` names item `i` in a failure. With `worker_states`, a
+    /// worker keeps one state for all the blocks it runs (see [`fold`](crate::fold::fold)),
+    /// and the states come back in no particular order.
     #[allow(clippy::too_many_arguments)]
     #[track_caller]
     fn run<'r, S, C, I, B, W, L>(
         self,
         opts: &'r Options,
+        worker_states: bool,
         wire: Option<Wire<S>>,
         outputs: &'r [&'r dyn Sliced],
         describe: &'r dyn Fn(usize) -> String,
@@ -207,6 +210,7 @@ impl<D: Source> LoopDomain for D {
     fn run<'r, S, C, I, B, W, L>(
         self,
         opts: &'r Options,
+        worker_states: bool,
         wire: Option<Wire<S>>,
         outputs: &'r [&'r dyn Sliced],
         describe: &'r dyn Fn(usize) -> String,
@@ -228,6 +232,7 @@ impl<D: Source> LoopDomain for D {
             &Locals::new(),
             self.len(),
             opts,
+            worker_states,
             wire,
             outputs,
             describe,
@@ -292,6 +297,7 @@ where
     fn run<'r, S, C, I, B, W, L>(
         self,
         opts: &'r Options,
+        worker_states: bool,
         wire: Option<Wire<S>>,
         outputs: &'r [&'r dyn Sliced],
         describe: &'r dyn Fn(usize) -> String,
@@ -340,6 +346,7 @@ where
             opts: opts.clone().chunk(chunk).progress(false),
             bar: if opts.progress { crate::progress::stream_bar(None) } else { None },
             locals: Locals::new(),
+            worker_states,
             wire,
             outputs,
             describe,
@@ -358,6 +365,8 @@ struct LazyRun<'r, T, S, C, I, B, W, L> {
     opts: Options,
     bar: Option<indicatif::ProgressBar>,
     locals: Locals<W>,
+    /// Whether a worker keeps one state for all its blocks of a window (see `fold`).
+    worker_states: bool,
     wire: Option<Wire<S>>,
     outputs: &'r [&'r dyn Sliced],
     describe: &'r dyn Fn(usize) -> String,
@@ -400,6 +409,7 @@ where
             &self.locals,
             n,
             &self.opts,
+            self.worker_states,
             self.wire,
             &shifted,
             &|p| describe(start + p),

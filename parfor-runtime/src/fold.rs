@@ -15,6 +15,10 @@ use crate::wire::{Wire, required};
 use std::ops::Range;
 use std::sync::Mutex;
 
+/// The state of a range that ran, keyed by its first item: `None` when it folded into its
+/// worker's state.
+type RangeState<S> = (usize, Option<S>);
+
 struct FoldJob<'a, S, C, I, B, W, L> {
     ctx: C,
     init: &'a I,
@@ -22,8 +26,12 @@ struct FoldJob<'a, S, C, I, B, W, L> {
     /// Makes a worker's own state (`#[parfor(init(...))]`).
     local_init: &'a L,
     locals: &'a Locals<W>,
-    /// Per block, the states of the ranges that ran, keyed by their first item.
-    slots: Vec<Mutex<Vec<(usize, S)>>>,
+    /// Per block, the states of the ranges that ran, keyed by their first item; `None` for a
+    /// range that folded into its worker's state (`per_worker`).
+    slots: Vec<Mutex<Vec<RangeState<S>>>>,
+    /// The states of the workers, when the reductions are exact in any grouping
+    /// (`per_worker`): a worker folds every block it runs in its process into one state.
+    worker_states: Option<Locals<S>>,
     failures: Failures,
     wire: Option<Wire<S>>,
     outputs: &'a [&'a dyn Sliced],
@@ -39,7 +47,7 @@ where
     L: Fn() -> W + Sync,
 {
     /// Keeps the state of the range of block `block` that starts at item `start`.
-    fn keep(&self, block: usize, start: usize, state: S) {
+    fn keep(&self, block: usize, start: usize, state: Option<S>) {
         let mut slot = self.slots[block].lock().unwrap_or_else(|e| e.into_inner());
         slot.push((start, state));
     }
@@ -65,12 +73,13 @@ where
     #[inline(always)]
     fn fold_range<const HOOKED: bool>(
         &self,
+        state: S,
         range: Range<usize>,
         catch: bool,
         hook: engine::ItemHook,
         on_panic: impl FnMut(usize, Cause) -> bool,
     ) -> Option<S> {
-        let mut state = Some((self.init)());
+        let mut state = Some(state);
         self.locals.with(self.local_init, |w| {
             guarded(
                 range,
@@ -98,17 +107,35 @@ where
     L: Fn() -> W + Sync,
 {
     fn run(&self, block: usize, range: Range<usize>) {
-        let state = self.fold_range::<false>(
-            range.clone(),
-            self.failures.catch(),
-            engine::ItemHook::NONE,
-            |i, cause| {
-                self.failures.record(i, cause);
-                false
-            },
-        );
-        if let Some(state) = state {
-            self.keep(block, range.start, state);
+        let fold = |state: S| {
+            self.fold_range::<false>(
+                state,
+                range.clone(),
+                self.failures.catch(),
+                engine::ItemHook::NONE,
+                |i, cause| {
+                    self.failures.record(i, cause);
+                    false
+                },
+            )
+        };
+        match &self.worker_states {
+            Some(states) => {
+                // A fresh state costs nothing (its partial arrays are allocated on their first
+                // contribution); the worker's own state goes back only if the block completed.
+                let done = states.with(self.init, |mine| {
+                    let state = std::mem::replace(mine, (self.init)());
+                    fold(state).map(|state| *mine = state).is_some()
+                });
+                if done {
+                    self.keep(block, range.start, None);
+                }
+            }
+            None => {
+                if let Some(state) = fold((self.init)()) {
+                    self.keep(block, range.start, Some(state));
+                }
+            }
         }
     }
 
@@ -152,10 +179,11 @@ where
     ) -> Result<(), Cause> {
         let wire = required(self.wire, STATE)?;
         let mut failed = None;
-        let state = self.fold_range::<true>(range.clone(), true, hook, |i, cause| {
-            failed = Some((i, cause));
-            false
-        });
+        let state =
+            self.fold_range::<true>((self.init)(), range.clone(), true, hook, |i, cause| {
+                failed = Some((i, cause));
+                false
+            });
         hook.finished();
         match state {
             Some(state) => out.value(|buf| {
@@ -171,6 +199,79 @@ where
                 });
                 out.failure(i, &cause);
                 Ok(())
+            }
+        }
+    }
+
+    fn per_worker(&self) -> bool {
+        self.worker_states.is_some()
+    }
+
+    fn fold_worker(
+        &self,
+        _block: usize,
+        range: Range<usize>,
+        hook: engine::ItemHook,
+        out: &mut Encoder<'_>,
+    ) -> Result<bool, Cause> {
+        required(self.wire, STATE)?;
+        let states = self.worker_states()?;
+        let mut failed = None;
+        let done = states.with(self.init, |mine| {
+            let state = std::mem::replace(mine, (self.init)());
+            let folded = self.fold_range::<true>(state, range.clone(), true, hook, |i, cause| {
+                failed = Some((i, cause));
+                false
+            });
+            folded.map(|state| *mine = state).is_some()
+        });
+        hook.finished();
+        if !done {
+            let (i, cause) = failed.unwrap_or_else(|| {
+                (range.start, Cause::Engine("an item failed without a cause".into()))
+            });
+            out.failure(i, &cause);
+        }
+        Ok(done)
+    }
+
+    fn encode_worker(
+        &self,
+        folded: &[(usize, Range<usize>)],
+        out: &mut Encoder<'_>,
+    ) -> Result<(), Cause> {
+        let wire = required(self.wire, STATE)?;
+        let state = self.worker_states()?.take_mine().ok_or_else(|| {
+            Cause::Engine("internal error: a worker lost the state of its ranges".into())
+        })?;
+        out.value(|buf| {
+            encode_ranges(folded, buf);
+            wire.encode(&state, buf).map_err(Cause::Engine)
+        })
+    }
+
+    fn store_worker(&self, mut entries: Decoder<'_>) -> Result<Vec<(usize, Range<usize>)>, Cause> {
+        let wire = required(self.wire, STATE)?;
+        let corrupt = || Cause::Engine("corrupt loop state from a worker".into());
+        let entry = entries.next(|input| {
+            let ranges = decode_ranges(input)?;
+            Ok((ranges, wire.decode(input).map_err(Cause::Engine)?))
+        });
+        match entry.ok_or_else(corrupt)?? {
+            Entry::Value((ranges, state)) => {
+                let Some((first, _)) = ranges.first() else { return Err(corrupt()) };
+                if ranges.iter().any(|(b, r)| *b >= self.slots.len() || r.start > r.end) {
+                    return Err(corrupt());
+                }
+                for (b, r) in &ranges {
+                    self.keep(*b, r.start, None);
+                }
+                self.keep(*first, ranges[0].1.start, Some(state));
+                Ok(ranges)
+            }
+            Entry::Failed(i, cause) => {
+                self.failures.record(i, cause);
+                Ok(Vec::new())
             }
         }
     }
@@ -192,11 +293,56 @@ where
             Ok(state)
         });
         match entry.ok_or_else(corrupt)?? {
-            Entry::Value(state) => self.keep(block, range.start, state),
+            Entry::Value(state) => self.keep(block, range.start, Some(state)),
             Entry::Failed(i, cause) => self.failures.record(i, cause),
         }
         Ok(())
     }
+}
+
+/// Per-worker states on the fork engine (`per_worker`): a worker process folds its ranges into
+/// its own state and sends it at its end, with the ranges it covers.
+impl<S, C, I, B, W, L> FoldJob<'_, S, C, I, B, W, L>
+where
+    S: Send,
+    C: Copy + Sync,
+    I: Fn() -> S + Sync,
+    B: Fn(&mut S, &mut W, C, Range<usize>, &mut Cursor<'_>) + Sync,
+    W: Send,
+    L: Fn() -> W + Sync,
+{
+    fn worker_states(&self) -> Result<&Locals<S>, Cause> {
+        self.worker_states
+            .as_ref()
+            .ok_or_else(|| Cause::Engine("this loop keeps no per-worker state".into()))
+    }
+}
+
+/// The ranges a worker's state covers, on the wire: how many, then block, start and end of
+/// each (`u64`, little-endian).
+fn encode_ranges(ranges: &[(usize, Range<usize>)], buf: &mut Vec<u8>) {
+    buf.extend_from_slice(&(ranges.len() as u64).to_le_bytes());
+    for (block, r) in ranges {
+        for v in [*block, r.start, r.end] {
+            buf.extend_from_slice(&(v as u64).to_le_bytes());
+        }
+    }
+}
+
+fn decode_ranges(input: &mut &[u8]) -> Result<Vec<(usize, Range<usize>)>, Cause> {
+    let corrupt = || Cause::Engine("corrupt folded ranges from a worker".into());
+    let mut word = || -> Result<usize, Cause> {
+        let (w, rest) = input.split_first_chunk::<8>().ok_or_else(corrupt)?;
+        *input = rest;
+        usize::try_from(u64::from_le_bytes(*w)).map_err(|_| corrupt())
+    };
+    let n = word()?;
+    let mut ranges = Vec::new();
+    for _ in 0..n {
+        let (block, start, end) = (word()?, word()?, word()?);
+        ranges.push((block, start..end));
+    }
+    Ok(ranges)
 }
 
 /// Where a loop body is: it calls [`Cursor::at`] before each iteration, so a failure names
@@ -228,12 +374,20 @@ impl Cursor<'_> {
 /// across a range, which a capture behind a reference does not allow. `outputs` are the loop's sliced outputs, which the fork engine ships back from its worker
 /// processes. On a failed iteration the call stops and panics with a message naming it
 /// through `describe(i)` (for example `i = 13`) and carrying the cause.
+///
+/// With `per_worker` (the caller's reductions give the same result in any grouping: integer,
+/// bitwise and min/max array reductions), a worker thread folds all the blocks it runs into one
+/// state instead of one per block, so the call holds one state per worker; the states then
+/// come back in no particular order. A fork worker process does the same and sends its state
+/// once, at its end (a worker that dies before sending it sent nothing of its ranges, which a
+/// replacement runs again); mpi ranks still send one state per block.
 // Called only by generated code, which names every argument; a struct would only move them.
 #[allow(clippy::too_many_arguments)]
 #[track_caller]
 pub fn fold<S, C, I, B, W, L>(
     n: usize,
     opts: &Options,
+    per_worker: bool,
     wire: Option<Wire<S>>,
     outputs: &[&dyn Sliced],
     describe: &dyn Fn(usize) -> String,
@@ -250,7 +404,19 @@ where
     W: Send,
     L: Fn() -> W + Sync,
 {
-    fold_with(&Locals::new(), n, opts, wire, outputs, describe, ctx, init, local_init, body)
+    fold_with(
+        &Locals::new(),
+        n,
+        opts,
+        per_worker,
+        wire,
+        outputs,
+        describe,
+        ctx,
+        init,
+        local_init,
+        body,
+    )
 }
 
 /// [`fold`] with the per-worker states kept in `locals`, which may outlive the call: a lazy
@@ -261,6 +427,7 @@ pub(crate) fn fold_with<S, C, I, B, W, L>(
     locals: &Locals<W>,
     n: usize,
     opts: &Options,
+    per_worker: bool,
     wire: Option<Wire<S>>,
     outputs: &[&dyn Sliced],
     describe: &dyn Fn(usize) -> String,
@@ -302,6 +469,7 @@ where
         local_init: &local_init,
         locals,
         slots: (0..plan.blocks()).map(|_| Mutex::new(Vec::new())).collect(),
+        worker_states: per_worker.then(Locals::new),
         failures: Failures::new(run.engine, OnError::Fail),
         wire,
         outputs,
@@ -315,7 +483,66 @@ where
         let mut parts = slot.into_inner().unwrap_or_else(|e| e.into_inner());
         assert!(!parts.is_empty(), "parfor: internal error: an engine skipped a block");
         parts.sort_by_key(|p| p.0);
-        states.extend(parts.into_iter().map(|p| p.1));
+        states.extend(parts.into_iter().filter_map(|p| p.1));
+    }
+    if let Some(workers) = job.worker_states {
+        states.extend(workers.into_states());
     }
     states
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Engine;
+
+    /// Sums `0..n` with one state per block or per worker; returns the states.
+    fn sums(engine: Engine, workers: usize, per_worker: bool) -> Vec<u64> {
+        let opts = Options::new().engine(engine).workers(workers).max_blocks(8);
+        let wire = Some(Wire::<u64>::serde());
+        fold(
+            1000,
+            &opts,
+            per_worker,
+            wire,
+            &[],
+            &|i| format!("i = {i}"),
+            (),
+            || 0u64,
+            || (),
+            |s: &mut u64, _: &mut (), (), range: Range<usize>, cur: &mut Cursor<'_>| {
+                for i in range {
+                    cur.at(i);
+                    *s += i as u64;
+                }
+            },
+        )
+    }
+
+    #[test]
+    fn one_state_per_block_or_per_worker() {
+        let total = 1000 * 999 / 2;
+        for engine in [Engine::Serial, Engine::Threads] {
+            for workers in [1, 2, 3] {
+                let per_block = sums(engine, workers, false);
+                assert_eq!(per_block.len(), 8, "{engine:?} x{workers}");
+                assert_eq!(per_block.iter().sum::<u64>(), total);
+                let per_worker = sums(engine, workers, true);
+                let most = if engine == Engine::Serial { 1 } else { workers };
+                assert!(
+                    (1..=most).contains(&per_worker.len()),
+                    "{engine:?} x{workers}: {per_worker:?}"
+                );
+                assert_eq!(per_worker.iter().sum::<u64>(), total, "{engine:?} x{workers}");
+            }
+        }
+        // A fork worker process sends its state once, at its end.
+        #[cfg(unix)]
+        for workers in [1, 2, 3] {
+            assert_eq!(sums(Engine::Fork, workers, false).len(), 8);
+            let states = sums(Engine::Fork, workers, true);
+            assert!((1..=workers).contains(&states.len()), "fork x{workers}: {states:?}");
+            assert_eq!(states.iter().sum::<u64>(), total, "fork x{workers}");
+        }
+    }
 }

@@ -109,6 +109,57 @@ pub(crate) trait Remote: Sync {
         let _ = range;
         None
     }
+
+    /// Whether a worker process folds every range it runs into one state of its own
+    /// ([`Remote::fold_worker`]) and sends that state once, at its end
+    /// ([`Remote::encode_worker`], a [`crate::protocol::Kind::Folded`] frame), instead of one
+    /// outcome per range. A worker that dies before sending it sent nothing of those ranges,
+    /// which the engine then runs again.
+    fn per_worker(&self) -> bool {
+        false
+    }
+
+    /// With [`Remote::per_worker`]: runs the items of `range` folding them into this
+    /// process's state. `Ok(true)` when every item completed (nothing to send yet);
+    /// `Ok(false)` when one failed, whose failure it wrote to `out` (the range's outcome).
+    ///
+    /// # Errors
+    /// The state cannot cross a process boundary: the whole range fails.
+    fn fold_worker(
+        &self,
+        block: usize,
+        range: Range<usize>,
+        hook: ItemHook,
+        out: &mut Encoder<'_>,
+    ) -> Result<bool, Cause> {
+        let _ = (block, range, hook, out);
+        Err(Cause::Engine("this job has no per-worker state".into()))
+    }
+
+    /// With [`Remote::per_worker`]: appends to `out` the entries of a
+    /// [`crate::protocol::Kind::Folded`] frame: the ranges `folded` (block and items) that
+    /// this process folded, and its state.
+    ///
+    /// # Errors
+    /// The state cannot be encoded.
+    fn encode_worker(
+        &self,
+        folded: &[(usize, Range<usize>)],
+        out: &mut Encoder<'_>,
+    ) -> Result<(), Cause> {
+        let _ = (folded, out);
+        Err(Cause::Engine("this job has no per-worker state".into()))
+    }
+
+    /// Stores a worker's state that [`Remote::encode_worker`] wrote in another process;
+    /// returns the ranges it covers.
+    ///
+    /// # Errors
+    /// The bytes do not decode; nothing is stored then.
+    fn store_worker(&self, entries: Decoder<'_>) -> Result<Vec<(usize, Range<usize>)>, Cause> {
+        let _ = entries;
+        Err(Cause::Engine("this job has no per-worker state".into()))
+    }
 }
 
 /// The failures of one call, shared by its workers.

@@ -74,7 +74,10 @@ pub use worker::worker_id;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::__wire_of as wire_of;
-    pub use crate::array_part::ArrayPart;
+    pub use crate::array_part::{
+        Dense, DenseAddSub, DenseBits, DenseElem, DenseMinMax, DenseMul, DensePart, Part, PartKind,
+        RowsPart, Sparse, SparseArray, SparsePart,
+    };
     pub use crate::domain::{
         LAZY_BLOCKS_PER_WORKER, LAZY_CHUNK, LAZY_FORK_BLOCKS_PER_WORKER, Lazy, LoopCheck,
         LoopDomain, LoopHold, LoopHoldIndexed, LoopHoldLazy, LoopHoldLazyMut, LoopItem, LoopItems,

@@ -35,6 +35,18 @@ impl<W> Locals<W> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).push((key, w));
         r
     }
+
+    /// The state of the calling worker (process and thread), taken out.
+    pub(crate) fn take_mine(&self) -> Option<W> {
+        let key = (std::process::id(), std::thread::current().id());
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.iter().position(|(k, _)| *k == key).map(|i| idle.swap_remove(i).1)
+    }
+
+    /// The states of the workers, in no particular order.
+    pub(crate) fn into_states(self) -> impl Iterator<Item = W> {
+        self.idle.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().map(|(_, w)| w)
+    }
 }
 
 #[cfg(test)]

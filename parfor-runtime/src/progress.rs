@@ -276,6 +276,36 @@ impl Remote for Tracked<'_> {
     fn raw_target(&self, range: Range<usize>) -> Option<*mut u8> {
         self.inner_remote().raw_target(range)
     }
+
+    fn per_worker(&self) -> bool {
+        self.inner_remote().per_worker()
+    }
+
+    fn fold_worker(
+        &self,
+        block: usize,
+        range: Range<usize>,
+        hook: ItemHook,
+        out: &mut Encoder<'_>,
+    ) -> Result<bool, Cause> {
+        self.inner_remote().fold_worker(block, range, hook, out)
+    }
+
+    fn encode_worker(
+        &self,
+        folded: &[(usize, Range<usize>)],
+        out: &mut Encoder<'_>,
+    ) -> Result<(), Cause> {
+        self.inner_remote().encode_worker(folded, out)
+    }
+
+    fn store_worker(&self, entries: Decoder<'_>) -> Result<Vec<(usize, Range<usize>)>, Cause> {
+        let r = self.inner_remote().store_worker(entries);
+        if let Ok(ranges) = &r {
+            self.add(ranges.iter().map(|(_, r)| r.len()).sum());
+        }
+        r
+    }
 }
 
 #[cfg(test)]

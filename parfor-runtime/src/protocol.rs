@@ -16,7 +16,8 @@
 //! which sizes the next batches without counting the time a worker took to start.
 //!
 //! A frame of kind [`Kind::Error`] carries no entries but one cause that fails the whole range
-//! (its results could not be encoded at all). Jobs never see tags: they say how to encode and
+//! (its results could not be encoded at all). A frame of kind [`Kind::Folded`] carries one
+//! value: the state into which a worker folded several ranges, which the value lists. Jobs never see tags: they say how to encode and
 //! decode a value, and which item failed with what.
 //!
 //! All integers are little endian, so that workers and the process that stores their
@@ -40,6 +41,10 @@ pub(crate) enum Kind {
     /// Sent the other way, to a worker that is fed its work (a stream's): run the items of
     /// `range`, which belong to task `block`. Nothing follows the header.
     Task = 3,
+    /// A worker's own state, sent once at its end by a worker that folds every range it runs
+    /// into one state (see [`crate::job::Remote::per_worker`]): the entries say which ranges
+    /// it covers. The header names an empty range at the start of the first of them.
+    Folded = 4,
 }
 
 impl Kind {
@@ -49,6 +54,7 @@ impl Kind {
             1 => Some(Kind::Error),
             2 => Some(Kind::Placed),
             3 => Some(Kind::Task),
+            4 => Some(Kind::Folded),
             _ => None,
         }
     }

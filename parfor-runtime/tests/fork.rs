@@ -22,6 +22,7 @@ fn fold_items<S: Send>(
     fold(
         n,
         opts,
+        false,
         wire,
         outputs,
         describe,

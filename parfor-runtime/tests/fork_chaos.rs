@@ -192,12 +192,15 @@ fn one_call(call: usize) -> usize {
             }
         }
         _ => {
-            // A reduction: the exact sum, or a failure naming SIGKILL.
+            // A reduction: the exact sum, or a failure naming SIGKILL. Every other such call
+            // keeps one state per worker process, sent at its end: a worker killed between
+            // ranges takes ranges it had folded with it, which a replacement runs again.
             let describe = |i: usize| format!("i = {i}");
             let got = catch_unwind(AssertUnwindSafe(|| {
                 fold(
                     n,
                     &fork(workers, chunk),
+                    call / 5 % 2 == 1,
                     wire!(u64),
                     &[],
                     &describe,

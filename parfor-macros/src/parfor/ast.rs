@@ -232,6 +232,8 @@ pub(crate) struct Reduction {
     pub(crate) slot: usize,
     /// An array reduction (`hist[k] += v`): the block state holds a partial array.
     pub(crate) array: bool,
+    /// A two-index array reduction (`grid[r][c] += w`): a partial array per row.
+    pub(crate) rows: bool,
 }
 
 /// A sliced output.

@@ -10,9 +10,9 @@ use crate::parfor::ast::{Interior, Loop, RedOp, Reduction, SlicedVar, Usage, Use
 use crate::parfor::is_parfor_attr;
 use crate::parfor::scope::{Continue, Pass, Place, Walk, walk};
 use crate::parfor::syntax::{
-    MUTATING_METHODS, Root, array_reduction_form, expr_attrs_mut, is_assign_op, is_concat,
-    is_interior_mutation, is_min_max, item_names, operand_mut, path_ident, reduction_form, root,
-    strip_parens, strip_parens_mut,
+    MUTATING_METHODS, Root, array_indices_mut, array_place, array_reduction_form, expr_attrs_mut,
+    is_assign_op, is_concat, is_interior_mutation, is_min_max, item_names, operand_mut, path_ident,
+    reduction_form, root, strip_parens, strip_parens_mut,
 };
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::ToTokens;
@@ -43,10 +43,25 @@ impl Classify<'_> {
         self.usage.sliced.entry(id.to_string()).or_insert_with(|| SlicedVar { ident: id.clone() });
     }
 
-    fn record_reduction(&mut self, id: &Ident, op: &RedOp, at: &dyn ToTokens, array: bool) {
+    fn record_reduction(
+        &mut self,
+        id: &Ident,
+        op: &RedOp,
+        at: &dyn ToTokens,
+        array: bool,
+        rows: bool,
+    ) {
         let name = id.to_string();
         let slot = self.usage.reductions.len();
         match self.usage.reductions.get(&name) {
+            Some(r) if r.array && array && r.rows != rows => {
+                let msg = format!(
+                    "`{name}` is updated both with one index (`{name}[k] += e`) and with two \
+                     (`{name}[r][c] += e`); an array reduction uses one form, so use a second \
+                     variable"
+                );
+                self.cx.error_spanned_by(at.to_token_stream(), msg);
+            }
             Some(r) if r.array != array => {
                 let msg = format!(
                     "`{name}` is updated both as a whole (`{name} += e`) and element by element \
@@ -67,9 +82,8 @@ impl Classify<'_> {
             }
             Some(_) => {}
             None => {
-                self.usage
-                    .reductions
-                    .insert(name, Reduction { ident: id.clone(), op: op.clone(), slot, array });
+                let r = Reduction { ident: id.clone(), op: op.clone(), slot, array, rows };
+                self.usage.reductions.insert(name, r);
             }
         }
     }
@@ -168,7 +182,7 @@ impl Classify<'_> {
                     Expr::Binary(b) => b.op.to_token_stream(),
                     _ => TokenStream::new(),
                 };
-                w.pass.record_reduction(&id, &red, &at, false);
+                w.pass.record_reduction(&id, &red, &at, false, false);
                 let rhs = match e {
                     Expr::Assign(a) => &mut a.right,
                     Expr::Binary(b) => &mut b.right,
@@ -191,18 +205,24 @@ impl Classify<'_> {
         }
     }
 
-    /// `hist[k] op= v` (and `hist[k] = hist[k].max(v)`, ...) with `k` not the loop variable:
-    /// an array reduction. Walks the index and the contribution; `false` when `e` is not one.
+    /// `hist[k] op= v` (and `hist[k] = hist[k].max(v)`, ...) with `k` not the loop variable,
+    /// or `grid[r][c] op= v` with `r` not the loop variable: an array reduction. Walks the
+    /// indices and the contribution; `false` when `e` is not one.
     fn array_reduction(w: &mut Walk<Self>, e: &mut Expr, id: &Ident) -> bool {
         let left = match &*e {
             Expr::Assign(a) => &a.left,
             Expr::Binary(b) => &b.left,
             _ => return false,
         };
-        let Expr::Index(ix) = strip_parens(left) else { return false };
-        if path_ident(&ix.expr) != Some(id) || w.scope.is_index(&ix.index) {
+        let Some((var, indices)) = array_place(left) else {
+            return Self::deep_array_reduction(w, e, id);
+        };
+        // The first index picks what an iteration owns when it is the loop variable (a sliced
+        // output `out[i]`, `grid[i][j]`).
+        if var != id || w.scope.is_index(indices[0]) {
             return false;
         }
+        let rows = indices.len() == 2;
         let Some((red, which)) = array_reduction_form(strip_parens(left), e) else {
             return false;
         };
@@ -216,14 +236,59 @@ impl Classify<'_> {
             Expr::Binary(b) => b.op.to_token_stream(),
             _ => TokenStream::new(),
         };
-        w.pass.record_reduction(id, &red, &at, true);
+        w.pass.record_reduction(id, &red, &at, true, rows);
         let (left, rhs) = match e {
             Expr::Assign(a) => (&mut a.left, &mut a.right),
             Expr::Binary(b) => (&mut b.left, &mut b.right),
             _ => unreachable!(),
         };
-        if let Expr::Index(ix) = strip_parens_mut(left) {
+        for index in array_indices_mut(left) {
+            w.expr(index, Place::Read);
+        }
+        w.expr(operand_mut(rhs, which), Place::Read);
+        true
+    }
+
+    /// `cube[a][b][c] op= v` with `a` not the loop variable: a reduction into an element
+    /// three or more indices deep, which array reductions do not take. Reports it (once, at
+    /// the place) and walks the indices and the value; `false` when `e` is not one.
+    fn deep_array_reduction(w: &mut Walk<Self>, e: &mut Expr, id: &Ident) -> bool {
+        let left = match &*e {
+            Expr::Assign(a) => &a.left,
+            Expr::Binary(b) => &b.left,
+            _ => return false,
+        };
+        let mut place = strip_parens(left);
+        let mut depth = 0;
+        while let Expr::Index(ix) = place {
+            depth += 1;
+            if path_ident(&ix.expr) == Some(id) && w.scope.is_index(&ix.index) {
+                return false;
+            }
+            place = strip_parens(&ix.expr);
+        }
+        if depth < 3 || path_ident(place) != Some(id) {
+            return false;
+        }
+        let Some((_, which)) = array_reduction_form(strip_parens(left), e) else {
+            return false;
+        };
+        let msg = format!(
+            "`{id}` is updated as an array reduction with {depth} indices, but array \
+             reductions take one or two (`{id}[k] += v`, `{id}[row][col] += v`); index a flat \
+             array by one computed index instead (`{id}[(x * ny + y) * nz + z] += v`), or \
+             rows of one (`{id}[x * ny + y][z] += v`), and reshape after the loop"
+        );
+        w.pass.cx.error_spanned_by(left, msg);
+        let (left, rhs) = match e {
+            Expr::Assign(a) => (&mut a.left, &mut a.right),
+            Expr::Binary(b) => (&mut b.left, &mut b.right),
+            _ => unreachable!(),
+        };
+        let mut place = strip_parens_mut(left);
+        while let Expr::Index(ix) = place {
             w.expr(&mut ix.index, Place::Read);
+            place = strip_parens_mut(&mut ix.expr);
         }
         w.expr(operand_mut(rhs, which), Place::Read);
         true
@@ -240,7 +305,7 @@ impl Classify<'_> {
                         w.pass.not_a_reduction(&id);
                     }
                     let m_ident = m.method.clone();
-                    w.pass.record_reduction(&id, &RedOp::Concat, &m_ident, false);
+                    w.pass.record_reduction(&id, &RedOp::Concat, &m_ident, false, false);
                     let Expr::MethodCall(m) = e else { unreachable!() };
                     w.expr(&mut m.args[0], Place::Read);
                     return;

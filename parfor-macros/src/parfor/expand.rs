@@ -260,18 +260,32 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
     let mut combine_parts = TokenStream::new();
     let mut ops = BTreeMap::new();
     let mut lens = BTreeMap::new();
+    // Whether every reduction is an array reduction whose partial arrays combine exactly in
+    // any grouping (decided by their kinds at run time): then a worker keeps one partial array
+    // for all its blocks.
+    let mut per_worker: Vec<TokenStream> = Vec::new();
+    let all_arrays = !reds.is_empty() && reds.iter().all(|r| r.array);
     for r in &reds {
         let probe = ident(&format!("__parfor_probe{}", r.slot));
         let part = ident(&format!("__parfor_part{}", r.slot));
         let x = &r.ident;
         let b = ident("__parfor_b");
         if r.array {
-            // The element type; the array itself is not captured by the body.
+            // The element type and the length (of every row); the array itself is not
+            // captured by the body.
             let len = ident(&format!("__parfor_len{}", r.slot));
-            probes.extend(quote_spanned! {ms()=>
-                let #probe = #probe_elem(&(#x)[..]);
-                let #len: ::core::primitive::usize = (#x)[..].len();
-            });
+            if r.rows {
+                let (probe_row, row_lens) = (p(quote!(probe_row_elem)), p(quote!(row_lens)));
+                probes.extend(quote_spanned! {ms()=>
+                    let #probe = #probe_row(&(#x)[..]);
+                    let #len: ::std::vec::Vec<::core::primitive::usize> = #row_lens(&mut (#x)[..]);
+                });
+            } else {
+                probes.extend(quote_spanned! {ms()=>
+                    let #probe = #probe_elem(&(#x)[..]);
+                    let #len: ::core::primitive::usize = (#x)[..].len();
+                });
+            }
             lens.insert(x.to_string(), len);
         } else {
             probes.extend(quote_spanned!(ms()=> let #probe = #probe_val(&#x);));
@@ -295,19 +309,49 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
                 };
             });
             if r.array {
-                inits.push(quote_spanned!(ms()=> #krate::__private::ArrayPart::new(&#probe)));
+                // The representation of the partial arrays, from the element type and the
+                // operator (autoref dispatch: a `Dense*` trait on `&Probe<T>` wins over
+                // `SparseArray` on `Probe<T>`).
+                let kind = ident(&format!("__parfor_kind{}", r.slot));
+                let method = rewrite::array_kind_method(&r.op);
+                probes.extend(quote_spanned! {ms()=>
+                    let #kind = {
+                        #[allow(unused_imports)]
+                        use #krate::__private::{
+                            DenseAddSub as _, DenseBits as _, DenseMinMax as _, DenseMul as _,
+                            SparseArray as _,
+                        };
+                        (&&#probe).#method()
+                    };
+                });
+                inits.push(if r.rows {
+                    let rows_part = p(quote!(RowsPart));
+                    quote_spanned!(ms()=> #rows_part::new(#kind))
+                } else {
+                    quote_spanned!(ms()=> #kind.part())
+                });
+                per_worker.push(quote_spanned!(ms()=> #kind.exact()));
                 let (a, v) = (ident("__parfor_a"), ident("__parfor_v"));
-                // A block sums the terms that `-=` subtracts; the merge subtracts the sum.
-                let value = match &r.op {
-                    RedOp::Sub => quote_spanned!(ms()=> #op.sub(#a, #v)),
-                    other => combine(other, &op, ms(), a.to_token_stream(), v.to_token_stream()),
+                // Merging adds what a dense `-=` accumulated (`identity - v0 - ...`) and
+                // subtracts what a sparse one summed; every other operator merges with itself.
+                let (dense, sparse) = match &r.op {
+                    RedOp::Sub => (
+                        quote_spanned!(ms()=> #op.add(#a, #v)),
+                        quote_spanned!(ms()=> #op.sub(#a, #v)),
+                    ),
+                    other => {
+                        let m = combine(other, &op, ms(), a.to_token_stream(), v.to_token_stream());
+                        (m.clone(), m)
+                    }
+                };
+                let row = if r.rows {
+                    let row_mut = p(quote!(row_mut));
+                    quote_spanned!(ms()=> #row_mut,)
+                } else {
+                    TokenStream::new()
                 };
                 combine_parts.extend(quote_spanned! {ms()=>
-                    #krate::__private::ArrayPart::merge_into(
-                        #part,
-                        &mut (#x)[..],
-                        |#a, #v| #value,
-                    );
+                    #part.merge_into(&mut (#x)[..], #row |#a, #v| #dense, |#a, #v| #sparse);
                 });
                 ops.insert(x.to_string(), op);
                 parts.push(part);
@@ -337,6 +381,11 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
         parts.push(part);
     }
 
+    let per_worker = if all_arrays {
+        quote_spanned!(ms()=> #(#per_worker)&&*)
+    } else {
+        quote_spanned!(ms()=> false)
+    };
     let names = Names { state: state.clone(), cells, ops, lens, krate: krate.clone() };
     rewrite::rewrite(lp, &names, &usage.reductions);
     let body = &lp.body;
@@ -406,6 +455,7 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
                     for #states in #run(
                         #dom_arg,
                         &#opts_id,
+                        #per_worker,
                         #wire,
                         &[ #( &#outputs as &dyn #sliced_dyn ),* ],
                         #describe,

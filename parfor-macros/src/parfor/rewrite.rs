@@ -14,8 +14,8 @@ use crate::parfor::ast::{Loop, RedOp, Reduction};
 use crate::parfor::is_parfor_attr;
 use crate::parfor::scope::{Continue, Pass, Place, Walk, walk};
 use crate::parfor::syntax::{
-    Root, array_reduction_form, expr_attrs_mut, is_assign_op, is_concat, operand_mut, path_ident,
-    reduction_form, root, strip_parens, strip_parens_mut,
+    Root, array_indices_mut, array_reduction_form, expr_attrs_mut, is_assign_op, is_concat,
+    operand_mut, path_ident, reduction_form, root, strip_parens,
 };
 use crate::parmap::expand::respan;
 use proc_macro2::{Punct, Spacing, Span, TokenStream};
@@ -107,6 +107,49 @@ pub(crate) fn combine(
         RedOp::Call { func, swapped: true } => quote!(#func(#v, #a)),
         RedOp::Concat => unreachable!("concatenations use `concat`"),
     }
+}
+
+/// How an array reduction folds a contribution `v` into a block's accumulator `a`: the step
+/// of a dense partial array (whose elements start from the operator's identity) and that of a
+/// sparse one (whose elements start from the first contribution). They differ for `-=` only:
+/// a dense element accumulates `identity - v0 - v1 - ...`, which the merge adds (so an
+/// untouched element, `-0.0` for floats, leaves the target's bits as they are), a sparse one
+/// sums the subtracted terms, which the merge subtracts.
+pub(crate) fn array_steps(
+    op: &RedOp,
+    ops: &Ident,
+    op_span: Span,
+    a: &Ident,
+    v: &Ident,
+) -> (TokenStream, TokenStream) {
+    let (a, v) = (a.to_token_stream(), v.to_token_stream());
+    match op {
+        RedOp::Sub => {
+            (quote_spanned!(op_span=> #ops.sub(#a, #v)), quote_spanned!(op_span=> #ops.add(#a, #v)))
+        }
+        other => {
+            let step = combine(other, ops, op_span, a, v);
+            (step.clone(), step)
+        }
+    }
+}
+
+/// The method of the `SparseArray` / `Dense*` traits that picks the representation of an
+/// array reduction's partial arrays for operator `op`.
+pub(crate) fn array_kind_method(op: &RedOp) -> Ident {
+    let name = match op {
+        RedOp::Bin("+") => "add",
+        RedOp::Sub => "sub",
+        RedOp::Bin("*") => "mul",
+        RedOp::Bin("|") => "or",
+        RedOp::Bin("&") => "and",
+        RedOp::Bin("^") => "xor",
+        RedOp::Method(m) if m == "min" => "min",
+        RedOp::Method(m) if m == "max" => "max",
+        // `max(a, v)` may be any function named `max`: no identity is known.
+        _ => "any",
+    };
+    ident(&format!("__parfor_array_{name}"))
 }
 
 impl Rewrite<'_> {
@@ -203,9 +246,14 @@ impl Rewrite<'_> {
             Expr::Binary(b) => (&mut b.left, &mut b.right),
             _ => unreachable!(),
         };
-        let Expr::Index(ix) = strip_parens_mut(left) else { return false };
-        w.expr(&mut ix.index, Place::Read);
-        let index = ix.index.to_token_stream();
+        let mut indices = Vec::new();
+        for index in array_indices_mut(left) {
+            w.expr(index, Place::Read);
+            indices.push(index.to_token_stream());
+        }
+        if indices.len() != if r.rows { 2 } else { 1 } {
+            return false;
+        }
         let contribution = operand_mut(rhs, which);
         w.expr(contribution, Place::Read);
         let value = strip_parens(contribution).to_token_stream();
@@ -213,18 +261,37 @@ impl Rewrite<'_> {
         let (st, k, krate) = (&names.state, slot_index(r), &names.krate);
         let len = &names.lens[&r.ident.to_string()];
         let ops = &names.ops[&r.ident.to_string()];
-        let (v, a, i, s) =
-            (ident("__parfor_v"), ident("__parfor_a"), ident("__parfor_k"), ident("__parfor_s"));
-        let combined = combine(&r.op, ops, op_span, a.to_token_stream(), v.to_token_stream());
+        let (v, a, o) = (ident("__parfor_v"), ident("__parfor_a"), ident("__parfor_o"));
+        let usize_ = quote_spanned!(ms()=> ::core::primitive::usize);
+        // The indices in the order the plain loop evaluates them (after the value, as for a
+        // compound assignment to a primitive).
+        let (ids, at) = if r.rows {
+            let (ri, ci) = (ident("__parfor_r"), ident("__parfor_c"));
+            let (rv, cv) = (&indices[0], &indices[1]);
+            let at = quote_spanned!(ms()=> &#len, #ri, #ci);
+            (quote_spanned!(ms()=> let #ri: #usize_ = #rv; let #ci: #usize_ = #cv;), at)
+        } else {
+            let i = ident("__parfor_k");
+            let iv = &indices[0];
+            (quote_spanned!(ms()=> let #i: #usize_ = #iv;), quote_spanned!(ms()=> #len, #i))
+        };
+        let (dense, sparse) = array_steps(&r.op, ops, op_span, &a, &v);
+        // The block's partial array takes the step of its representation (`DensePart` or
+        // `SparsePart`, chosen from the element type and the operator): a dense element starts
+        // from the operator's identity, a sparse one from the first contribution.
         *e = Expr::Verbatim(quote_spanned! {ms()=>
             {
                 let #v = #value;
-                let #i: ::core::primitive::usize = #index;
-                let #s = #st.#k.slot(#len, #i);
-                *#s = ::core::option::Option::Some(match ::core::option::Option::take(#s) {
-                    ::core::option::Option::None => #krate::__private::IntoAcc::into_acc(#v),
-                    ::core::option::Option::Some(#a) => #combined,
-                });
+                #ids
+                #st.#k.update(
+                    #at,
+                    #v,
+                    |#a, #v| #dense,
+                    |#o, #v| match #o {
+                        ::core::option::Option::None => #krate::__private::IntoAcc::into_acc(#v),
+                        ::core::option::Option::Some(#a) => #sparse,
+                    },
+                );
             }
         });
         true

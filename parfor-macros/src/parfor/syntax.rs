@@ -200,6 +200,27 @@ pub(crate) fn path_ident(e: &Expr) -> Option<&Ident> {
     }
 }
 
+/// The variable and the indices of an array element `v[k]` or `v[r][c]` (outermost index
+/// first); `None` for any other place.
+pub(crate) fn array_place(e: &Expr) -> Option<(&Ident, Vec<&Expr>)> {
+    let Expr::Index(ix) = strip_parens(e) else { return None };
+    if let Some(id) = path_ident(&ix.expr) {
+        return Some((id, vec![&*ix.index]));
+    }
+    let Expr::Index(outer) = strip_parens(&ix.expr) else { return None };
+    let id = path_ident(&outer.expr)?;
+    Some((id, vec![&*outer.index, &*ix.index]))
+}
+
+/// The indices of an array element `v[k]` or `v[r][c]`, mutably (see [`array_place`]).
+pub(crate) fn array_indices_mut(e: &mut Expr) -> Vec<&mut Expr> {
+    let Expr::Index(ix) = strip_parens_mut(e) else { return Vec::new() };
+    match strip_parens_mut(&mut ix.expr) {
+        Expr::Index(outer) => vec![&mut *outer.index, &mut *ix.index],
+        _ => vec![&mut *ix.index],
+    }
+}
+
 /// Where a place expression is rooted.
 pub(crate) enum Root<'e> {
     /// The place is the variable itself.

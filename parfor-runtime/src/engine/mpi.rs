@@ -534,6 +534,8 @@ fn store(job: &dyn Job, remote: &dyn Remote, r: &Record<'_>) {
         }
         Kind::Error => Err(protocol::decode_error(r.bytes)),
         Kind::Task => Err(Cause::Engine("a task record among results".into())),
+        // Ranks send one state per block; only fork workers fold theirs.
+        Kind::Folded => Err(Cause::Engine("a folded record among results".into())),
     };
     if let Err(cause) = outcome {
         fail_range(job, range, &cause);

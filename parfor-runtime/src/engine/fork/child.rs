@@ -148,6 +148,9 @@ fn serve(mut child: Child<'_>) -> i32 {
     // Try to write results straight into the parent's output (see `placed`).
     let mut place = cfg!(any(target_os = "linux", target_os = "android"));
     child.pending.reverse();
+    // With a per-worker state: the ranges folded into it and not sent yet.
+    let per_worker = child.remote.per_worker();
+    let mut folded: Vec<(usize, Range<usize>)> = Vec::new();
     as_worker(child.worker, || {
         loop {
             if ctl.stop.load(Ordering::Relaxed) {
@@ -158,7 +161,7 @@ fn serve(mut child: Child<'_>) -> i32 {
                 None => {
                     let b = ctl.next_block.fetch_add(1, Ordering::Relaxed);
                     if b >= child.plan.blocks() {
-                        return 0;
+                        return send_folded(&child, &mut buf, &folded);
                     }
                     (b, child.plan.range(b))
                 }
@@ -171,6 +174,37 @@ fn serve(mut child: Child<'_>) -> i32 {
 
             buf.clear();
             buf.resize(HEADER, 0);
+            if per_worker {
+                // Folded into this worker's state, sent at its end; a failure is the range's
+                // outcome, sent now.
+                let outcome = child.remote.fold_worker(
+                    block,
+                    range.clone(),
+                    hook,
+                    &mut Encoder::new(&mut buf),
+                );
+                if child.timed {
+                    slot.between_items();
+                }
+                let kind = match outcome {
+                    Ok(true) => {
+                        folded.push((block, range));
+                        slot.busy.store(false, Ordering::Release);
+                        continue;
+                    }
+                    Ok(false) => Kind::Results,
+                    Err(cause) => {
+                        buf.truncate(HEADER);
+                        protocol::encode_error(&cause, &mut buf);
+                        Kind::Error
+                    }
+                };
+                if send(&child, &mut buf, kind, block, range, &[]).is_err() {
+                    return MACHINERY_FAILED;
+                }
+                slot.busy.store(false, Ordering::Release);
+                continue;
+            }
             // Plain-old-data results go raw, from a scratch buffer reused for every range
             // (warm in cache, no page faults), between the header and the encoded entries.
             let raw_len = raw_size.map_or(0, |size| range.len() * size);
@@ -204,24 +238,58 @@ fn serve(mut child: Child<'_>) -> i32 {
                     (Kind::Error, &[][..])
                 }
             };
-            let header = Header {
-                kind,
-                worker: child.worker,
-                block,
-                range: range.clone(),
-                raw: raw.len(),
-                encoded: buf.len() - HEADER,
-            };
-            buf[..HEADER].copy_from_slice(&header.to_bytes());
-            let sent = write_all(child.fd, &buf[..HEADER])
-                .and_then(|()| write_all(child.fd, raw))
-                .and_then(|()| write_all(child.fd, &buf[HEADER..]));
-            if sent.is_err() {
+            if send(&child, &mut buf, kind, block, range, raw).is_err() {
                 return MACHINERY_FAILED;
             }
             slot.busy.store(false, Ordering::Release);
         }
     })
+}
+
+/// Sends the frame of `kind` for `range` of `block`: its header (written into the first
+/// [`HEADER`] bytes of `buf`), the raw results `raw`, then the entries that follow the header
+/// in `buf`.
+fn send(
+    child: &Child<'_>,
+    buf: &mut [u8],
+    kind: Kind,
+    block: usize,
+    range: Range<usize>,
+    raw: &[u8],
+) -> Result<(), ()> {
+    let header = Header {
+        kind,
+        worker: child.worker,
+        block,
+        range,
+        raw: raw.len(),
+        encoded: buf.len() - HEADER,
+    };
+    buf[..HEADER].copy_from_slice(&header.to_bytes());
+    write_all(child.fd, &buf[..HEADER])
+        .and_then(|()| write_all(child.fd, raw))
+        .and_then(|()| write_all(child.fd, &buf[HEADER..]))
+}
+
+/// At the end of a worker that folded `folded` into its own state: sends that state (a
+/// [`Kind::Folded`] frame), or the error that kept it from being encoded, which fails the
+/// first folded range (so the call stops rather than running the ranges again). The exit code.
+fn send_folded(child: &Child<'_>, buf: &mut Vec<u8>, folded: &[(usize, Range<usize>)]) -> i32 {
+    let Some((block, first)) = folded.first() else { return 0 };
+    buf.clear();
+    buf.resize(HEADER, 0);
+    let (kind, range) = match child.remote.encode_worker(folded, &mut Encoder::new(buf)) {
+        Ok(()) => (Kind::Folded, first.start..first.start),
+        Err(cause) => {
+            buf.truncate(HEADER);
+            protocol::encode_error(&cause, buf);
+            (Kind::Error, first.clone())
+        }
+    };
+    match send(child, buf, kind, *block, range, &[]) {
+        Ok(()) => 0,
+        Err(()) => MACHINERY_FAILED,
+    }
 }
 
 /// Writes the plain-old-data results `raw` of `range` straight into the parent's output

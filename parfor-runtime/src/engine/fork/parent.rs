@@ -335,10 +335,34 @@ impl Parent<'_> {
         kid.last =
             Some(Busy { block: header.block, start: header.range.start, end: header.range.end });
         self.idle_deaths = 0;
-        self.account(header.range.clone());
-        let (raw, encoded) = self.kids[k].reader.outcome();
-        self.store(&header, raw, encoded);
+        if header.kind == Kind::Folded {
+            self.store_folded(k, &header);
+        } else {
+            self.account(header.range.clone());
+            let (raw, encoded) = self.kids[k].reader.outcome();
+            self.store(&header, raw, encoded);
+        }
         self.kids[k].reader.next_frame();
+    }
+
+    /// Stores the state that worker `k` folded its ranges into, and accounts for those ranges
+    /// (until it arrives they are not: a worker that dies before sending it leaves them to a
+    /// replacement).
+    fn store_folded(&mut self, k: usize, header: &Header) {
+        let (_, encoded) = self.kids[k].reader.outcome();
+        match self.remote.store_worker(Decoder::new(encoded)) {
+            Ok(ranges) => {
+                for (block, range) in ranges {
+                    let fits = block < self.plan.blocks()
+                        && self.plan.range(block).start <= range.start
+                        && range.start <= range.end
+                        && range.end <= self.plan.range(block).end;
+                    assert!(fits, "parfor: fork engine: corrupt folded ranges from a worker");
+                    self.account(range);
+                }
+            }
+            Err(cause) => self.job.fail(header.range.start, cause),
+        }
     }
 
     /// Stores the outcome of one range: its raw results and encoded bytes.
@@ -349,6 +373,7 @@ impl Parent<'_> {
                 self.remote.store(block, range.clone(), raw, Decoder::new(encoded))
             }
             Kind::Error => Err(protocol::decode_error(encoded)),
+            Kind::Folded => unreachable!("stored by `store_folded`"),
             Kind::Task => unreachable!("refused by `Call::valid`"),
         };
         if let Err(cause) = outcome {

@@ -130,7 +130,7 @@ impl FrameReader {
         let len = match header.kind {
             Kind::Results => header.raw,
             Kind::Placed => header.range.len() * remote.raw_size().unwrap_or(0),
-            Kind::Error | Kind::Task => 0,
+            Kind::Error | Kind::Folded | Kind::Task => 0,
         };
         if len == 0 {
             return (std::ptr::null_mut(), 0);
