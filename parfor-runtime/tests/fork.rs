@@ -237,6 +237,25 @@ fn collect_segfault() {
 }
 
 #[test]
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn collect_real_time_signal() {
+    // nix has no name for real-time signals; the cause still says which one.
+    collect_one_crash(
+        || {
+            // SAFETY: raises a real-time signal, whose default action ends this (worker)
+            // process; no handler is installed for it.
+            unsafe {
+                libc::raise(libc::SIGRTMIN() + 3);
+            }
+        },
+        |c| {
+            matches!(c, Cause::Signal { signo, name }
+                if *signo == libc::SIGRTMIN() + 3 && name == "SIGRTMIN+3")
+        },
+    );
+}
+
+#[test]
 fn collect_exit() {
     collect_one_crash(|| std::process::exit(3), |c| *c == Cause::Exit(3));
 }

@@ -562,42 +562,74 @@ impl Reaper {
     }
 }
 
-/// Waits for `pid` to end: its wait status, or the error of `waitpid` (`ECHILD` when the
-/// status is gone: the system discarded it because the program ignores `SIGCHLD`, see
-/// `WaitableChildren`, or another part of the program waited for the worker; `EINVAL` when
-/// the worker was reaped but ended by a signal that nix does not name).
-pub(super) fn reap(pid: Pid) -> Result<WaitStatus, Errno> {
+/// How a reaped worker ended, as [`reap`] found it.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Ended {
+    /// Its wait status, decoded by nix.
+    Status(WaitStatus),
+    /// Killed by signal `signo`, one that nix does not name (a real-time signal).
+    OtherSignal(i32),
+    /// No status: the error of `waitpid` (`ECHILD` when the status is gone: the system
+    /// discarded it because the program ignores `SIGCHLD`, see `WaitableChildren`, or
+    /// another part of the program waited for the worker).
+    Lost(Errno),
+}
+
+/// Waits for `pid` to end and says how it ended. nix decodes the status; a signal nix has
+/// no name for (a real-time signal) is kept as its number instead of being lost with the
+/// status, which `waitpid` consumes.
+pub(super) fn reap(pid: Pid) -> Ended {
     loop {
-        match waitpid(pid, None) {
-            Err(Errno::EINTR) => {}
-            r => return r,
+        let mut raw: libc::c_int = 0;
+        // SAFETY: `raw` is a live, writable `c_int` for the whole call, the only memory
+        // `waitpid` writes.
+        let r = unsafe { libc::waitpid(pid.as_raw(), &mut raw, 0) };
+        if r < 0 {
+            match Errno::last() {
+                Errno::EINTR => continue,
+                e => return Ended::Lost(e),
+            }
         }
+        return match WaitStatus::from_raw(pid, raw) {
+            Ok(status) => Ended::Status(status),
+            Err(_) if libc::WIFSIGNALED(raw) => Ended::OtherSignal(libc::WTERMSIG(raw)),
+            Err(e) => Ended::Lost(e),
+        };
     }
 }
 
 /// Whether a reaped worker exited normally with code 0.
-pub(super) fn clean_exit(status: &Result<WaitStatus, Errno>) -> bool {
-    matches!(status, Ok(WaitStatus::Exited(_, 0)))
+pub(super) fn clean_exit(ended: &Ended) -> bool {
+    matches!(ended, Ended::Status(WaitStatus::Exited(_, 0)))
 }
 
-/// Why a worker with wait status `status` ended.
-pub(super) fn status_cause(status: Result<WaitStatus, Errno>) -> Cause {
-    match status {
-        Ok(WaitStatus::Signaled(_, signal, _)) => {
+/// Why a worker that ended as `ended` ended.
+pub(super) fn status_cause(ended: Ended) -> Cause {
+    match ended {
+        Ended::Status(WaitStatus::Signaled(_, signal, _)) => {
             Cause::Signal { signo: signal as i32, name: signal.as_str().to_owned() }
         }
-        Ok(WaitStatus::Exited(_, code)) => Cause::Exit(code),
-        Ok(other) => Cause::Engine(format!("worker process ended with wait status {other:?}")),
-        Err(Errno::EINVAL) => Cause::Engine(
-            "the worker process was killed by a signal outside the standard set (a real-time \
-             signal, for example)"
-                .into(),
-        ),
-        Err(_) => Cause::Engine(
-            "the worker process's exit status was lost: this program ignores SIGCHLD \
+        Ended::Status(WaitStatus::Exited(_, code)) => Cause::Exit(code),
+        Ended::Status(other) => {
+            Cause::Engine(format!("worker process ended with wait status {other:?}"))
+        }
+        Ended::OtherSignal(signo) => Cause::Signal { signo, name: signal_name(signo) },
+        Ended::Lost(e) => Cause::Engine(format!(
+            "the worker process's exit status was lost ({e}): this program ignores SIGCHLD \
              (SIG_IGN or SA_NOCLDWAIT, which make the system discard it), or waited for the \
              worker itself (waitpid(-1) in a SIGCHLD handler, for example)"
-                .into(),
-        ),
+        )),
     }
+}
+
+/// A name for signal `signo`, which nix does not name: `SIGRTMIN+n` for real-time signals.
+fn signal_name(signo: i32) -> String {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let rtmin = libc::SIGRTMIN();
+        if (rtmin..=libc::SIGRTMAX()).contains(&signo) {
+            return format!("SIGRTMIN+{}", signo - rtmin);
+        }
+    }
+    format!("signal {signo}")
 }
