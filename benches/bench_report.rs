@@ -28,6 +28,7 @@ mod workloads;
 use parfor::{Engine, parmap};
 use pss::PeakPss;
 use std::time::Instant;
+use workloads::table::{load_average, print_table};
 use workloads::{Runner, Workload};
 
 const MB: f64 = 1024.0 * 1024.0;
@@ -245,58 +246,6 @@ fn format_secs(s: f64) -> String {
     } else {
         format!("{s:.2} s")
     }
-}
-
-/// Prints `rows` as an aligned table, or a Markdown one (numbers right-aligned).
-fn print_table(header: &[&str], rows: &[Vec<String>], markdown: bool) {
-    let widths: Vec<usize> = (0..header.len())
-        .map(|c| {
-            rows.iter()
-                .map(|r| r[c].chars().count())
-                .chain([header[c].chars().count()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    // The first and third columns (workload, engine) are text; the others numbers.
-    let left = |c: usize| c == 0 || c == 2;
-    let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(c, s)| {
-                if left(c) {
-                    format!("{s:<w$}", w = widths[c])
-                } else {
-                    format!("{s:>w$}", w = widths[c])
-                }
-            })
-            .collect();
-        if markdown { format!("| {} |", padded.join(" | ")) } else { padded.join("  ") }
-    };
-    println!("{}", line(header.iter().map(|h| (*h).to_owned()).collect()));
-    if markdown {
-        let rule: Vec<String> = widths
-            .iter()
-            .enumerate()
-            .map(|(c, &w)| {
-                let dashes = "-".repeat(w.max(3) - 1);
-                if left(c) { format!(":{dashes}") } else { format!("{dashes}:") }
-            })
-            .collect();
-        println!("| {} |", rule.join(" | "));
-    }
-    for r in rows {
-        println!("{}", line(r.clone()));
-    }
-}
-
-/// The 1, 5 and 15 minute load averages: above the worker count, other processes competed
-/// for the cores during the run.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".to_owned())
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -588,7 +537,8 @@ fn main() {
         return;
     }
     let cells: Vec<Vec<String>> = rows.iter().map(Row::cells).collect();
-    print_table(&HEADER, &cells, args.format == Format::Markdown);
+    // The workload and engine columns are text; the others numbers.
+    print_table(&HEADER, &cells, args.format == Format::Markdown, &[0, 2]);
     println!();
     println!("fork engine fixed costs:");
     for r in &tiny {

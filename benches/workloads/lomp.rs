@@ -28,11 +28,14 @@
 
 #[path = "rng.rs"]
 mod rng;
+#[path = "table.rs"]
+mod table;
 
 use parfor::{Engine, SharedVec, parfor, parmap};
 use rng::uniform;
 use std::process::Command;
 use std::time::Instant;
+use table::{load_average, print_table};
 
 /// Who runs a workload, in which kind of process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -428,55 +431,6 @@ pub fn main(huge: bool) {
         }
         rows.push(row);
     }
-    print_table(&header, &rows, a.markdown);
+    print_table(&header, &rows, a.markdown, &[0]);
     println!("load average after the run: {}", load_average());
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".to_owned())
-}
-
-/// Prints `rows` as an aligned table or a Markdown one (the first column text, the others
-/// numbers).
-fn print_table(header: &[&str], rows: &[Vec<String>], markdown: bool) {
-    let widths: Vec<usize> = (0..header.len())
-        .map(|c| {
-            rows.iter()
-                .map(|r| r[c].chars().count())
-                .chain([header[c].chars().count()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(c, s)| {
-                if c == 0 {
-                    format!("{s:<w$}", w = widths[c])
-                } else {
-                    format!("{s:>w$}", w = widths[c])
-                }
-            })
-            .collect();
-        if markdown { format!("| {} |", padded.join(" | ")) } else { padded.join("  ") }
-    };
-    println!("{}", line(header.iter().map(|h| (*h).to_owned()).collect()));
-    if markdown {
-        let rule: Vec<String> = widths
-            .iter()
-            .enumerate()
-            .map(|(c, &w)| {
-                let dashes = "-".repeat(w.max(3) - 1);
-                if c == 0 { format!(":{dashes}") } else { format!("{dashes}:") }
-            })
-            .collect();
-        println!("| {} |", rule.join(" | "));
-    }
-    for r in rows {
-        println!("{}", line(r.clone()));
-    }
 }

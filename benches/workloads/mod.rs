@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 mod rng;
+pub mod table;
 
 use parfor::{Engine, parfor, parmap};
 use rayon::prelude::*;
