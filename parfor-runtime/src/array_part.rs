@@ -179,8 +179,8 @@ pub trait DenseElem: Copy + Serialize + for<'de> Deserialize<'de> + 'static {
     fn as_bytes(vals: &[Self]) -> &[u8];
     /// The elements of `bytes`, if it holds valid ones.
     fn from_bytes(bytes: &[u8]) -> Option<Vec<Self>>;
-    /// The elements in the `len` bytes at address `at` of process `pid` (see
-    /// [`fetch_bytes`]); `None` when they cannot be read there or are not valid elements.
+    /// The elements in the `len` bytes at address `at` of process `pid` (read with
+    /// `process_vm_readv`, Linux); `None` when they cannot be read or are not valid elements.
     fn fetch(pid: i32, at: u64, len: usize) -> Option<Vec<Self>> {
         isize::try_from(len).ok()?;
         let mut bytes = Vec::with_capacity(len);
