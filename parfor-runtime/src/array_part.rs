@@ -179,6 +179,100 @@ pub trait DenseElem: Copy + Serialize + for<'de> Deserialize<'de> + 'static {
     fn as_bytes(vals: &[Self]) -> &[u8];
     /// The elements of `bytes`, if it holds valid ones.
     fn from_bytes(bytes: &[u8]) -> Option<Vec<Self>>;
+    /// The elements in the `len` bytes at address `at` of process `pid` (read with
+    /// `process_vm_readv`, Linux); `None` when they cannot be read or are not valid elements.
+    fn fetch(pid: i32, at: u64, len: usize) -> Option<Vec<Self>> {
+        isize::try_from(len).ok()?;
+        let mut bytes = Vec::with_capacity(len);
+        fetch_bytes(pid, at, len, bytes.spare_capacity_mut().as_mut_ptr().cast())?;
+        // SAFETY: `fetch_bytes` initialized the first `len` bytes of the spare capacity.
+        unsafe { bytes.set_len(len) };
+        Self::from_bytes(&bytes)
+    }
+}
+
+/// Copies the `len` bytes at address `at` of process `pid` to `into`, with
+/// `process_vm_readv` (Linux); `None` when not all of them could be read (the process is gone,
+/// the address is not mapped there, the system refuses: [`fetch_refused`] says which).
+///
+/// Whatever the other process holds, this writes nothing but the `len` bytes at `into`.
+fn fetch_bytes(pid: i32, at: u64, len: usize, into: *mut u8) -> Option<()> {
+    if len == 0 {
+        return Some(());
+    }
+    if isize::try_from(len).is_err() {
+        return None;
+    }
+    #[cfg(test)]
+    if tests::FAIL_FETCHES.with(|n| n.replace(n.get().saturating_sub(1))) > 0 {
+        return None;
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let remote_at = usize::try_from(at).ok()?;
+        let local = libc::iovec { iov_base: into.cast(), iov_len: len };
+        let remote = libc::iovec { iov_base: remote_at as *mut libc::c_void, iov_len: len };
+        // SAFETY: writes at most `len` bytes at `into`, which the caller provides room for;
+        // the other process's memory is only read (by the kernel, which checks the range).
+        let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+        if n < 0 {
+            let e = nix::errno::Errno::last();
+            if matches!(e, nix::errno::Errno::EPERM | nix::errno::Errno::ENOSYS) {
+                FETCH_REFUSED.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            return None;
+        }
+        (n.unsigned_abs() == len).then_some(())
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = (pid, at, into);
+        FETCH_REFUSED.store(true, std::sync::atomic::Ordering::Relaxed);
+        None
+    }
+}
+
+/// Set once this system refused to let this process read a worker's memory: workers then
+/// send their partial arrays through the pipe.
+static FETCH_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether reading a worker's memory was refused (see [`fetch_bytes`]).
+pub(crate) fn fetch_refused() -> bool {
+    FETCH_REFUSED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// How a [`DensePart`] crosses a process boundary on the calling thread (see [`with_mode`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Its elements' bytes, in the encoding.
+    Inline,
+    /// Encoding, in a fork worker that keeps its state alive and unchanged until its parent
+    /// has read it: the address and length of its elements' bytes in this process.
+    ByAddress,
+    /// Decoding what [`Mode::ByAddress`] encoded in the worker process `.0`: the elements
+    /// are read from there (`.1` is set when that failed).
+    Fetch(i32),
+}
+
+thread_local! {
+    static MODE: std::cell::Cell<Mode> = const { std::cell::Cell::new(Mode::Inline) };
+    static FETCH_FAILED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with [`DensePart`]s crossing a process boundary in `mode` on this thread; with
+/// [`Mode::Fetch`], also whether reading some elements from the worker failed (`f`'s
+/// decoding then failed too).
+pub(crate) fn with_mode<R>(mode: Mode, f: impl FnOnce() -> R) -> (R, bool) {
+    struct Restore(Mode);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            MODE.with(|m| m.set(self.0));
+        }
+    }
+    let _restore = Restore(MODE.with(|m| m.replace(mode)));
+    FETCH_FAILED.with(|f| f.set(false));
+    let r = f();
+    (r, FETCH_FAILED.with(|f| f.replace(false)))
 }
 
 macro_rules! dense_pod {
@@ -194,6 +288,19 @@ macro_rules! dense_pod {
                 }
                 let mut vals: Vec<Self> = vec![0 as $t; bytes.len() / size_of::<Self>()];
                 bytemuck::cast_slice_mut::<Self, u8>(&mut vals).copy_from_slice(bytes);
+                Some(vals)
+            }
+            fn fetch(pid: i32, at: u64, len: usize) -> Option<Vec<Self>> {
+                if len % size_of::<Self>() != 0 {
+                    return None;
+                }
+                isize::try_from(len).ok()?;
+                let n = len / size_of::<Self>();
+                let mut vals: Vec<Self> = Vec::with_capacity(n);
+                fetch_bytes(pid, at, len, vals.spare_capacity_mut().as_mut_ptr().cast())?;
+                // SAFETY: `fetch_bytes` initialized the first `n` elements' bytes of the spare
+                // capacity, and every bit pattern is a valid `$t`.
+                unsafe { vals.set_len(n) };
                 Some(vals)
             }
         }
@@ -232,7 +339,12 @@ impl<T: DenseElem> Serialize for DensePart<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut t = s.serialize_tuple(2)?;
         t.serialize_element(&self.identity)?;
-        t.serialize_element(&Bytes(T::as_bytes(&self.vals)))?;
+        if MODE.with(std::cell::Cell::get) == Mode::ByAddress {
+            let bytes = T::as_bytes(&self.vals);
+            t.serialize_element(&(bytes.as_ptr() as usize as u64, bytes.len() as u64))?;
+        } else {
+            t.serialize_element(&Bytes(T::as_bytes(&self.vals)))?;
+        }
         t.end()
     }
 }
@@ -248,10 +360,27 @@ impl<'de, T: DenseElem> Deserialize<'de> for DensePart<T> {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 let identity: T =
                     seq.next_element()?.ok_or_else(|| de::Error::invalid_length(0, &self))?;
-                let vals = seq
-                    .next_element::<ByteVals<T>>()?
-                    .ok_or_else(|| de::Error::invalid_length(1, &self))?
-                    .0;
+                let vals = match MODE.with(std::cell::Cell::get) {
+                    Mode::Fetch(pid) => {
+                        let (at, len) = seq
+                            .next_element::<(u64, u64)>()?
+                            .ok_or_else(|| de::Error::invalid_length(1, &self))?;
+                        let len = usize::try_from(len)
+                            .map_err(|_| de::Error::custom("a partial array too large"))?;
+                        let Some(vals) = T::fetch(pid, at, len) else {
+                            FETCH_FAILED.with(|f| f.set(true));
+                            return Err(de::Error::custom(
+                                "cannot read a partial array from the worker",
+                            ));
+                        };
+                        vals
+                    }
+                    _ => {
+                        seq.next_element::<ByteVals<T>>()?
+                            .ok_or_else(|| de::Error::invalid_length(1, &self))?
+                            .0
+                    }
+                };
                 Ok(DensePart { vals, identity })
             }
         }
@@ -628,9 +757,59 @@ impl DenseBits<bool> for &Probe<bool> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::wire::Wire;
+
+    thread_local! {
+        /// How many of this thread's next reads of a worker's memory fail (as when the worker
+        /// is gone).
+        pub(crate) static FAIL_FETCHES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    #[test]
+    fn dense_parts_cross_by_address() {
+        let wire = Wire::<DensePart<i16>>::serde();
+        let mut p = (&&Probe::<i16>::new()).__parfor_array_max().part();
+        p.update(3, 2, -7, |a, v: i16| a.max(v), |_, _| unreachable!());
+        let mut buf = Vec::new();
+        let mut big = (&&Probe::<i16>::new()).__parfor_array_max().part();
+        big.update(1000, 2, -7, |a, v: i16| a.max(v), |_, _| unreachable!());
+        with_mode(Mode::ByAddress, || wire.encode(&big, &mut buf)).0.unwrap();
+        // The address and the length of the elements, not the elements.
+        assert!(buf.len() < 24, "{buf:?}");
+        buf.clear();
+        with_mode(Mode::ByAddress, || wire.encode(&p, &mut buf)).0.unwrap();
+        let me = i32::try_from(std::process::id()).unwrap();
+        let (back, failed) = with_mode(Mode::Fetch(me), || wire.decode(&mut &buf[..]));
+        if fetch_refused() {
+            return eprintln!("this system refuses process_vm_readv: not tested");
+        }
+        assert!(!failed);
+        let back = back.unwrap();
+        assert_eq!((back.vals, back.identity), (vec![i16::MIN, i16::MIN, -7], i16::MIN));
+        let flags = Wire::<DensePart<bool>>::serde();
+        let mut f = (&&Probe::<bool>::new()).__parfor_array_or().part();
+        f.update(2, 1, true, |a, v: bool| a | v, |_, _| unreachable!());
+        buf.clear();
+        with_mode(Mode::ByAddress, || flags.encode(&f, &mut buf)).0.unwrap();
+        let (back, failed) = with_mode(Mode::Fetch(me), || flags.decode(&mut &buf[..]));
+        assert!(!failed);
+        assert_eq!(back.unwrap().vals, [false, true]);
+        // Bytes that are no `bool`s, and an address not mapped: the decoding fails and says
+        // the elements could not be read.
+        let junk = [2u8, 1];
+        let bad = postcard::to_extend(&(junk.as_ptr() as usize as u64, 2u64), vec![0]).unwrap();
+        let (back, failed) = with_mode(Mode::Fetch(me), || flags.decode(&mut &bad[..]));
+        assert!(failed && back.is_err());
+        let bad = postcard::to_extend(&(0i16, (8u64, 4u64)), Vec::new()).unwrap();
+        let (back, failed) = with_mode(Mode::Fetch(me), || wire.decode(&mut &bad[..]));
+        assert!(failed && back.is_err());
+        // Outside `with_mode`, the elements travel inline again.
+        buf.clear();
+        wire.encode(&p, &mut buf).unwrap();
+        assert_eq!(wire.decode(&mut &buf[..]).unwrap().vals, [i16::MIN, i16::MIN, -7]);
+    }
 
     fn sparse_add(p: &mut SparsePart<i64>, len: usize, k: usize, v: i64) {
         p.update(len, k, v, |a, v| a + v, |a, v| a.map_or(v, |a| a + v));

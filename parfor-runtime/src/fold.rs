@@ -3,6 +3,7 @@
 //! combine (reductions) or concatenate (`push`), so the result does not depend on the engine
 //! or the worker count.
 
+use crate::array_part::{Mode, with_mode};
 use crate::engine;
 use crate::error::{Cause, OnError};
 use crate::job::{Failures, Job, Remote, guarded};
@@ -238,25 +239,52 @@ where
     fn encode_worker(
         &self,
         folded: &[(usize, Range<usize>)],
+        by_address: bool,
         out: &mut Encoder<'_>,
     ) -> Result<(), Cause> {
         let wire = required(self.wire, STATE)?;
-        let state = self.worker_states()?.take_mine().ok_or_else(|| {
+        let states = self.worker_states()?;
+        let state = states.take_mine().ok_or_else(|| {
             Cause::Engine("internal error: a worker lost the state of its ranges".into())
         })?;
-        out.value(|buf| {
+        let mode = if by_address { Mode::ByAddress } else { Mode::Inline };
+        let encoded = out.value(|buf| {
             encode_ranges(folded, buf);
-            wire.encode(&state, buf).map_err(Cause::Engine)
-        })
+            buf.push(u8::from(by_address));
+            with_mode(mode, || wire.encode(&state, buf)).0.map_err(Cause::Engine)
+        });
+        if by_address {
+            // Kept for the parent to read (moving the state leaves its arrays' elements
+            // where they are), and for a second call without `by_address`.
+            states.with(self.init, |mine| *mine = state);
+        }
+        encoded
     }
 
-    fn store_worker(&self, mut entries: Decoder<'_>) -> Result<Vec<(usize, Range<usize>)>, Cause> {
+    fn store_worker(
+        &self,
+        mut entries: Decoder<'_>,
+        worker: i32,
+    ) -> Result<Option<crate::job::Folded>, Cause> {
         let wire = required(self.wire, STATE)?;
         let corrupt = || Cause::Engine("corrupt loop state from a worker".into());
+        let mut unreadable = false;
         let entry = entries.next(|input| {
             let ranges = decode_ranges(input)?;
-            Ok((ranges, wire.decode(input).map_err(Cause::Engine)?))
+            let (&by_address, rest) = input.split_first().ok_or_else(corrupt)?;
+            *input = rest;
+            let mode = match by_address {
+                0 => Mode::Inline,
+                1 => Mode::Fetch(worker),
+                _ => return Err(corrupt()),
+            };
+            let (state, failed) = with_mode(mode, || wire.decode(input));
+            unreadable = failed;
+            Ok((ranges, state.map_err(Cause::Engine)?))
         });
+        if unreadable {
+            return Ok(None);
+        }
         match entry.ok_or_else(corrupt)?? {
             Entry::Value((ranges, state)) => {
                 let Some((first, _)) = ranges.first() else { return Err(corrupt()) };
@@ -267,11 +295,11 @@ where
                     self.keep(*b, r.start, None);
                 }
                 self.keep(*first, ranges[0].1.start, Some(state));
-                Ok(ranges)
+                Ok(Some(ranges))
             }
             Entry::Failed(i, cause) => {
                 self.failures.record(i, cause);
-                Ok(Vec::new())
+                Ok(Some(Vec::new()))
             }
         }
     }
@@ -495,6 +523,52 @@ where
 mod tests {
     use super::*;
     use crate::Engine;
+
+    /// Counts `i * 7 % 1000` for `i` in `0..10_000` into a 1000-bin array, one dense partial
+    /// array per worker.
+    fn histogram(engine: Engine) -> Vec<u64> {
+        use crate::array_part::{Dense, DenseAddSub, DensePart};
+        use crate::wire::Probe;
+        let opts = Options::new().engine(engine).workers(2).max_blocks(8);
+        let states = fold(
+            10_000,
+            &opts,
+            true,
+            Some(Wire::<DensePart<u64>>::serde()),
+            &[],
+            &|i| format!("i = {i}"),
+            (),
+            || Dense::part((&&Probe::<u64>::new()).__parfor_array_add()),
+            || (),
+            |s: &mut DensePart<u64>, _: &mut (), (), range: Range<usize>, cur: &mut Cursor<'_>| {
+                for i in range {
+                    cur.at(i);
+                    s.update(1000, i * 7 % 1000, 1u64, u64::wrapping_add, |_, _| unreachable!());
+                }
+            },
+        );
+        let mut hist = vec![0u64; 1000];
+        for s in states {
+            s.merge_into(&mut hist, u64::wrapping_add, |_, _| unreachable!());
+        }
+        hist
+    }
+
+    #[test]
+    fn fork_workers_dense_states_read_from_their_memory_or_sent_whole() {
+        use crate::array_part::{fetch_refused, tests::FAIL_FETCHES};
+        let serial = histogram(Engine::Serial);
+        assert_eq!(serial.iter().sum::<u64>(), 10_000);
+        assert_eq!(histogram(Engine::Fork), serial);
+        // The parent cannot read the first worker's state (as when the worker is gone):
+        // it sends it whole.
+        FAIL_FETCHES.with(|n| n.set(1));
+        assert_eq!(histogram(Engine::Fork), serial);
+        if !fetch_refused() {
+            assert_eq!(FAIL_FETCHES.with(|n| n.get()), 0, "no state was read from a worker");
+        }
+        FAIL_FETCHES.with(|n| n.set(0));
+    }
 
     /// Sums `0..n` with one state per block or per worker; returns the states.
     fn sums(engine: Engine, workers: usize, per_worker: bool) -> Vec<u64> {

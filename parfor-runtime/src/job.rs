@@ -56,6 +56,9 @@ pub(crate) trait Job: Sync {
     }
 }
 
+/// The ranges (block and items) that a worker's state covers.
+pub(crate) type Folded = Vec<(usize, Range<usize>)>;
+
 /// A job's outcomes as bytes, for process engines: a worker process runs a range with
 /// [`Remote::encode`] and ships what it wrote (in the layout of [`crate::protocol`]); the
 /// process that holds the call's output stores it with [`Remote::store`].
@@ -140,24 +143,33 @@ pub(crate) trait Remote: Sync {
     /// [`crate::protocol::Kind::Folded`] frame: the ranges `folded` (block and items) that
     /// this process folded, and its state.
     ///
+    /// With `by_address`, the state's large partial arrays are not copied into `out`: their
+    /// addresses in this process are, for the parent to read them from here
+    /// ([`Remote::store_worker`] with the worker's pid), and the state is kept, unchanged,
+    /// until this process ends or a second call (without `by_address`) takes it. The caller
+    /// then must not end (or change the state) before the parent has read it.
+    ///
     /// # Errors
     /// The state cannot be encoded.
     fn encode_worker(
         &self,
         folded: &[(usize, Range<usize>)],
+        by_address: bool,
         out: &mut Encoder<'_>,
     ) -> Result<(), Cause> {
-        let _ = (folded, out);
+        let _ = (folded, by_address, out);
         Err(Cause::Engine("this job has no per-worker state".into()))
     }
 
-    /// Stores a worker's state that [`Remote::encode_worker`] wrote in another process;
-    /// returns the ranges it covers.
+    /// Stores a worker's state that [`Remote::encode_worker`] wrote in the worker process
+    /// `worker`; returns the ranges it covers, or `None` when the state's partial arrays could
+    /// not be read from the worker (nothing is stored then: the worker must send them again
+    /// without `by_address`, or die, leaving its ranges to be run again).
     ///
     /// # Errors
     /// The bytes do not decode; nothing is stored then.
-    fn store_worker(&self, entries: Decoder<'_>) -> Result<Vec<(usize, Range<usize>)>, Cause> {
-        let _ = entries;
+    fn store_worker(&self, entries: Decoder<'_>, worker: i32) -> Result<Option<Folded>, Cause> {
+        let _ = (entries, worker);
         Err(Cause::Engine("this job has no per-worker state".into()))
     }
 }

@@ -294,14 +294,19 @@ impl Remote for Tracked<'_> {
     fn encode_worker(
         &self,
         folded: &[(usize, Range<usize>)],
+        by_address: bool,
         out: &mut Encoder<'_>,
     ) -> Result<(), Cause> {
-        self.inner_remote().encode_worker(folded, out)
+        self.inner_remote().encode_worker(folded, by_address, out)
     }
 
-    fn store_worker(&self, entries: Decoder<'_>) -> Result<Vec<(usize, Range<usize>)>, Cause> {
-        let r = self.inner_remote().store_worker(entries);
-        if let Ok(ranges) = &r {
+    fn store_worker(
+        &self,
+        entries: Decoder<'_>,
+        worker: i32,
+    ) -> Result<Option<crate::job::Folded>, Cause> {
+        let r = self.inner_remote().store_worker(entries, worker);
+        if let Ok(Some(ranges)) = &r {
             self.add(ranges.iter().map(|(_, r)| r.len()).sum());
         }
         r

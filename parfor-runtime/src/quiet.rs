@@ -169,13 +169,18 @@ impl Remote for Quiet<'_> {
     fn encode_worker(
         &self,
         folded: &[(usize, Range<usize>)],
+        by_address: bool,
         out: &mut Encoder<'_>,
     ) -> Result<(), Cause> {
-        self.inner_remote().encode_worker(folded, out)
+        self.inner_remote().encode_worker(folded, by_address, out)
     }
 
-    fn store_worker(&self, entries: Decoder<'_>) -> Result<Vec<(usize, Range<usize>)>, Cause> {
-        self.inner_remote().store_worker(entries)
+    fn store_worker(
+        &self,
+        entries: Decoder<'_>,
+        worker: i32,
+    ) -> Result<Option<crate::job::Folded>, Cause> {
+        self.inner_remote().store_worker(entries, worker)
     }
 }
 

@@ -5,7 +5,9 @@
 //! process.
 #![cfg(target_os = "linux")]
 
-use parfor_runtime::__private::{Options, Shape, fold, map, try_map};
+use parfor_runtime::__private::{
+    Dense, DenseAddSub, DensePart, Options, Shape, fold, map, try_map,
+};
 use parfor_runtime::wire::Probe;
 use parfor_runtime::{Cause, Engine};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -181,6 +183,51 @@ fn one_call(call: usize) -> usize {
             }));
             match got {
                 Ok(v) => assert!(v.iter().enumerate().all(|(i, &x)| x == work(i)), "call {call}"),
+                Err(p) => {
+                    let msg = panic_message(p);
+                    assert!(
+                        msg.contains("SIGKILL") && !msg.contains("internal"),
+                        "call {call}: {msg}"
+                    );
+                    failed += 1;
+                }
+            }
+        }
+        _ if call / 5 % 4 == 3 => {
+            // An array reduction (`hist[work(i) % 16] += 1`), one dense partial array per
+            // worker process, which its parent reads from the worker's memory: the exact
+            // histogram, or a failure naming SIGKILL.
+            let describe = |i: usize| format!("i = {i}");
+            let got = catch_unwind(AssertUnwindSafe(|| {
+                fold(
+                    n,
+                    &fork(workers, chunk),
+                    true,
+                    wire!(DensePart<u64>),
+                    &[],
+                    &describe,
+                    (),
+                    || Dense::part((&&Probe::<u64>::new()).__parfor_array_add()),
+                    || (),
+                    |s, _, (), range, cursor| {
+                        for i in range {
+                            cursor.at(i);
+                            let bin = (work(i) % 16) as usize;
+                            s.update(16, bin, 1u64, u64::wrapping_add, |_, _| unreachable!());
+                        }
+                    },
+                )
+            }));
+            match got {
+                Ok(states) => {
+                    let mut hist = [0u64; 16];
+                    for s in states {
+                        s.merge_into(&mut hist, u64::wrapping_add, |_, _| unreachable!());
+                    }
+                    let mut want = [0u64; 16];
+                    (0..n).for_each(|i| want[(work(i) % 16) as usize] += 1);
+                    assert_eq!(hist, want, "call {call}");
+                }
                 Err(p) => {
                     let msg = panic_message(p);
                     assert!(

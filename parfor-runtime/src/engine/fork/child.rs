@@ -8,7 +8,7 @@
 //! with `_exit`, which runs no destructor and no `atexit` handler of the parent's program.
 
 use super::ItemHook;
-use super::ctl::Shared;
+use super::ctl::{ACK_DONE, ACK_RESEND, ACK_WAIT, Shared};
 use crate::job::Remote;
 use crate::plan::Plan;
 use crate::protocol::{self, Encoder, HEADER, Header, Kind};
@@ -138,6 +138,7 @@ fn serve(mut child: Child<'_>) -> i32 {
     }
     let ctl = child.shared.control();
     let slot = child.shared.slot(child.worker);
+    slot.ack.store(ACK_WAIT, Ordering::Relaxed);
     // SAFETY: the slot lies in the call's control mapping, which stays mapped until this
     // process ends (it leaves with `_exit`, never returning to the code that unmaps it).
     let hook = unsafe { ItemHook::new(slot, child.timed) };
@@ -274,11 +275,51 @@ fn send(
 /// At the end of a worker that folded `folded` into its own state: sends that state (a
 /// [`Kind::Folded`] frame), or the error that kept it from being encoded, which fails the
 /// first folded range (so the call stops rather than running the ranges again). The exit code.
+///
+/// On Linux the state's large partial arrays do not go through the pipe: the frame gives
+/// their addresses here, the parent copies them straight out of this process with
+/// `process_vm_readv` (one copy, into the arrays it keeps, instead of an encoding, two pipe
+/// copies and a decoding), and this worker waits for its answer in its slot before it
+/// ends, which keeps the arrays alive and unchanged meanwhile. When the parent cannot read
+/// them (the system refuses), it answers so and the state goes whole through the pipe.
 fn send_folded(child: &Child<'_>, buf: &mut Vec<u8>, folded: &[(usize, Range<usize>)]) -> i32 {
-    let Some((block, first)) = folded.first() else { return 0 };
+    let ctl = child.shared.control();
+    let by_address = cfg!(any(target_os = "linux", target_os = "android"))
+        && !ctl.inline_folded.load(Ordering::Relaxed);
+    if by_address {
+        match send_state(child, buf, folded, true) {
+            Ok(Kind::Folded) => {}
+            Ok(_) => return 0,
+            Err(()) => return MACHINERY_FAILED,
+        }
+        let slot = child.shared.slot(child.worker);
+        loop {
+            match slot.ack.load(Ordering::Acquire) {
+                ACK_DONE => return 0,
+                ACK_RESEND => break,
+                _ if ctl.stop.load(Ordering::Relaxed) => return 0,
+                _ => std::thread::sleep(std::time::Duration::from_micros(20)),
+            }
+        }
+    }
+    match send_state(child, buf, folded, false) {
+        Ok(_) => 0,
+        Err(()) => MACHINERY_FAILED,
+    }
+}
+
+/// Sends this worker's state (see [`send_folded`]): the kind of frame sent.
+fn send_state(
+    child: &Child<'_>,
+    buf: &mut Vec<u8>,
+    folded: &[(usize, Range<usize>)],
+    by_address: bool,
+) -> Result<Kind, ()> {
+    let Some((block, first)) = folded.first() else { return Ok(Kind::Error) };
     buf.clear();
     buf.resize(HEADER, 0);
-    let (kind, range) = match child.remote.encode_worker(folded, &mut Encoder::new(buf)) {
+    let encoded = child.remote.encode_worker(folded, by_address, &mut Encoder::new(buf));
+    let (kind, range) = match encoded {
         Ok(()) => (Kind::Folded, first.start..first.start),
         Err(cause) => {
             buf.truncate(HEADER);
@@ -286,10 +327,7 @@ fn send_folded(child: &Child<'_>, buf: &mut Vec<u8>, folded: &[(usize, Range<usi
             (Kind::Error, first.clone())
         }
     };
-    match send(child, buf, kind, *block, range, &[]) {
-        Ok(()) => 0,
-        Err(()) => MACHINERY_FAILED,
-    }
+    send(child, buf, kind, *block, range, &[]).map(|()| kind)
 }
 
 /// Writes the plain-old-data results `raw` of `range` straight into the parent's output

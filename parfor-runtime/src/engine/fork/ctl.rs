@@ -5,7 +5,7 @@
 
 use crate::shm::Mapping;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// Call-wide state.
 #[repr(C)]
@@ -15,7 +15,19 @@ pub(super) struct Control {
     pub(super) next_block: AtomicUsize,
     /// Set by the parent when the call stops (fail mode): workers claim no more blocks.
     pub(super) stop: AtomicBool,
+    /// Set by the parent when it cannot read its workers' memory: workers send their
+    /// per-worker states whole, through the pipe (see `child::send_folded`).
+    pub(super) inline_folded: AtomicBool,
 }
+
+/// [`Slot::ack`] before the parent has handled the worker's per-worker state.
+pub(super) const ACK_WAIT: u32 = 0;
+/// [`Slot::ack`]: the parent has read the worker's state (or given up on it): the worker may
+/// end.
+pub(super) const ACK_DONE: u32 = 1;
+/// [`Slot::ack`]: the parent could not read the worker's state from its memory: the worker
+/// sends it whole, through the pipe.
+pub(super) const ACK_RESEND: u32 = 2;
 
 /// What one worker process is doing. Padded to its own cache lines: each worker writes its
 /// slot once per item.
@@ -32,6 +44,9 @@ pub(crate) struct Slot {
     /// When the current item started, in [`now_ns`] nanoseconds, or [`BETWEEN_ITEMS`] once it
     /// returned (only kept up to date when the call has a time-out).
     pub(crate) started: AtomicU64,
+    /// The parent's answer to a per-worker state sent by address ([`ACK_WAIT`],
+    /// [`ACK_DONE`], [`ACK_RESEND`]); reset by each worker as it starts.
+    pub(super) ack: AtomicU32,
 }
 
 /// The start time of "no item": a worker that ships results is never late.

@@ -9,7 +9,7 @@
 //! whatever part of the claimed blocks never arrived.
 
 use super::child::{self, Child};
-use super::ctl::{Busy, Shared, now_ns};
+use super::ctl::{ACK_DONE, ACK_RESEND, Busy, Shared, now_ns};
 use super::reader::{Expect, FrameReader, Read};
 use super::spawn;
 use super::sys::{CallFd, WaitableChildren};
@@ -83,6 +83,8 @@ pub(super) fn execute(job: &dyn Job, plan: &Plan, run: &Run) {
             return fail_range(job, 0..plan.len(), &cause);
         }
     };
+    // Where reading a worker's memory was refused once, workers send their states whole.
+    shared.control().inline_folded.store(crate::array_part::fetch_refused(), Ordering::Relaxed);
     let mut parent = Parent {
         job,
         remote,
@@ -350,8 +352,19 @@ impl Parent<'_> {
     /// replacement).
     fn store_folded(&mut self, k: usize, header: &Header) {
         let (_, encoded) = self.kids[k].reader.outcome();
-        match self.remote.store_worker(Decoder::new(encoded)) {
-            Ok(ranges) => {
+        let stored = self.remote.store_worker(Decoder::new(encoded), self.kids[k].pid.as_raw());
+        // The worker waits for this answer (when it sent its state by address) before it
+        // ends; read, refused or failed, its state is no longer needed in its memory.
+        let ack = match &stored {
+            Ok(None) => ACK_RESEND,
+            _ => ACK_DONE,
+        };
+        self.shared.slot(self.kids[k].worker).ack.store(ack, Ordering::Release);
+        match stored {
+            // Not readable there: the worker sends it again, whole (or dies, leaving its
+            // ranges unaccounted, to run again).
+            Ok(None) => {}
+            Ok(Some(ranges)) => {
                 for (block, range) in ranges {
                     let fits = block < self.plan.blocks()
                         && self.plan.range(block).start <= range.start
