@@ -220,6 +220,44 @@ fn fail_mode_yields_the_items_before_the_failure_then_panics_naming_it() {
 }
 
 #[test]
+fn folding_a_stream_yields_what_next_yields_and_fails_as_it_does() {
+    let want = parmap!(f, 0..5000u64);
+    for &engine in ENGINES {
+        // `fold` after some `next()`s: the buffered rest of the batch first, then every batch
+        // (several split points, so that some fall inside a batch).
+        for k in [1, 2, 5, 6, 100, 1001] {
+            let mut it = parmap_iter!(f, 0..5000u64; engine = engine, workers = 2, window = 300);
+            let mut got: Vec<u64> = (0..k).map_while(|_| it.next()).collect();
+            got = it.fold(got, |mut v, x| {
+                v.push(x);
+                v
+            });
+            // Not `assert_eq!`: the values are thousands of numbers.
+            let first_wrong = got.iter().zip(&want).position(|(a, b)| a != b);
+            assert!(
+                got.len() == want.len() && first_wrong.is_none(),
+                "{engine:?} after {k}: {} values, first wrong at {first_wrong:?}",
+                got.len()
+            );
+        }
+        let sum = parmap_iter!(f, 0..5000u64; engine = engine).fold(0u64, u64::wrapping_add);
+        assert_eq!(sum, want.iter().fold(0u64, |s, x| s.wrapping_add(*x)), "{engine:?}");
+
+        // Fail mode through `for_each` (which folds): the items before the failure, then the
+        // panic naming it.
+        let seen = std::sync::Mutex::new(Vec::new());
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            parmap_iter!(risky, 0..40u32; engine = engine, workers = 3)
+                .for_each(|v| seen.lock().unwrap().push(v));
+        }));
+        let err = r.expect_err("the stream fails at item 7");
+        let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(msg.contains("bad item 7"), "{engine:?}: {msg}");
+        assert_eq!(*seen.lock().unwrap(), [0, 2, 4, 6, 8, 10, 12], "{engine:?}");
+    }
+}
+
+#[test]
 fn flattened_streams_yield_every_element_in_item_order() {
     let want: Vec<u32> = (0..60u32).flat_map(|i| (0..i % 5).map(move |k| i * 10 + k)).collect();
     for &engine in ENGINES {

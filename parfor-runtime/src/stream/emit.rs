@@ -14,6 +14,13 @@ pub trait Emit<R>: Copy + Send + Sync + 'static {
     /// Appends what item `i`, whose result is `r`, yields. May panic (a flattened iterator
     /// runs user code); the caller then discards what it appended for this item.
     fn emit(self, i: usize, r: R, out: &mut Vec<Self::Y>);
+    /// Every item yields exactly one value, [`Emit::one`] (not flattened).
+    const ONE: bool = false;
+    /// The one value item `i`, whose result is `r`, yields, when [`Emit::ONE`].
+    fn one(self, i: usize, r: R) -> Self::Y {
+        let _ = (i, r);
+        unreachable!("parfor: a flattened stream yields any number of values per item")
+    }
     /// What a failed item yields when failures are collected (`None` in fail mode).
     fn fail(self, e: TaskError) -> Option<Self::Y>;
 }
@@ -23,7 +30,8 @@ macro_rules! modes {
         $(#[$doc:meta])*
         $name:ident, collect = $collect:literal, [$($bounds:tt)*], $y:ty,
         |$s:ident, $i:ident, $r:ident, $out:ident| $emit:expr,
-        |$e:ident| $fail:expr;
+        |$e:ident| $fail:expr
+        $(, one |$os:ident, $oi:ident, $or:ident| $one:expr)?;
     )*) => {$(
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, Default)]
@@ -40,6 +48,13 @@ macro_rules! modes {
             fn fail($s, $e: TaskError) -> Option<$y> {
                 $fail
             }
+            $(
+                const ONE: bool = true;
+                #[inline(always)]
+                fn one($os, $oi: usize, $or: R) -> $y {
+                    $one
+                }
+            )?
         }
     )*};
 }
@@ -47,16 +62,17 @@ macro_rules! modes {
 modes! {
     /// Ordered, one result per item, failures stop the stream: yields `R`.
     Plain, collect = false, [Send], R,
-        |self, _i, r, out| out.push(r), |_e| None;
+        |self, _i, r, out| out.push(r), |_e| None, one |self, _i, r| r;
     /// Unordered: yields `(item index, R)`.
     Tagged, collect = false, [Send], (usize, R),
-        |self, i, r, out| out.push((i, r)), |_e| None;
+        |self, i, r, out| out.push((i, r)), |_e| None, one |self, i, r| (i, r);
     /// Ordered, failures collected: yields `Result<R, TaskError>`.
     Try, collect = true, [Send], Result<R, TaskError>,
-        |self, _i, r, out| out.push(Ok(r)), |e| Some(Err(e));
+        |self, _i, r, out| out.push(Ok(r)), |e| Some(Err(e)), one |self, _i, r| Ok(r);
     /// Unordered, failures collected: yields `(item index, Result<R, TaskError>)`.
     TryTagged, collect = true, [Send], (usize, Result<R, TaskError>),
-        |self, i, r, out| out.push((i, Ok(r))), |e| Some((e.index(), Err(e)));
+        |self, i, r, out| out.push((i, Ok(r))), |e| Some((e.index(), Err(e))),
+        one |self, i, r| (i, Ok(r));
     /// Ordered, flattened: yields every element of every item's result.
     Flat, collect = false, [IntoIterator<Item: Send>], R::Item,
         |self, _i, r, out| out.extend(r), |_e| None;

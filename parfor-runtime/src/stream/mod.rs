@@ -146,25 +146,43 @@ impl<Y> Iterator for ParIter<'_, Y> {
         }
         self.next_batch()
     }
+
+    /// Batch by batch: each batch's values are folded by the vector iterator's own `fold`,
+    /// without a per-value check for the end of the batch (`sum`, `count`, `for_each` and
+    /// `fold` itself go through here).
+    fn fold<B, G: FnMut(B, Y) -> B>(mut self, init: B, mut g: G) -> B {
+        let mut acc = std::mem::take(&mut self.buf).fold(init, &mut g);
+        while self.refill_buf() {
+            acc = std::mem::take(&mut self.buf).fold(acc, &mut g);
+        }
+        acc
+    }
 }
 
 impl<Y> ParIter<'_, Y> {
     #[cold]
     fn next_batch(&mut self) -> Option<Y> {
-        loop {
-            if let Some(e) = self.failure.take() {
-                panic!("parfor: {e}");
-            }
-            let done = self.pump.refill()?;
-            if let Some(bar) = &self.progress {
-                bar.inc(done.items as u64);
-            }
-            self.buf = done.out.into_iter();
-            self.failure = done.failure;
+        while self.refill_buf() {
             if let Some(y) = self.buf.next() {
                 return Some(y);
             }
         }
+        None
+    }
+
+    /// Replaces the (used up) buffer with the next batch's values; `false` when the stream is
+    /// over. Panics with the failure that ended the previous batch, in fail mode.
+    fn refill_buf(&mut self) -> bool {
+        if let Some(e) = self.failure.take() {
+            panic!("parfor: {e}");
+        }
+        let Some(done) = self.pump.refill() else { return false };
+        if let Some(bar) = &self.progress {
+            bar.inc(done.items as u64);
+        }
+        self.buf = done.out.into_iter();
+        self.failure = done.failure;
+        true
     }
 }
 

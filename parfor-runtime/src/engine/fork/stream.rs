@@ -81,6 +81,8 @@ pub(crate) struct Sink {
     /// Items before the next look at the clock, and how many the last look waited.
     countdown: u32,
     every: u32,
+    /// When the clock was last looked at ([`now_ns`]).
+    looked_at: u64,
     /// Writing to the parent failed: the worker ends.
     broken: bool,
 }
@@ -108,10 +110,15 @@ impl Sink {
     fn look(&mut self, i: usize) {
         let now = now_ns();
         let since = now.saturating_sub(self.shipped_at);
+        // How long the items since the last look took (not the time since the last frame
+        // left, which includes the wait for this task: cheap items would then look at the
+        // clock after every item until the next frame).
+        let run = now.saturating_sub(self.looked_at);
+        self.looked_at = now;
         if since >= FLUSH_AFTER.as_nanos() as u64 || self.buf.len() >= FLUSH_BYTES {
             self.ship(i + 1);
             self.every = 1;
-        } else if since < FLUSH_AFTER.as_nanos() as u64 / 64 {
+        } else if run < FLUSH_AFTER.as_nanos() as u64 / 64 {
             // Items are cheap: look less often.
             self.every = (self.every * 2).min(256);
         }
@@ -126,6 +133,7 @@ impl Sink {
         self.countdown = 1;
         self.every = 1;
         self.clock = now_ns();
+        self.looked_at = self.clock;
     }
 
     /// Ships the entries of items `from..end` (if any).
@@ -546,6 +554,7 @@ fn serve(
         from: 0,
         shipped_at: now_ns(),
         clock: now_ns(),
+        looked_at: 0,
         countdown: 1,
         every: 1,
         broken: false,
