@@ -3,6 +3,8 @@
 //! exactly its virtual duration and no real time, so the checks are exact and instant.
 #![cfg(feature = "async")]
 
+mod common;
+
 use parfor::{Cause, DEFAULT_CONCURRENCY, Engine, TaskError, parmap, parmap_async};
 use std::cell::Cell;
 use std::future::Future;
@@ -474,4 +476,41 @@ fn async_functions_ignore_parfor_engine() {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success() && text.contains("async call done"), "{engine}: {text}");
     }
+}
+
+/// What the child process runs: an async function that panics in two of its items (the
+/// first one before its first `.await`, the second after it), collected, with
+/// `RUST_BACKTRACE=1`.
+fn child_collects_async_panics() {
+    async fn fragile(i: u32) -> u32 {
+        assert!(i != 1, "item {i} panics\nwith a second line");
+        sleep(Duration::from_millis(1)).await;
+        assert!(i != 6, "item {i} panics\nwith a second line");
+        i
+    }
+    let got: Vec<Result<u32, TaskError>> = parmap!(fragile, 0..8u32; on_error = "collect");
+    println!("async: {} failed", got.iter().filter(|r| r.is_err()).count());
+}
+
+#[test]
+fn a_collected_async_panic_prints_one_line() {
+    if std::env::var_os("PARFOR_TEST_ASYNC_CHILD").is_some() {
+        return child_collects_async_panics();
+    }
+    let (status, stdout, stderr) = common::run_child(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "a_collected_async_panic_prints_one_line"])
+            .args(["--test-threads=1", "--nocapture"])
+            .env("PARFOR_TEST_ASYNC_CHILD", "1")
+            .env("RUST_BACKTRACE", "1")
+            .env_remove("PARFOR_ENGINE"),
+    );
+    assert!(status.success(), "the child failed:\n{stdout}{stderr}");
+    assert!(stdout.contains("async: 2 failed"), "{stdout}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 2, "stderr:\n{stderr}");
+    for l in &lines {
+        assert!(l.contains("(collected as its TaskError)") && l.contains("panics [...]"), "{l}");
+    }
+    assert!(!stderr.contains("stack backtrace"), "{stderr}");
 }

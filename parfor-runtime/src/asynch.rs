@@ -589,6 +589,8 @@ mod engine {
     /// (`collect`).
     pub(super) trait Mode<R> {
         type Slot;
+        /// Whether failures are collected (a collected panic is then reported in one line).
+        const COLLECT: bool;
         /// The slot of a failed item when failures are collected; `None` stops the call.
         fn err(&self, e: TaskError) -> Option<Self::Slot>;
         fn ok(&self, r: R) -> Self::Slot;
@@ -599,6 +601,7 @@ mod engine {
 
     impl<R> Mode<R> for Fail {
         type Slot = R;
+        const COLLECT: bool = false;
         fn err(&self, _: TaskError) -> Option<R> {
             None
         }
@@ -609,6 +612,7 @@ mod engine {
 
     impl<R> Mode<R> for Collect {
         type Slot = Result<R, TaskError>;
+        const COLLECT: bool = true;
         fn err(&self, e: TaskError) -> Option<Self::Slot> {
             Some(Err(e))
         }
@@ -648,15 +652,21 @@ mod engine {
     }
 
     /// Item `i`'s future under `catch_unwind` and, with `timeout`, `tokio::time::timeout`.
+    /// Every poll runs marked as collecting or not (`collecting`), so that a collected panic is
+    /// reported in one line, whichever thread polls it.
     async fn one<Fut: Future>(
         i: usize,
         fut: Fut,
         timeout: Option<Duration>,
+        collecting: bool,
     ) -> (usize, Result<Fut::Output, Cause>) {
         // The future is dropped right after a panic, never polled again, so no broken
         // invariant it holds can be observed: asserting unwind safety is sound here, as for
         // the other engines' per-item `catch_unwind`.
-        let fut = AssertUnwindSafe(fut).catch_unwind();
+        let mut caught = std::pin::pin!(AssertUnwindSafe(fut).catch_unwind());
+        let fut = std::future::poll_fn(move |cx| {
+            crate::quiet::marked(collecting, || caught.as_mut().poll(cx))
+        });
         let out = match timeout {
             None => fut.await,
             Some(d) => match tokio::time::timeout(d, fut).await {
@@ -694,6 +704,9 @@ mod engine {
                  driver: await `parmap_async!` inside one, or call `parmap!` outside any runtime"
             );
         }
+        if M::COLLECT {
+            crate::quiet::install_hook();
+        }
         let n = shape.len();
         let limit = limit.max(1);
         let bar = if opts.progress { crate::progress::terminal_bar(n) } else { None };
@@ -718,8 +731,10 @@ mod engine {
                 let idx = shape.indices(i);
                 // Calling the function only builds the future, but a closure may panic before
                 // returning it: that fails the item too.
-                match catch_unwind(AssertUnwindSafe(|| f(idx))) {
-                    Ok(fut) => running.push(one(i, fut, opts.timeout)),
+                let made =
+                    crate::quiet::marked(M::COLLECT, || catch_unwind(AssertUnwindSafe(|| f(idx))));
+                match made {
+                    Ok(fut) => running.push(one(i, fut, opts.timeout, M::COLLECT)),
                     Err(p) => {
                         failed(i, Cause::from_panic(&*p), &mut slots)?;
                         if let Some(bar) = &bar {
