@@ -14,13 +14,9 @@ pub trait Emit<R>: Copy + Send + Sync + 'static {
     /// Appends what item `i`, whose result is `r`, yields. May panic (a flattened iterator
     /// runs user code); the caller then discards what it appended for this item.
     fn emit(self, i: usize, r: R, out: &mut Vec<Self::Y>);
-    /// Every item yields exactly one value, [`Emit::one`] (not flattened).
-    const ONE: bool = false;
-    /// The one value item `i`, whose result is `r`, yields, when [`Emit::ONE`].
-    fn one(self, i: usize, r: R) -> Self::Y {
-        let _ = (i, r);
-        unreachable!("parfor: a flattened stream yields any number of values per item")
-    }
+    /// Whether every item yields exactly one value (not flattened): a batch's room is then
+    /// known before it runs.
+    const ONE: bool;
     /// What a failed item yields when failures are collected (`None` in fail mode).
     fn fail(self, e: TaskError) -> Option<Self::Y>;
 }
@@ -28,10 +24,9 @@ pub trait Emit<R>: Copy + Send + Sync + 'static {
 macro_rules! modes {
     ($(
         $(#[$doc:meta])*
-        $name:ident, collect = $collect:literal, [$($bounds:tt)*], $y:ty,
+        $name:ident, collect = $collect:literal, one = $one:literal, [$($bounds:tt)*], $y:ty,
         |$s:ident, $i:ident, $r:ident, $out:ident| $emit:expr,
-        |$e:ident| $fail:expr
-        $(, one |$os:ident, $oi:ident, $or:ident| $one:expr)?;
+        |$e:ident| $fail:expr;
     )*) => {$(
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, Default)]
@@ -40,6 +35,7 @@ macro_rules! modes {
         impl<R: $($bounds)*> Emit<R> for $name {
             type Y = $y;
             const COLLECT: bool = $collect;
+            const ONE: bool = $one;
             #[inline(always)]
             fn emit($s, $i: usize, $r: R, $out: &mut Vec<$y>) {
                 $emit
@@ -48,44 +44,36 @@ macro_rules! modes {
             fn fail($s, $e: TaskError) -> Option<$y> {
                 $fail
             }
-            $(
-                const ONE: bool = true;
-                #[inline(always)]
-                fn one($os, $oi: usize, $or: R) -> $y {
-                    $one
-                }
-            )?
         }
     )*};
 }
 
 modes! {
     /// Ordered, one result per item, failures stop the stream: yields `R`.
-    Plain, collect = false, [Send], R,
-        |self, _i, r, out| out.push(r), |_e| None, one |self, _i, r| r;
+    Plain, collect = false, one = true, [Send], R,
+        |self, _i, r, out| out.push(r), |_e| None;
     /// Unordered: yields `(item index, R)`.
-    Tagged, collect = false, [Send], (usize, R),
-        |self, i, r, out| out.push((i, r)), |_e| None, one |self, i, r| (i, r);
+    Tagged, collect = false, one = true, [Send], (usize, R),
+        |self, i, r, out| out.push((i, r)), |_e| None;
     /// Ordered, failures collected: yields `Result<R, TaskError>`.
-    Try, collect = true, [Send], Result<R, TaskError>,
-        |self, _i, r, out| out.push(Ok(r)), |e| Some(Err(e)), one |self, _i, r| Ok(r);
+    Try, collect = true, one = true, [Send], Result<R, TaskError>,
+        |self, _i, r, out| out.push(Ok(r)), |e| Some(Err(e));
     /// Unordered, failures collected: yields `(item index, Result<R, TaskError>)`.
-    TryTagged, collect = true, [Send], (usize, Result<R, TaskError>),
-        |self, i, r, out| out.push((i, Ok(r))), |e| Some((e.index(), Err(e))),
-        one |self, i, r| (i, Ok(r));
+    TryTagged, collect = true, one = true, [Send], (usize, Result<R, TaskError>),
+        |self, i, r, out| out.push((i, Ok(r))), |e| Some((e.index(), Err(e)));
     /// Ordered, flattened: yields every element of every item's result.
-    Flat, collect = false, [IntoIterator<Item: Send>], R::Item,
+    Flat, collect = false, one = false, [IntoIterator<Item: Send>], R::Item,
         |self, _i, r, out| out.extend(r), |_e| None;
     /// Unordered, flattened: yields `(item index, element)`.
-    FlatTagged, collect = false, [IntoIterator<Item: Send>], (usize, R::Item),
+    FlatTagged, collect = false, one = false, [IntoIterator<Item: Send>], (usize, R::Item),
         |self, i, r, out| out.extend(r.into_iter().map(|x| (i, x))), |_e| None;
     /// Ordered, flattened, failures collected: yields `Result<element, TaskError>` (one `Err`
     /// for a failed item, none of its elements).
-    TryFlat, collect = true, [IntoIterator<Item: Send>], Result<R::Item, TaskError>,
+    TryFlat, collect = true, one = false, [IntoIterator<Item: Send>], Result<R::Item, TaskError>,
         |self, _i, r, out| out.extend(r.into_iter().map(Ok)), |e| Some(Err(e));
     /// Unordered, flattened, failures collected: yields `(item index, Result<element,
     /// TaskError>)`.
-    TryFlatTagged, collect = true, [IntoIterator<Item: Send>],
+    TryFlatTagged, collect = true, one = false, [IntoIterator<Item: Send>],
         (usize, Result<R::Item, TaskError>),
         |self, i, r, out| out.extend(r.into_iter().map(|x| (i, Ok(x)))),
         |e| Some((e.index(), Err(e)));

@@ -249,7 +249,8 @@ fn run_marked<R, M: Emit<R>>(
     let mut start = range.start;
     let end = range.end;
     if M::ONE {
-        // One value per item: room for the batch, so that no push below reallocates.
+        // One value per item (a collected failure too): room for the batch, so that no push
+        // below reallocates.
         out.reserve(end - start);
     }
     if !catch {
@@ -257,11 +258,7 @@ fn run_marked<R, M: Emit<R>>(
             if cancel.load(Ordering::Relaxed) {
                 break;
             }
-            if M::ONE {
-                push_reserved(out, mode.one(i, item(i)));
-            } else {
-                mode.emit(i, item(i), out);
-            }
+            mode.emit(i, item(i), out);
         }
         return None;
     }
@@ -275,11 +272,7 @@ fn run_marked<R, M: Emit<R>>(
                 }
                 cur = i;
                 mark = out.len();
-                if M::ONE {
-                    push_reserved(out, mode.one(i, item(i)));
-                } else {
-                    mode.emit(i, item(i), out);
-                }
+                mode.emit(i, item(i), out);
             }
         }));
         match outcome {
@@ -299,20 +292,4 @@ fn run_marked<R, M: Emit<R>>(
         }
     }
     None
-}
-
-/// Appends `y` to `out`, whose capacity has room for it (reserved for the whole batch): a
-/// store and a length update, with no capacity check and no reallocation path in the loop.
-#[inline(always)]
-fn push_reserved<Y>(out: &mut Vec<Y>, y: Y) {
-    let len = out.len();
-    // The batch's room was reserved before its first item, one value per item, and a panicking
-    // item appends nothing; checked (cheaply, it never fails) rather than assumed.
-    assert!(len < out.capacity(), "parfor: internal error: the batch's buffer is full");
-    // SAFETY: `len < capacity` (asserted above), so the slot at `len` is allocated and
-    // uninitialized; it is written once, then counted in the length.
-    unsafe {
-        out.as_mut_ptr().add(len).write(y);
-        out.set_len(len + 1);
-    }
 }
