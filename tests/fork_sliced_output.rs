@@ -92,3 +92,61 @@ fn a_later_call_cannot_write_the_former_output() {
     assert_eq!(wrote, (0..8).collect::<Vec<_>>());
     assert!(out == want, "a worker of a later call changed the caller's memory");
 }
+
+/// Each element takes a while (a range of 64, a few milliseconds), and item `fail_at` panics: the other worker is still writing
+/// its ranges when the call fails.
+#[parfor]
+fn slow_fill(out: &mut [u64], fail_at: usize) {
+    #[parfor(engine = "fork", workers = 2, chunk = 64)]
+    for i in 0..out.len() {
+        assert!(i != fail_at, "item {i} fails");
+        let mut v = i as u64;
+        for _ in 0..50_000 {
+            v = std::hint::black_box(v.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+        out[i] = v;
+    }
+}
+
+/// A call that fails while another worker is between writing ranges into the caller's slice
+/// returns only once no worker can write there any more: memory the caller reuses right after
+/// the failure keeps what the caller put in it.
+#[test]
+fn a_failed_call_leaves_no_worker_writing_the_output() {
+    for round in 0..5 {
+        let mut out = vec![0u64; 20_000];
+        let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            slow_fill(&mut out, 200 + round * 100);
+        }));
+        let msg = failed.expect_err("the call should fail");
+        let msg = msg.downcast_ref::<String>().map(String::as_str).unwrap_or_default();
+        assert!(msg.contains("fails"), "round {round}: {msg}");
+        out.fill(u64::MAX);
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        assert!(out.iter().all(|&v| v == u64::MAX), "round {round}: a worker wrote after the call");
+    }
+}
+
+/// Two threads call fork loops with sliced outputs at once, many times: each call's workers
+/// write their own call's output, never the other's.
+#[test]
+fn concurrent_calls_write_only_their_own_outputs() {
+    let n = 50_000;
+    let x: Vec<f64> = (0..n).map(|i| i as f64).collect();
+    std::thread::scope(|s| {
+        for t in 0..2u32 {
+            let x = &x;
+            s.spawn(move || {
+                for round in 0..10u32 {
+                    let scale = f64::from(t * 100 + round);
+                    let xs: Vec<f64> = x.iter().map(|v| v + scale).collect();
+                    let mut out = vec![0.0; n];
+                    triple(&xs, &mut out);
+                    for (i, &o) in out.iter().enumerate() {
+                        assert_eq!(o, 3.0 * xs[i], "thread {t} round {round} element {i}");
+                    }
+                }
+            });
+        }
+    });
+}
