@@ -119,6 +119,22 @@ impl Shared {
     }
 }
 
+/// How long the parent may wait for its workers' pipes: forever without a time-out, else until
+/// the earliest of the running items that `started` (on the [`now_ns`] clock) is due, in whole
+/// milliseconds rounded up.
+pub(super) fn until_first_due(
+    timeout: Option<std::time::Duration>,
+    started: impl Iterator<Item = u64>,
+) -> nix::poll::PollTimeout {
+    use nix::poll::PollTimeout;
+    let Some(d) = timeout else { return PollTimeout::NONE };
+    let d_ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    let now = now_ns();
+    let wait = started.fold(d_ns, |wait, t| wait.min(t.saturating_add(d_ns).saturating_sub(now)));
+    let ms = (wait / 1_000_000 + 1).min(i32::MAX as u64) as i32;
+    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+}
+
 /// Monotonic clock in nanoseconds, comparable across the processes of one machine.
 pub(crate) fn now_ns() -> u64 {
     use nix::time::{ClockId, clock_gettime};

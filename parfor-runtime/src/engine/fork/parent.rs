@@ -9,7 +9,7 @@
 //! whatever part of the claimed blocks never arrived.
 
 use super::child::{self, Child};
-use super::ctl::{ACK_DONE, ACK_RESEND, Busy, Shared, now_ns};
+use super::ctl::{ACK_DONE, ACK_RESEND, Busy, Shared, now_ns, until_first_due};
 use super::reader::{Expect, FrameReader, Read};
 use super::spawn;
 use super::sys::{CallFd, WaitableChildren};
@@ -278,20 +278,14 @@ impl Parent<'_> {
     /// How long to wait for the pipes: forever without a time-out, else until the earliest
     /// running item is due.
     fn poll_timeout(&self) -> PollTimeout {
-        let Some(d) = self.timeout else { return PollTimeout::NONE };
-        let d_ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        let now = now_ns();
-        let mut wait = d_ns;
-        for kid in &self.kids {
-            if kid.timed_out.is_none() && self.running(kid).is_some() {
-                // `started` is `ctl::BETWEEN_ITEMS` (far in the future) while the worker ships
-                // results: the time-out bounds only the items' own runs.
-                let started = self.shared.slot(kid.worker).started.load(Ordering::Relaxed);
-                wait = wait.min(started.saturating_add(d_ns).saturating_sub(now));
-            }
-        }
-        let ms = (wait / 1_000_000 + 1).min(i32::MAX as u64) as i32;
-        PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+        // `started` is `ctl::BETWEEN_ITEMS` (far in the future) while the worker ships
+        // results: the time-out bounds only the items' own runs.
+        let started =
+            self.kids.iter().filter(|kid| kid.timed_out.is_none() && self.running(kid).is_some());
+        until_first_due(
+            self.timeout,
+            started.map(|kid| self.shared.slot(kid.worker).started.load(Ordering::Relaxed)),
+        )
     }
 
     /// The range `kid` runs and has not sent yet.

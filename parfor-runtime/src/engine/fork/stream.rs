@@ -23,7 +23,7 @@
 
 use super::ItemHook;
 use super::child::{self, MACHINERY_FAILED, write_all};
-use super::ctl::{BETWEEN_ITEMS, Shared, now_ns};
+use super::ctl::{BETWEEN_ITEMS, Shared, now_ns, until_first_due};
 use super::parent::{clean_exit, reap, status_cause};
 use super::reader::{Expect, FrameReader, Read};
 use super::spawn;
@@ -361,17 +361,11 @@ impl Pool {
     /// How long to wait: forever without a time-out, else until the earliest running item
     /// is due.
     fn poll_timeout(&self) -> PollTimeout {
-        let Some(d) = self.timeout else { return PollTimeout::NONE };
-        let d_ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        let now = now_ns();
-        let mut wait = d_ns;
-        for (w, kid) in self.kids.iter().enumerate() {
-            if let Some(started) = kid.as_ref().and_then(|k| self.started(w, k)) {
-                wait = wait.min(started.saturating_add(d_ns).saturating_sub(now));
-            }
-        }
-        let ms = (wait / 1_000_000 + 1).min(i32::MAX as u64) as i32;
-        PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+        let started = self.kids.iter().enumerate();
+        until_first_due(
+            self.timeout,
+            started.filter_map(|(w, kid)| kid.as_ref().and_then(|k| self.started(w, k))),
+        )
     }
 
     /// When the item worker `w` runs started, if it runs one that may still time out.
