@@ -199,6 +199,38 @@ fn collected_failures_arrive_in_place() {
     }
 }
 
+/// Fails at the edges of the 256-item runs a batch is written in, and inside them; yields a
+/// `String` so that a value lost or written twice shows (and is dropped under the test).
+fn risky_text(i: usize) -> String {
+    assert!(![0, 255, 256, 511, 700, 1023, 1024, 2999].contains(&i), "bad item {i}");
+    format!("v{i}")
+}
+
+#[test]
+fn collected_failures_inside_large_batches_name_their_items() {
+    for &engine in ENGINES {
+        for chunk in [1000, 3000] {
+            let got: Vec<Result<String, TaskError>> = parmap_iter!(
+                risky_text, 0..3000usize; on_error = "collect", chunk = chunk, engine = engine
+            )
+            .collect();
+            assert_eq!(got.len(), 3000, "{engine:?}");
+            for (i, r) in got.iter().enumerate() {
+                match r {
+                    Ok(v) => assert_eq!(*v, format!("v{i}"), "{engine:?}, chunk {chunk}"),
+                    Err(e) => {
+                        assert_eq!(e.index(), i, "{engine:?}, chunk {chunk}");
+                        assert!(e.to_string().contains(&format!("bad item {i}")), "{e}");
+                    }
+                }
+            }
+            let failed: Vec<usize> =
+                got.iter().enumerate().filter(|(_, r)| r.is_err()).map(|(i, _)| i).collect();
+            assert_eq!(failed, [0, 255, 256, 511, 700, 1023, 1024, 2999], "{engine:?}");
+        }
+    }
+}
+
 #[test]
 fn fail_mode_yields_the_items_before_the_failure_then_panics_naming_it() {
     for &engine in ENGINES {

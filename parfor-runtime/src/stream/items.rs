@@ -150,6 +150,11 @@ where
         out: &mut Vec<M::Y>,
     ) -> Option<TaskError> {
         let Work::Range(range) = work else { unreachable!("indexed streams carry ranges") };
+        if K == 1 {
+            // One source: item `i` is its element `i` (no odometer to keep in step).
+            let item = |i: usize| (self.f)([i; K]);
+            return run_items(range, mode, catch, cancel, out, item, |i, c| self.error(i, c));
+        }
         // The odometer, resynchronized after a panic skipped an item.
         let mut expect = range.start;
         let mut idx = self.shape.indices(range.start);
@@ -236,6 +241,93 @@ pub(crate) fn run_items<R, M: Emit<R>>(
     })
 }
 
+/// How many items of a batch run between two looks at the cancel flag, in one-value modes.
+const CANCEL_EVERY: usize = 256;
+
+/// Appends `value(i)` for every `i` of `items` to `out`, which has room for them all. When
+/// `value` panics, the values of the items before it stay in `out` (its length counts them),
+/// which is what tells [`run_one`] which item failed.
+///
+/// # Panics
+/// When `out` has no room for every item (before running any).
+#[inline(always)]
+fn push_kept<Y>(out: &mut Vec<Y>, items: Range<usize>, mut value: impl FnMut(usize) -> Y) {
+    assert!(out.capacity() - out.len() >= items.len(), "no room for the batch's values");
+    /// Sets the vector's length to the values written so far, when the loop ends or unwinds.
+    struct Written<'v, Y> {
+        out: &'v mut Vec<Y>,
+        len: usize,
+    }
+    impl<Y> Drop for Written<'_, Y> {
+        fn drop(&mut self) {
+            // SAFETY: the first `len` elements are initialized: the `out.len()` the loop
+            // started from, and one written before each increment below, all within the
+            // capacity checked above.
+            unsafe { self.out.set_len(self.len) };
+        }
+    }
+    let len = out.len();
+    let mut w = Written { out, len };
+    let base = w.out.as_mut_ptr();
+    for i in items {
+        let y = value(i);
+        // SAFETY: `w.len < capacity` (one write per item, room checked above); the element
+        // is past the initialized ones, so nothing is overwritten, and `base` stays valid
+        // (nothing reallocates `out` while `w` borrows it).
+        unsafe { base.add(w.len).write(y) };
+        w.len += 1;
+    }
+}
+
+/// [`run_marked`] for modes that yield one value per item ([`Emit::ONE`]): the items of a
+/// batch are written into its pre-reserved room [`CANCEL_EVERY`] at a time ([`push_kept`]: no
+/// per-item capacity check or bookkeeping, so cheap items vectorize), and the item that
+/// panicked is the one whose value is missing.
+fn run_one<R, M: Emit<R>>(
+    range: Range<usize>,
+    mode: M,
+    catch: bool,
+    cancel: &AtomicBool,
+    out: &mut Vec<M::Y>,
+    mut item: impl FnMut(usize) -> R,
+    error: impl Fn(usize, Cause) -> TaskError,
+) -> Option<TaskError> {
+    out.reserve(range.len());
+    let mut run = |from: usize, out: &mut Vec<M::Y>| {
+        let mut lo = from;
+        while lo < range.end && !cancel.load(Ordering::Relaxed) {
+            let hi = range.end.min(lo + CANCEL_EVERY);
+            push_kept(out, lo..hi, |i| mode.value(i, item(i)));
+            lo = hi;
+        }
+    };
+    if !catch {
+        run(range.start, out);
+        return None;
+    }
+    let mut start = range.start;
+    while start < range.end {
+        let base = out.len();
+        match catch_unwind(AssertUnwindSafe(|| run(start, out))) {
+            Ok(()) => return None,
+            Err(payload) => {
+                let cause = Cause::from_panic(&*payload);
+                // A payload whose destructor panics would abort; forget it instead.
+                std::mem::forget(payload);
+                // Every item before the failed one left its value.
+                let cur = start + (out.len() - base);
+                let e = error(cur, cause);
+                match mode.fail(e.clone()) {
+                    Some(y) => out.push(y),
+                    None => return Some(e),
+                }
+                start = cur + 1;
+            }
+        }
+    }
+    None
+}
+
 /// [`run_items`] once the thread is marked.
 fn run_marked<R, M: Emit<R>>(
     range: Range<usize>,
@@ -249,9 +341,7 @@ fn run_marked<R, M: Emit<R>>(
     let mut start = range.start;
     let end = range.end;
     if M::ONE {
-        // One value per item (a collected failure too): room for the batch, so that no push
-        // below reallocates.
-        out.reserve(end - start);
+        return run_one(start..end, mode, catch, cancel, out, item, error);
     }
     if !catch {
         for i in start..end {
