@@ -246,7 +246,7 @@ const CANCEL_EVERY: usize = 256;
 
 /// Appends `value(i)` for every `i` of `items` to `out`, which has room for them all. When
 /// `value` panics, the values of the items before it stay in `out` (its length counts them),
-/// which is what tells [`run_one`] which item failed.
+/// which is what tells [`run_marked`] which item failed.
 ///
 /// # Panics
 /// When `out` has no room for every item (before running any).
@@ -279,56 +279,18 @@ fn push_kept<Y>(out: &mut Vec<Y>, items: Range<usize>, mut value: impl FnMut(usi
     }
 }
 
-/// [`run_marked`] for modes that yield one value per item ([`Emit::ONE`]): the items of a
-/// batch are written into its pre-reserved room [`CANCEL_EVERY`] at a time ([`push_kept`]: no
-/// per-item capacity check or bookkeeping, so cheap items vectorize), and the item that
-/// panicked is the one whose value is missing.
-fn run_one<R, M: Emit<R>>(
-    range: Range<usize>,
-    mode: M,
-    catch: bool,
-    cancel: &AtomicBool,
-    out: &mut Vec<M::Y>,
-    mut item: impl FnMut(usize) -> R,
-    error: impl Fn(usize, Cause) -> TaskError,
-) -> Option<TaskError> {
-    out.reserve(range.len());
-    let mut run = |from: usize, out: &mut Vec<M::Y>| {
-        let mut lo = from;
-        while lo < range.end && !cancel.load(Ordering::Relaxed) {
-            let hi = range.end.min(lo + CANCEL_EVERY);
-            push_kept(out, lo..hi, |i| mode.value(i, item(i)));
-            lo = hi;
-        }
-    };
-    if !catch {
-        run(range.start, out);
-        return None;
-    }
-    let mut start = range.start;
-    while start < range.end {
-        let base = out.len();
-        match catch_unwind(AssertUnwindSafe(|| run(start, out))) {
-            Ok(()) => return None,
-            Err(payload) => {
-                let cause = Cause::from_panic(&*payload);
-                // A payload whose destructor panics would abort; forget it instead.
-                std::mem::forget(payload);
-                // Every item before the failed one left its value.
-                let cur = start + (out.len() - base);
-                let e = error(cur, cause);
-                match mode.fail(e.clone()) {
-                    Some(y) => out.push(y),
-                    None => return Some(e),
-                }
-                start = cur + 1;
-            }
-        }
-    }
-    None
+/// Where the item running is: its index, and how many values `out` held before it.
+struct At {
+    cur: usize,
+    mark: usize,
 }
 
 /// [`run_items`] once the thread is marked.
+///
+/// In modes that yield one value per item ([`Emit::ONE`]) the items of a batch are written
+/// into its pre-reserved room [`CANCEL_EVERY`] at a time ([`push_kept`]: no per-item capacity
+/// check or bookkeeping, so cheap items vectorize), and the item that panicked is the one
+/// whose value is missing; otherwise each item's place is recorded as it starts.
 fn run_marked<R, M: Emit<R>>(
     range: Range<usize>,
     mode: M,
@@ -338,46 +300,53 @@ fn run_marked<R, M: Emit<R>>(
     mut item: impl FnMut(usize) -> R,
     error: impl Fn(usize, Cause) -> TaskError,
 ) -> Option<TaskError> {
-    let mut start = range.start;
     let end = range.end;
     if M::ONE {
-        return run_one(start..end, mode, catch, cancel, out, item, error);
+        out.reserve(range.len());
     }
-    if !catch {
-        for i in start..end {
-            if cancel.load(Ordering::Relaxed) {
-                break;
+    // Runs the items from `from` to the end (or until cancelled).
+    let mut run = |from: usize, out: &mut Vec<M::Y>, at: &mut At| {
+        if M::ONE {
+            let mut lo = from;
+            while lo < end && !cancel.load(Ordering::Relaxed) {
+                let hi = end.min(lo + CANCEL_EVERY);
+                push_kept(out, lo..hi, |i| mode.value(i, item(i)));
+                lo = hi;
             }
-            mode.emit(i, item(i), out);
-        }
-        return None;
-    }
-    while start < end {
-        let mut cur = start;
-        let mut mark = out.len();
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            for i in start..end {
+        } else {
+            for i in from..end {
                 if cancel.load(Ordering::Relaxed) {
                     return;
                 }
-                cur = i;
-                mark = out.len();
+                *at = At { cur: i, mark: out.len() };
                 mode.emit(i, item(i), out);
             }
-        }));
-        match outcome {
+        }
+    };
+    let mut start = range.start;
+    if !catch {
+        run(start, out, &mut At { cur: start, mark: out.len() });
+        return None;
+    }
+    while start < end {
+        let mut at = At { cur: start, mark: out.len() };
+        match catch_unwind(AssertUnwindSafe(|| run(start, out, &mut at))) {
             Ok(()) => return None,
             Err(payload) => {
                 let cause = Cause::from_panic(&*payload);
                 // A payload whose destructor panics would abort; forget it instead.
                 std::mem::forget(payload);
-                out.truncate(mark);
-                let e = error(cur, cause);
+                if M::ONE {
+                    // Every item before the failed one left its one value.
+                    at = At { cur: start + (out.len() - at.mark), mark: out.len() };
+                }
+                out.truncate(at.mark);
+                let e = error(at.cur, cause);
                 match mode.fail(e.clone()) {
                     Some(y) => out.push(y),
                     None => return Some(e),
                 }
-                start = cur + 1;
+                start = at.cur + 1;
             }
         }
     }
