@@ -21,6 +21,7 @@ pub mod emit;
 #[cfg(unix)]
 mod fork;
 pub(crate) mod items;
+mod pool;
 mod scope;
 mod serial;
 pub mod single;

@@ -2,7 +2,8 @@
 //!
 //! An iterator can be leaked (`mem::forget`), so its worker threads must never outlive the
 //! data they borrow. A stream either borrows nothing shorter than `'static` ([`Detached`]
-//! threads, joined when the iterator is dropped), or runs inside [`scope`], whose threads
+//! workers, stopped when the iterator is dropped, on threads that later streams reuse: see
+//! `pool`), or runs inside [`scope`], whose threads
 //! are scoped: the scope stops every stream started in it when its closure returns, then
 //! joins their threads before it returns, as [`std::thread::scope`] does.
 
@@ -50,7 +51,8 @@ pub struct Detached;
 
 impl Spawner<'static> for Detached {
     fn spawn_worker(&self, work: Box<dyn FnOnce() + Send + 'static>) -> std::io::Result<()> {
-        std::thread::Builder::new().name("parfor-stream".into()).spawn(work).map(drop)
+        // Owned work may run on a thread an earlier stream used (see `pool`).
+        super::pool::run(work)
     }
 
     fn register(&self, _stream: Weak<dyn Cancel + 'static>) {}
