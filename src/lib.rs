@@ -146,7 +146,7 @@ pub mod __private {
         sigw11, try_map, wire, wire_of,
     };
     pub use parfor_runtime::__private::{
-        LAZY_BLOCKS_PER_WORKER, LAZY_CHUNK, LAZY_FORK_BLOCKS_PER_WORKER, Lazy, LoopCheck,
+        LAZY_BLOCKS_PER_WORKER, LAZY_CHUNK, LAZY_FORK_BLOCKS_PER_WORKER, Lazy, LoopCall, LoopCheck,
         LoopDomain, LoopHold, LoopHoldIndexed, LoopHoldLazy, LoopHoldLazyMut, LoopItems, LoopRef,
     };
     pub use parfor_runtime::asynch::{

@@ -28,13 +28,12 @@
 //! items never need serde; reductions and sliced outputs travel back as for any loop.
 
 use crate::config::Engine;
-use crate::fold::{Cursor, fold_with};
+use crate::fold::{Cursor, LoopCall, fold_with};
 use crate::locals::Locals;
 use crate::options::Options;
 use crate::slice_out::Sliced;
 use crate::source::{Custom, Int, IntRange, Source};
 use crate::stream::items::{Feed, Work};
-use crate::wire::Wire;
 use std::ops::{Range, RangeInclusive};
 
 /// Items per block of a `#[parfor]` loop over a lazy iterator without a `chunk` option.
@@ -176,21 +175,12 @@ pub trait LoopDomain {
     /// Where the body gets its items.
     type Items: LoopItems;
 
-    /// Runs the loop; `describe(i)` names item `i` in a failure. With `worker_states`, a
-    /// worker keeps one state for all the blocks it runs (see [`fold`](crate::fold::fold)),
-    /// and the states come back in no particular order.
-    #[allow(clippy::too_many_arguments)]
+    /// Runs the loop `call` describes (see [`LoopCall`]) with `body`, which also gets the
+    /// items.
     #[track_caller]
     fn run<'r, S, C, I, B, W, L>(
         self,
-        opts: &'r Options,
-        worker_states: bool,
-        wire: Option<Wire<S>>,
-        outputs: &'r [&'r dyn Sliced],
-        describe: &'r dyn Fn(usize) -> String,
-        ctx: C,
-        init: I,
-        local_init: L,
+        call: LoopCall<'r, S, C, I, L>,
         body: B,
     ) -> impl Iterator<Item = Vec<S>> + 'r
     where
@@ -209,14 +199,7 @@ impl<D: Source> LoopDomain for D {
     #[track_caller]
     fn run<'r, S, C, I, B, W, L>(
         self,
-        opts: &'r Options,
-        worker_states: bool,
-        wire: Option<Wire<S>>,
-        outputs: &'r [&'r dyn Sliced],
-        describe: &'r dyn Fn(usize) -> String,
-        ctx: C,
-        init: I,
-        local_init: L,
+        call: LoopCall<'r, S, C, I, L>,
         body: B,
     ) -> impl Iterator<Item = Vec<S>> + 'r
     where
@@ -228,20 +211,13 @@ impl<D: Source> LoopDomain for D {
         W: Send + 'r,
         L: Fn() -> W + Sync + 'r,
     {
-        let states = fold_with(
-            &Locals::new(),
-            self.len(),
-            opts,
-            worker_states,
-            wire,
-            outputs,
-            describe,
-            (ctx, self),
-            init,
-            local_init,
-            |s, w, (c, d), range, cursor| body(s, w, c, d, range, cursor),
-        );
-        std::iter::once(states)
+        let n = self.len();
+        let ctx = (call.ctx, self);
+        let call = call.with_ctx(ctx);
+        let body = move |s: &mut S, w: &mut W, (c, d), range, cursor: &mut Cursor<'_>| {
+            body(s, w, c, d, range, cursor)
+        };
+        std::iter::once(fold_with(&Locals::new(), n, call, body))
     }
 }
 
@@ -296,14 +272,7 @@ where
     #[track_caller]
     fn run<'r, S, C, I, B, W, L>(
         self,
-        opts: &'r Options,
-        worker_states: bool,
-        wire: Option<Wire<S>>,
-        outputs: &'r [&'r dyn Sliced],
-        describe: &'r dyn Fn(usize) -> String,
-        ctx: C,
-        init: I,
-        local_init: L,
+        call: LoopCall<'r, S, C, I, L>,
         body: B,
     ) -> impl Iterator<Item = Vec<S>> + 'r
     where
@@ -315,6 +284,7 @@ where
         W: Send + 'r,
         L: Fn() -> W + Sync + 'r,
     {
+        let opts = call.opts;
         let run = crate::engine::resolve(opts);
         if run.engine == Engine::Fork && self.mut_items {
             panic!(
@@ -346,13 +316,7 @@ where
             opts: opts.clone().chunk(chunk).progress(false),
             bar: if opts.progress { crate::progress::stream_bar(None) } else { None },
             locals: Locals::new(),
-            worker_states,
-            wire,
-            outputs,
-            describe,
-            ctx,
-            init,
-            local_init,
+            call,
             body,
         }
     }
@@ -362,17 +326,12 @@ where
 struct LazyRun<'r, T, S, C, I, B, W, L> {
     feed: Feed<'r, T>,
     window: usize,
+    /// The options of each window's call (blocks of `chunk` items, no progress bar).
     opts: Options,
     bar: Option<indicatif::ProgressBar>,
     locals: Locals<W>,
-    /// Whether a worker keeps one state for all its blocks of a window (see `fold`).
-    worker_states: bool,
-    wire: Option<Wire<S>>,
-    outputs: &'r [&'r dyn Sliced],
-    describe: &'r dyn Fn(usize) -> String,
-    ctx: C,
-    init: I,
-    local_init: L,
+    /// The loop as the caller described it.
+    call: LoopCall<'r, S, C, I, L>,
     body: B,
 }
 
@@ -401,22 +360,27 @@ where
         // Sliced outputs are indexed by the item's index: position `p` of this window writes
         // element `start + p`.
         let shifted: Vec<Shifted<'_>> =
-            self.outputs.iter().map(|&inner| Shifted { inner, by: start }).collect();
+            self.call.outputs.iter().map(|&inner| Shifted { inner, by: start }).collect();
         let shifted: Vec<&dyn Sliced> = shifted.iter().map(|s| s as &dyn Sliced).collect();
-        let describe = self.describe;
-        let body = &self.body;
+        let c = &self.call;
+        let (describe, body) = (c.describe, &self.body);
+        let call = LoopCall {
+            opts: &self.opts,
+            per_worker: c.per_worker,
+            wire: c.wire,
+            outputs: &shifted,
+            describe: &|p| describe(start + p),
+            ctx: (c.ctx, items),
+            init: &c.init,
+            local_init: &c.local_init,
+        };
         let states = fold_with(
             &self.locals,
             n,
-            &self.opts,
-            self.worker_states,
-            self.wire,
-            &shifted,
-            &|p| describe(start + p),
-            (self.ctx, items),
-            &self.init,
-            &self.local_init,
-            |s, w, (c, items), range, cursor| body(s, w, c, items, range, cursor),
+            call,
+            |s: &mut S, w: &mut W, (ctx, items), range, cursor: &mut Cursor<'_>| {
+                body(s, w, ctx, items, range, cursor)
+            },
         );
         // The items no iteration took are dropped here, once every worker is done with the
         // window.

@@ -391,39 +391,58 @@ impl Cursor<'_> {
     }
 }
 
-/// Runs the iterations `0..n` of a loop: `body(&mut state, &mut local, ctx, range, cursor)`
-/// runs the iterations of `range` (calling `cursor.at(i)` before iteration `i`), each range
-/// folding into a fresh `init()` state; returns the states in iteration order. `local` is
-/// the running worker's own state, made by `local_init()` once per worker (thread or worker
-/// process) that runs items.
+/// One `#[parfor]` loop call, as the generated code describes it to [`fold`] and
+/// [`LoopDomain::run`](crate::domain::LoopDomain::run) (everything but the loop's body, which
+/// those take apart so that its closure's parameter types come from their bounds).
 ///
 /// `ctx` holds what every iteration reads besides its captures (the loop's domain, handles of
 /// its sliced outputs); it reaches the body by value, so the compiler keeps it in registers
-/// across a range, which a capture behind a reference does not allow. `outputs` are the loop's sliced outputs, which the fork engine ships back from its worker
-/// processes. On a failed iteration the call stops and panics with a message naming it
-/// through `describe(i)` (for example `i = 13`) and carrying the cause.
+/// across a range, which a capture behind a reference does not allow. `init()` is a block's
+/// (or worker's) fresh state and `local_init()` a worker's own state, made once per worker
+/// (thread or worker process) that runs items. `outputs` are the loop's sliced outputs, which
+/// the fork engine ships back from its worker processes; `wire` encodes the states across a
+/// process boundary; `describe(i)` names iteration `i` in a failure (for example `i = 13`).
 ///
 /// With `per_worker` (the caller's reductions give the same result in any grouping: integer,
-/// bitwise and min/max array reductions), a worker thread folds all the blocks it runs into one
-/// state instead of one per block, so the call holds one state per worker; the states then
-/// come back in no particular order. A fork worker process does the same and sends its state
-/// once, at its end (a worker that dies before sending it sent nothing of its ranges, which a
-/// replacement runs again); mpi ranks still send one state per block.
-// Called only by generated code, which names every argument; a struct would only move them.
-#[allow(clippy::too_many_arguments)]
+/// bitwise and min/max array reductions), a worker thread folds all the blocks it runs into
+/// one state instead of one per block, so the call holds one state per worker; the states
+/// then come back in no particular order. A fork worker process does the same and sends its
+/// state once, at its end (a worker that dies before sending it sent nothing of its ranges,
+/// which a replacement runs again); mpi ranks still send one state per block.
+pub struct LoopCall<'r, S, C, I, L> {
+    /// The loop's options.
+    pub opts: &'r Options,
+    /// One state per worker rather than per block.
+    pub per_worker: bool,
+    /// How states cross a process boundary, when they can.
+    pub wire: Option<Wire<S>>,
+    /// The loop's sliced outputs.
+    pub outputs: &'r [&'r dyn Sliced],
+    /// Names an iteration in a failure.
+    pub describe: &'r dyn Fn(usize) -> String,
+    /// What every iteration reads, by value.
+    pub ctx: C,
+    /// A block's (or worker's) fresh state.
+    pub init: I,
+    /// A worker's own state.
+    pub local_init: L,
+}
+
+impl<'r, S, C, I, L> LoopCall<'r, S, C, I, L> {
+    /// The same call with the context `ctx` (the domain's `run` adds the domain to it).
+    pub(crate) fn with_ctx<C2>(self, ctx: C2) -> LoopCall<'r, S, C2, I, L> {
+        let LoopCall { opts, per_worker, wire, outputs, describe, ctx: _, init, local_init } = self;
+        LoopCall { opts, per_worker, wire, outputs, describe, ctx, init, local_init }
+    }
+}
+
+/// Runs the iterations `0..n` of the loop `call` describes: `body(&mut state, &mut local,
+/// ctx, range, cursor)` runs the iterations of `range` (calling `cursor.at(i)` before
+/// iteration `i`). Returns the states in iteration order (with `per_worker`, the workers'
+/// states in no particular order). On a failed iteration the call stops and panics with a
+/// message naming it through `describe(i)` and carrying the cause.
 #[track_caller]
-pub fn fold<S, C, I, B, W, L>(
-    n: usize,
-    opts: &Options,
-    per_worker: bool,
-    wire: Option<Wire<S>>,
-    outputs: &[&dyn Sliced],
-    describe: &dyn Fn(usize) -> String,
-    ctx: C,
-    init: I,
-    local_init: L,
-    body: B,
-) -> Vec<S>
+pub fn fold<S, C, I, B, W, L>(n: usize, call: LoopCall<'_, S, C, I, L>, body: B) -> Vec<S>
 where
     S: Send,
     C: Copy + Sync,
@@ -432,36 +451,16 @@ where
     W: Send,
     L: Fn() -> W + Sync,
 {
-    fold_with(
-        &Locals::new(),
-        n,
-        opts,
-        per_worker,
-        wire,
-        outputs,
-        describe,
-        ctx,
-        init,
-        local_init,
-        body,
-    )
+    fold_with(&Locals::new(), n, call, body)
 }
 
 /// [`fold`] with the per-worker states kept in `locals`, which may outlive the call: a lazy
 /// loop runs one call per window, and a worker thread keeps its state across windows.
-#[allow(clippy::too_many_arguments)]
 #[track_caller]
 pub(crate) fn fold_with<S, C, I, B, W, L>(
     locals: &Locals<W>,
     n: usize,
-    opts: &Options,
-    per_worker: bool,
-    wire: Option<Wire<S>>,
-    outputs: &[&dyn Sliced],
-    describe: &dyn Fn(usize) -> String,
-    ctx: C,
-    init: I,
-    local_init: L,
+    call: LoopCall<'_, S, C, I, L>,
     body: B,
 ) -> Vec<S>
 where
@@ -472,6 +471,7 @@ where
     W: Send,
     L: Fn() -> W + Sync,
 {
+    let LoopCall { opts, per_worker, wire, outputs, describe, ctx, init, local_init } = call;
     let plan = Plan::with_max_blocks(n, opts.chunk, opts.max_blocks);
     let run = engine::resolve(opts);
     if let (Some(what), crate::Engine::Fork | crate::Engine::Mpi) =
@@ -530,16 +530,19 @@ mod tests {
         use crate::array_part::{Dense, DenseAddSub, DensePart};
         use crate::wire::Probe;
         let opts = Options::new().engine(engine).workers(2).max_blocks(8);
+        let call = LoopCall {
+            opts: &opts,
+            per_worker: true,
+            wire: Some(Wire::<DensePart<u64>>::serde()),
+            outputs: &[],
+            describe: &|i| format!("i = {i}"),
+            ctx: (),
+            init: || Dense::part((&&Probe::<u64>::new()).__parfor_array_add()),
+            local_init: || (),
+        };
         let states = fold(
             10_000,
-            &opts,
-            true,
-            Some(Wire::<DensePart<u64>>::serde()),
-            &[],
-            &|i| format!("i = {i}"),
-            (),
-            || Dense::part((&&Probe::<u64>::new()).__parfor_array_add()),
-            || (),
+            call,
             |s: &mut DensePart<u64>, _: &mut (), (), range: Range<usize>, cur: &mut Cursor<'_>| {
                 for i in range {
                     cur.at(i);
@@ -574,16 +577,19 @@ mod tests {
     fn sums(engine: Engine, workers: usize, per_worker: bool) -> Vec<u64> {
         let opts = Options::new().engine(engine).workers(workers).max_blocks(8);
         let wire = Some(Wire::<u64>::serde());
-        fold(
-            1000,
-            &opts,
+        let call = LoopCall {
+            opts: &opts,
             per_worker,
             wire,
-            &[],
-            &|i| format!("i = {i}"),
-            (),
-            || 0u64,
-            || (),
+            outputs: &[],
+            describe: &|i| format!("i = {i}"),
+            ctx: (),
+            init: || 0u64,
+            local_init: || (),
+        };
+        fold(
+            1000,
+            call,
             |s: &mut u64, _: &mut (), (), range: Range<usize>, cur: &mut Cursor<'_>| {
                 for i in range {
                     cur.at(i);

@@ -83,7 +83,7 @@ pub mod __private {
         LoopDomain, LoopHold, LoopHoldIndexed, LoopHoldLazy, LoopHoldLazyMut, LoopItem, LoopItems,
         LoopRef, Window,
     };
-    pub use crate::fold::{Cursor, fold};
+    pub use crate::fold::{Cursor, LoopCall, fold};
     pub use crate::map::Shape;
     pub use crate::map::{map, map_init, try_map, try_map_init};
     pub use crate::options::Options;

@@ -2,7 +2,7 @@
 #![cfg(unix)]
 
 use parfor_runtime::__private::{
-    Options, Probe, Shape, SliceOut, Sliced, Wire, fold, map, try_map,
+    LoopCall, Options, Probe, Shape, SliceOut, Sliced, Wire, fold, map, try_map,
 };
 use parfor_runtime::{Cause, Engine, SharedVec};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -19,23 +19,22 @@ fn fold_items<S: Send>(
     init: impl Fn() -> S + Sync,
     body: impl Fn(&mut S, usize) + Sync,
 ) -> Vec<S> {
-    fold(
-        n,
+    let call = LoopCall {
         opts,
-        false,
+        per_worker: false,
         wire,
         outputs,
         describe,
-        (),
+        ctx: (),
         init,
-        || (),
-        |s, _, (), range, cursor| {
-            for i in range {
-                cursor.at(i);
-                body(s, i);
-            }
-        },
-    )
+        local_init: || (),
+    };
+    fold(n, call, |s, _, (), range, cursor| {
+        for i in range {
+            cursor.at(i);
+            body(s, i);
+        }
+    })
 }
 
 /// Fork tests count processes, descriptors and mappings of this process: one at a time.

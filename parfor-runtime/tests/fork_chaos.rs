@@ -6,7 +6,7 @@
 #![cfg(target_os = "linux")]
 
 use parfor_runtime::__private::{
-    Dense, DenseAddSub, DensePart, Options, Shape, fold, map, try_map,
+    Dense, DenseAddSub, DensePart, LoopCall, Options, Shape, fold, map, try_map,
 };
 use parfor_runtime::wire::Probe;
 use parfor_runtime::{Cause, Engine};
@@ -199,24 +199,24 @@ fn one_call(call: usize) -> usize {
             // histogram, or a failure naming SIGKILL.
             let describe = |i: usize| format!("i = {i}");
             let got = catch_unwind(AssertUnwindSafe(|| {
-                fold(
-                    n,
-                    &fork(workers, chunk),
-                    true,
-                    wire!(DensePart<u64>),
-                    &[],
-                    &describe,
-                    (),
-                    || Dense::part((&&Probe::<u64>::new()).__parfor_array_add()),
-                    || (),
-                    |s, _, (), range, cursor| {
-                        for i in range {
-                            cursor.at(i);
-                            let bin = (work(i) % 16) as usize;
-                            s.update(16, bin, 1u64, u64::wrapping_add, |_, _| unreachable!());
-                        }
-                    },
-                )
+                let opts = fork(workers, chunk);
+                let call = LoopCall {
+                    opts: &opts,
+                    per_worker: true,
+                    wire: wire!(DensePart<u64>),
+                    outputs: &[],
+                    describe: &describe,
+                    ctx: (),
+                    init: || Dense::part((&&Probe::<u64>::new()).__parfor_array_add()),
+                    local_init: || (),
+                };
+                fold(n, call, |s, _, (), range, cursor| {
+                    for i in range {
+                        cursor.at(i);
+                        let bin = (work(i) % 16) as usize;
+                        s.update(16, bin, 1u64, u64::wrapping_add, |_, _| unreachable!());
+                    }
+                })
             }));
             match got {
                 Ok(states) => {
@@ -244,23 +244,23 @@ fn one_call(call: usize) -> usize {
             // ranges takes ranges it had folded with it, which a replacement runs again.
             let describe = |i: usize| format!("i = {i}");
             let got = catch_unwind(AssertUnwindSafe(|| {
-                fold(
-                    n,
-                    &fork(workers, chunk),
-                    call / 5 % 2 == 1,
-                    wire!(u64),
-                    &[],
-                    &describe,
-                    (),
-                    || 0u64,
-                    || (),
-                    |s, _, (), range, cursor| {
-                        for i in range {
-                            cursor.at(i);
-                            *s += work(i);
-                        }
-                    },
-                )
+                let opts = fork(workers, chunk);
+                let call = LoopCall {
+                    opts: &opts,
+                    per_worker: call / 5 % 2 == 1,
+                    wire: wire!(u64),
+                    outputs: &[],
+                    describe: &describe,
+                    ctx: (),
+                    init: || 0u64,
+                    local_init: || (),
+                };
+                fold(n, call, |s, _, (), range, cursor| {
+                    for i in range {
+                        cursor.at(i);
+                        *s += work(i);
+                    }
+                })
             }));
             match got {
                 Ok(states) => {

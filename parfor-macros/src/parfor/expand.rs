@@ -416,6 +416,7 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
         }
     };
     let run = p(quote!(LoopDomain::run));
+    let call = p(quote!(LoopCall));
     // A domain that is not one (a `&v` of the wrong type) is reported at the user's tokens.
     let dom_arg = quote_spanned!(espan=> { #dom });
     // Per-worker variables: made by `local_init` once per worker, borrowed mutably by every
@@ -454,14 +455,16 @@ pub(crate) fn expand_loop(lp: &mut Loop, usage: &Usage) -> TokenStream {
                     #[allow(clippy::undocumented_unsafe_blocks, unused_braces)]
                     for #states in #run(
                         #dom_arg,
-                        &#opts_id,
-                        #per_worker,
-                        #wire,
-                        &[ #( &#outputs as &dyn #sliced_dyn ),* ],
-                        #describe,
-                        ( #(#ctx,)* ),
-                        #init,
-                        #local_init,
+                        #call {
+                            opts: &#opts_id,
+                            per_worker: #per_worker,
+                            wire: #wire,
+                            outputs: &[ #( &#outputs as &dyn #sliced_dyn ),* ],
+                            describe: #describe,
+                            ctx: ( #(#ctx,)* ),
+                            init: #init,
+                            local_init: #local_init,
+                        },
                         |#state, #local, ( #(#ctx,)* ), #items, #range, #cursor| {
                             #items_label: for #pos in #range {
                                 #cursor.at(#pos);
