@@ -242,6 +242,126 @@ pub(crate) fn fail_range(job: &dyn Job, range: Range<usize>, cause: &Cause) {
     }
 }
 
+/// What a [`Wrapped`] job adds around the job it wraps (a progress count, the thread marks
+/// of a collecting call): every other method goes straight to the inner job.
+pub(crate) trait Around: Sync {
+    /// Runs `f`, which runs items of the inner job on this thread (its `run`, or a fork
+    /// worker's `encode` and `fold_worker`).
+    fn running<R>(&self, f: impl FnOnce() -> R) -> R {
+        f()
+    }
+
+    /// The outcomes of `n` more items are in, in this process (after `run`, or once a
+    /// worker's results are stored).
+    fn finished(&self, n: usize) {
+        let _ = n;
+    }
+}
+
+/// A call's job wrapped in `around` (see [`Around`]), its [`Remote`] side included.
+pub(crate) struct Wrapped<'a, A> {
+    inner: &'a dyn Job,
+    /// The inner job's [`Remote`].
+    remote: Option<&'a dyn Remote>,
+    pub(crate) around: A,
+}
+
+impl<'a, A: Around> Wrapped<'a, A> {
+    pub(crate) fn new(inner: &'a dyn Job, around: A) -> Wrapped<'a, A> {
+        Wrapped { inner, remote: inner.remote(), around }
+    }
+
+    /// The inner job's [`Remote`]; only called through [`Job::remote`], which says it exists.
+    fn inner_remote(&self) -> &dyn Remote {
+        self.remote.expect("parfor: internal error: a job without remote outcomes was encoded")
+    }
+}
+
+impl<A: Around> Job for Wrapped<'_, A> {
+    fn run(&self, block: usize, range: Range<usize>) {
+        let n = range.len();
+        self.around.running(|| self.inner.run(block, range));
+        self.around.finished(n);
+    }
+
+    fn failures(&self) -> &Failures {
+        self.inner.failures()
+    }
+
+    fn fail(&self, index: usize, cause: Cause) {
+        self.inner.fail(index, cause);
+    }
+
+    fn remote(&self) -> Option<&dyn Remote> {
+        self.remote.is_some().then_some(self)
+    }
+}
+
+impl<A: Around> Remote for Wrapped<'_, A> {
+    fn raw_size(&self) -> Option<usize> {
+        self.inner_remote().raw_size()
+    }
+
+    fn encode(
+        &self,
+        block: usize,
+        range: Range<usize>,
+        hook: ItemHook,
+        raw: &mut [u8],
+        out: &mut Encoder<'_>,
+    ) -> Result<(), Cause> {
+        self.around.running(|| self.inner_remote().encode(block, range, hook, raw, out))
+    }
+
+    fn store(
+        &self,
+        block: usize,
+        range: Range<usize>,
+        raw: &[u8],
+        entries: Decoder<'_>,
+    ) -> Result<(), Cause> {
+        let n = range.len();
+        let stored = self.inner_remote().store(block, range, raw, entries);
+        self.around.finished(n);
+        stored
+    }
+
+    fn raw_target(&self, range: Range<usize>) -> Option<*mut u8> {
+        self.inner_remote().raw_target(range)
+    }
+
+    fn per_worker(&self) -> bool {
+        self.inner_remote().per_worker()
+    }
+
+    fn fold_worker(
+        &self,
+        block: usize,
+        range: Range<usize>,
+        hook: ItemHook,
+        out: &mut Encoder<'_>,
+    ) -> Result<bool, Cause> {
+        self.around.running(|| self.inner_remote().fold_worker(block, range, hook, out))
+    }
+
+    fn encode_worker(
+        &self,
+        folded: &[(usize, Range<usize>)],
+        by_address: bool,
+        out: &mut Encoder<'_>,
+    ) -> Result<(), Cause> {
+        self.inner_remote().encode_worker(folded, by_address, out)
+    }
+
+    fn store_worker(&self, entries: Decoder<'_>, worker: i32) -> Result<Option<Folded>, Cause> {
+        let stored = self.inner_remote().store_worker(entries, worker);
+        if let Ok(Some(ranges)) = &stored {
+            self.around.finished(ranges.iter().map(|(_, r)| r.len()).sum());
+        }
+        stored
+    }
+}
+
 /// Runs `body` over `range`, catching a panic per item when `catch` is set.
 ///
 /// `body(sub, cur)` runs the items of `sub` in order and sets `*cur` to each item's index

@@ -8,13 +8,9 @@
 //! counter, once per block; a ticker thread of the caller redraws the bar ten times a second
 //! (or decides whether a plain line is due), so no worker ever waits on the terminal.
 
-use crate::engine::ItemHook;
-use crate::error::Cause;
-use crate::job::{Failures, Job, Remote};
-use crate::protocol::{Decoder, Encoder};
+use crate::job::{Around, Job, Wrapped};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
-use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -24,28 +20,19 @@ const TICK: Duration = Duration::from_millis(100);
 /// The longest time between two plain progress lines.
 const LINE_EVERY: Duration = Duration::from_secs(10);
 
-/// A job that counts its items as its ranges finish.
-pub(crate) struct Tracked<'a> {
-    inner: &'a dyn Job,
-    /// The inner job's [`Remote`], which `Tracked` wraps too.
-    remote: Option<&'a dyn Remote>,
+/// Counts a job's items as its ranges finish (see [`Wrapped`]).
+#[derive(Default)]
+struct Counter {
     done: AtomicU64,
 }
 
-impl<'a> Tracked<'a> {
-    fn new(inner: &'a dyn Job) -> Tracked<'a> {
-        Tracked { inner, remote: inner.remote(), done: AtomicU64::new(0) }
+impl Around for Counter {
+    fn finished(&self, n: usize) {
+        self.done.fetch_add(n as u64, Ordering::Relaxed);
     }
+}
 
-    /// The inner job's [`Remote`]; only called through [`Job::remote`], which says it exists.
-    fn inner_remote(&self) -> &dyn Remote {
-        self.remote.expect("parfor: internal error: a job without remote outcomes was encoded")
-    }
-
-    fn add(&self, range_len: usize) {
-        self.done.fetch_add(range_len as u64, Ordering::Relaxed);
-    }
-
+impl Counter {
     fn done(&self) -> u64 {
         self.done.load(Ordering::Relaxed)
     }
@@ -111,7 +98,7 @@ pub(crate) fn stream_bar(total: Option<usize>) -> Option<ProgressBar> {
     Some(bar)
 }
 
-/// Runs `execute` on `job` wrapped in a [`Tracked`], calling `tick(done, last)` from a ticker
+/// Runs `execute` on `job` wrapped in a [`Counter`], calling `tick(done, last)` from a ticker
 /// thread every [`TICK`], and once more with `last` set when `execute` has returned (or
 /// unwound).
 fn run_tracked(
@@ -119,17 +106,17 @@ fn run_tracked(
     mut tick: impl FnMut(u64, bool) + Send,
     execute: impl FnOnce(&dyn Job),
 ) {
-    let tracked = Tracked::new(job);
+    let tracked = Wrapped::new(job, Counter::default());
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let ticker = s.spawn(|| {
             while !stop.load(Ordering::Acquire) {
                 std::thread::park_timeout(TICK);
                 if !stop.load(Ordering::Acquire) {
-                    tick(tracked.done(), false);
+                    tick(tracked.around.done(), false);
                 }
             }
-            tick(tracked.done(), true);
+            tick(tracked.around.done(), true);
         });
         // Stop the ticker even if `execute` unwinds (a failed call panics in the caller).
         struct Stop<'s>(&'s AtomicBool, &'s std::thread::Thread);
@@ -224,100 +211,15 @@ pub(crate) fn write_stderr(text: &str) {
     }
 }
 
-impl Job for Tracked<'_> {
-    fn run(&self, block: usize, range: Range<usize>) {
-        let len = range.len();
-        self.inner.run(block, range);
-        self.add(len);
-    }
-
-    fn failures(&self) -> &Failures {
-        self.inner.failures()
-    }
-
-    fn fail(&self, index: usize, cause: Cause) {
-        self.inner.fail(index, cause);
-    }
-
-    fn remote(&self) -> Option<&dyn Remote> {
-        self.remote.is_some().then_some(self)
-    }
-}
-
-impl Remote for Tracked<'_> {
-    fn raw_size(&self) -> Option<usize> {
-        self.inner_remote().raw_size()
-    }
-
-    fn encode(
-        &self,
-        block: usize,
-        range: Range<usize>,
-        hook: ItemHook,
-        raw: &mut [u8],
-        out: &mut Encoder<'_>,
-    ) -> Result<(), Cause> {
-        self.inner_remote().encode(block, range, hook, raw, out)
-    }
-
-    fn store(
-        &self,
-        block: usize,
-        range: Range<usize>,
-        raw: &[u8],
-        entries: Decoder<'_>,
-    ) -> Result<(), Cause> {
-        let len = range.len();
-        let r = self.inner_remote().store(block, range, raw, entries);
-        self.add(len);
-        r
-    }
-
-    fn raw_target(&self, range: Range<usize>) -> Option<*mut u8> {
-        self.inner_remote().raw_target(range)
-    }
-
-    fn per_worker(&self) -> bool {
-        self.inner_remote().per_worker()
-    }
-
-    fn fold_worker(
-        &self,
-        block: usize,
-        range: Range<usize>,
-        hook: ItemHook,
-        out: &mut Encoder<'_>,
-    ) -> Result<bool, Cause> {
-        self.inner_remote().fold_worker(block, range, hook, out)
-    }
-
-    fn encode_worker(
-        &self,
-        folded: &[(usize, Range<usize>)],
-        by_address: bool,
-        out: &mut Encoder<'_>,
-    ) -> Result<(), Cause> {
-        self.inner_remote().encode_worker(folded, by_address, out)
-    }
-
-    fn store_worker(
-        &self,
-        entries: Decoder<'_>,
-        worker: i32,
-    ) -> Result<Option<crate::job::Folded>, Cause> {
-        let r = self.inner_remote().store_worker(entries, worker);
-        if let Ok(Some(ranges)) = &r {
-            self.add(ranges.iter().map(|(_, r)| r.len()).sum());
-        }
-        r
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Engine;
-    use crate::error::OnError;
+    use crate::engine::ItemHook;
+    use crate::error::{Cause, OnError};
+    use crate::job::{Failures, Remote};
+    use crate::protocol::{Decoder, Encoder};
+    use std::ops::Range;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     struct Count {

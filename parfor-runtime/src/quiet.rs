@@ -6,18 +6,14 @@
 //! parfor: item panicked at src/main.rs:7:9 (collected as its TaskError): division by zero
 //! ```
 //!
-//! Every block of a collecting call runs inside [`Quiet`], which marks the running thread;
-//! a panic hook, installed once and chained to the one it replaces, writes the line for
+//! Every block of a collecting call runs inside [`quiet`]'s wrapper, which marks the running
+//! thread; a panic hook, installed once and chained to the one it replaces, writes the line for
 //! panics on a marked thread and hands every other panic to the previous hook. Blocks of
 //! other calls (`fail` mode, where the report is the only trace of the item's panic before
 //! the call's own) unmark the thread, so a nested call keeps its own behaviour.
 
-use crate::engine::ItemHook;
-use crate::error::Cause;
-use crate::job::{Failures, Job, Remote};
-use crate::protocol::{Decoder, Encoder};
+use crate::job::{Around, Job, Wrapped};
 use std::cell::Cell;
-use std::ops::Range;
 
 thread_local! {
     /// Whether this thread runs a block of a call that collects its failures.
@@ -81,107 +77,26 @@ fn one_line(msg: &str, at: Option<&std::panic::Location<'_>>) -> String {
     }
 }
 
-/// A call's job whose blocks run with the thread marked as collecting (or not).
-pub(crate) struct Quiet<'a> {
-    inner: &'a dyn Job,
-    /// The inner job's [`Remote`], which `Quiet` wraps too.
-    remote: Option<&'a dyn Remote>,
+/// Marks the threads that run a call's items as collecting its failures (or not): what
+/// [`quiet`] wraps each call's job in (see [`Wrapped`]).
+pub(crate) struct Marks {
     collecting: bool,
 }
 
-impl<'a> Quiet<'a> {
-    pub(crate) fn new(inner: &'a dyn Job) -> Quiet<'a> {
-        let collecting = inner.failures().collect();
-        if collecting {
-            install_hook();
-        }
-        Quiet { inner, remote: inner.remote(), collecting }
-    }
-
-    /// The inner job's [`Remote`]; only called through [`Job::remote`], which says it exists.
-    fn inner_remote(&self) -> &dyn Remote {
-        self.remote.expect("parfor: internal error: a job without remote outcomes was encoded")
+impl Around for Marks {
+    fn running<R>(&self, f: impl FnOnce() -> R) -> R {
+        marked(self.collecting, f)
     }
 }
 
-impl Job for Quiet<'_> {
-    fn run(&self, block: usize, range: Range<usize>) {
-        marked(self.collecting, || self.inner.run(block, range));
+/// `job` with its items run on threads marked as collecting when the call collects its
+/// failures; installs the hook that reports those panics in one line.
+pub(crate) fn quiet(job: &dyn Job) -> Wrapped<'_, Marks> {
+    let collecting = job.failures().collect();
+    if collecting {
+        install_hook();
     }
-
-    fn failures(&self) -> &Failures {
-        self.inner.failures()
-    }
-
-    fn fail(&self, index: usize, cause: Cause) {
-        self.inner.fail(index, cause);
-    }
-
-    fn remote(&self) -> Option<&dyn Remote> {
-        self.remote.is_some().then_some(self)
-    }
-}
-
-impl Remote for Quiet<'_> {
-    fn raw_size(&self) -> Option<usize> {
-        self.inner_remote().raw_size()
-    }
-
-    fn encode(
-        &self,
-        block: usize,
-        range: Range<usize>,
-        hook: ItemHook,
-        raw: &mut [u8],
-        out: &mut Encoder<'_>,
-    ) -> Result<(), Cause> {
-        marked(self.collecting, || self.inner_remote().encode(block, range, hook, raw, out))
-    }
-
-    fn store(
-        &self,
-        block: usize,
-        range: Range<usize>,
-        raw: &[u8],
-        entries: Decoder<'_>,
-    ) -> Result<(), Cause> {
-        self.inner_remote().store(block, range, raw, entries)
-    }
-
-    fn raw_target(&self, range: Range<usize>) -> Option<*mut u8> {
-        self.inner_remote().raw_target(range)
-    }
-
-    fn per_worker(&self) -> bool {
-        self.inner_remote().per_worker()
-    }
-
-    fn fold_worker(
-        &self,
-        block: usize,
-        range: Range<usize>,
-        hook: ItemHook,
-        out: &mut Encoder<'_>,
-    ) -> Result<bool, Cause> {
-        marked(self.collecting, || self.inner_remote().fold_worker(block, range, hook, out))
-    }
-
-    fn encode_worker(
-        &self,
-        folded: &[(usize, Range<usize>)],
-        by_address: bool,
-        out: &mut Encoder<'_>,
-    ) -> Result<(), Cause> {
-        self.inner_remote().encode_worker(folded, by_address, out)
-    }
-
-    fn store_worker(
-        &self,
-        entries: Decoder<'_>,
-        worker: i32,
-    ) -> Result<Option<crate::job::Folded>, Cause> {
-        self.inner_remote().store_worker(entries, worker)
-    }
+    Wrapped::new(job, Marks { collecting })
 }
 
 #[cfg(test)]

@@ -109,7 +109,7 @@ pub(crate) fn execute(job: &dyn Job, plan: &Plan, run: &Run) {
         return;
     }
     // A collecting call reports each caught panic in one line (see `quiet`).
-    let quiet = crate::quiet::Quiet::new(job);
+    let quiet = crate::quiet::quiet(job);
     // The progress bar of an mpi call is drawn by the root rank only.
     if run.progress && (run.engine != Engine::Mpi || crate::mpi_api::is_root_process()) {
         crate::progress::with_progress(&quiet, plan.len(), run.label.as_deref(), |job| {
