@@ -358,6 +358,32 @@ fn dropping_the_iterator_early_stops_every_worker() {
 }
 
 #[test]
+fn dropping_the_iterator_stops_workers_inside_a_long_batch() {
+    // Batches of 1000 items of 100 us: a worker must stop after its current item, not at the
+    // end of its batch or of some run of items inside it.
+    let (before, after) = bounded(move || {
+        static RAN: AtomicUsize = AtomicUsize::new(0);
+        RAN.store(0, Ordering::SeqCst);
+        let mut it = parmap_iter!(
+            |i: u64| {
+                RAN.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_micros(100));
+                i
+            },
+            0..100_000u64;
+            engine = "threads", workers = 2, chunk = 1000
+        );
+        assert_eq!(it.next(), Some(0));
+        let before = RAN.load(Ordering::SeqCst);
+        drop(it);
+        (before, RAN.load(Ordering::SeqCst))
+    });
+    // Each of the 2 workers finishes the item it runs (a few more if this thread is
+    // descheduled between the count and the drop).
+    assert!(after - before <= 10, "{} items ran after the drop began", after - before);
+}
+
+#[test]
 fn a_leaked_stream_in_a_scope_is_stopped_when_the_scope_ends() {
     let data: Vec<u64> = (0..100_000).collect();
     let ran = bounded(move || {

@@ -241,17 +241,20 @@ pub(crate) fn run_items<R, M: Emit<R>>(
     })
 }
 
-/// How many items of a batch run between two looks at the cancel flag, in one-value modes.
-const CANCEL_EVERY: usize = 256;
-
-/// Appends `value(i)` for every `i` of `items` to `out`, which has room for them all. When
-/// `value` panics, the values of the items before it stay in `out` (its length counts them),
-/// which is what tells [`run_marked`] which item failed.
+/// Appends `value(i)` for every `i` of `items` to `out`, which has room for them all, until
+/// `cancel` is set (looked at before each item). When `value` panics, the values of the
+/// items before it stay in `out` (its length counts them), which is what tells
+/// [`run_marked`] which item failed.
 ///
 /// # Panics
 /// When `out` has no room for every item (before running any).
 #[inline(always)]
-fn push_kept<Y>(out: &mut Vec<Y>, items: Range<usize>, mut value: impl FnMut(usize) -> Y) {
+fn push_kept<Y>(
+    out: &mut Vec<Y>,
+    items: Range<usize>,
+    cancel: &AtomicBool,
+    mut value: impl FnMut(usize) -> Y,
+) {
     assert!(out.capacity() - out.len() >= items.len(), "no room for the batch's values");
     /// Sets the vector's length to the values written so far, when the loop ends or unwinds.
     struct Written<'v, Y> {
@@ -270,6 +273,9 @@ fn push_kept<Y>(out: &mut Vec<Y>, items: Range<usize>, mut value: impl FnMut(usi
     let mut w = Written { out, len };
     let base = w.out.as_mut_ptr();
     for i in items {
+        if cancel.load(Ordering::Relaxed) {
+            break;
+        }
         let y = value(i);
         // SAFETY: `w.len < capacity` (one write per item, room checked above); the element
         // is past the initialized ones, so nothing is overwritten, and `base` stays valid
@@ -288,9 +294,10 @@ struct At {
 /// [`run_items`] once the thread is marked.
 ///
 /// In modes that yield one value per item ([`Emit::ONE`]) the items of a batch are written
-/// into its pre-reserved room [`CANCEL_EVERY`] at a time ([`push_kept`]: no per-item capacity
-/// check or bookkeeping, so cheap items vectorize), and the item that panicked is the one
-/// whose value is missing; otherwise each item's place is recorded as it starts.
+/// into its pre-reserved room ([`push_kept`]: no per-item capacity check or bookkeeping), and
+/// the item that panicked is the one whose value is missing; otherwise each item's place is
+/// recorded as it starts. Either way the cancel flag is looked at before each item, so a
+/// dropped stream's workers stop after the item they run, however long the batch.
 fn run_marked<R, M: Emit<R>>(
     range: Range<usize>,
     mode: M,
@@ -307,12 +314,7 @@ fn run_marked<R, M: Emit<R>>(
     // Runs the items from `from` to the end (or until cancelled).
     let mut run = |from: usize, out: &mut Vec<M::Y>, at: &mut At| {
         if M::ONE {
-            let mut lo = from;
-            while lo < end && !cancel.load(Ordering::Relaxed) {
-                let hi = end.min(lo + CANCEL_EVERY);
-                push_kept(out, lo..hi, |i| mode.value(i, item(i)));
-                lo = hi;
-            }
+            push_kept(out, from..end, cancel, |i| mode.value(i, item(i)));
         } else {
             for i in from..end {
                 if cancel.load(Ordering::Relaxed) {
