@@ -12,13 +12,13 @@ use super::child::{self, Child};
 use super::ctl::{ACK_DONE, ACK_RESEND, Busy, Shared, now_ns, until_first_due};
 use super::reader::{Expect, FrameReader, Read};
 use super::spawn;
-use super::sys::{CallFd, WaitableChildren};
+use super::sys::{self, CallFd, WaitableChildren};
 use crate::error::Cause;
 use crate::job::{Job, Remote, Run, fail_range};
 use crate::plan::Plan;
 use crate::protocol::{self, Decoder, Header, Kind};
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::PollTimeout;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
@@ -256,15 +256,7 @@ impl Parent<'_> {
                 self.pending.clear();
             }
             let timeout = self.poll_timeout();
-            let mut fds: Vec<PollFd<'_>> =
-                self.kids.iter().map(|k| PollFd::new(k.fd.borrow(), PollFlags::POLLIN)).collect();
-            match poll(&mut fds, timeout) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => panic!("parfor: fork engine: poll failed: {e}"),
-            }
-            let ready: Vec<bool> =
-                fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
-            drop(fds);
+            let ready = sys::readable(self.kids.iter().map(|k| &k.fd), timeout);
             // Back to front: servicing a worker may remove it (and append a replacement).
             for k in (0..ready.len()).rev() {
                 if ready[k] {

@@ -27,12 +27,12 @@ use super::ctl::{BETWEEN_ITEMS, Shared, now_ns, until_first_due};
 use super::parent::{clean_exit, reap, status_cause};
 use super::reader::{Expect, FrameReader, Read};
 use super::spawn;
-use super::sys::{CallFd, WaitableChildren};
+use super::sys::{self, CallFd, WaitableChildren};
 use crate::error::Cause;
 use crate::protocol::{self, Encoder, HEADER, Header, Kind};
 use crate::worker::as_worker;
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::PollTimeout;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::collections::VecDeque;
@@ -336,20 +336,10 @@ impl Pool {
             return;
         }
         let timeout = self.poll_timeout();
-        let mut fds: Vec<PollFd<'_>> = live
-            .iter()
-            .map(|&w| {
-                let kid = self.kids[w].as_ref().expect("live");
-                PollFd::new(kid.results.borrow(), PollFlags::POLLIN)
-            })
-            .collect();
-        match poll(&mut fds, timeout) {
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => panic!("parfor: fork engine: poll failed: {e}"),
-        }
-        let ready: Vec<bool> =
-            fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
-        drop(fds);
+        let ready = sys::readable(
+            live.iter().map(|&w| &self.kids[w].as_ref().expect("live").results),
+            timeout,
+        );
         for (k, &w) in live.iter().enumerate() {
             if ready[k] {
                 self.service(w, on);

@@ -67,6 +67,23 @@ impl CallFd {
     }
 }
 
+/// Waits until one of `fds` is readable (or its writer closed it) or `timeout` passes, and
+/// says which are: one flag per descriptor, in order. A signal that interrupts the wait
+/// counts as the time-out (nothing ready); any other failure of `poll` panics.
+pub(super) fn readable<'a>(
+    fds: impl IntoIterator<Item = &'a CallFd>,
+    timeout: nix::poll::PollTimeout,
+) -> Vec<bool> {
+    use nix::poll::{PollFd, PollFlags, poll};
+    let mut fds: Vec<PollFd<'_>> =
+        fds.into_iter().map(|fd| PollFd::new(fd.borrow(), PollFlags::POLLIN)).collect();
+    match poll(&mut fds, timeout) {
+        Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+        Err(e) => panic!("parfor: fork engine: poll failed: {e}"),
+    }
+    fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect()
+}
+
 impl Drop for CallFd {
     fn drop(&mut self) {
         if let Some(fd) = self.0.take() {
