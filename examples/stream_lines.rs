@@ -24,20 +24,10 @@ fn analyze(line: String) -> (usize, u64) {
     (line.split_whitespace().count(), h)
 }
 
-/// A `kB` field of `/proc/self/status` in MiB (`VmRSS`, `VmHWM`); 0 off Linux.
-fn status_mib(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 /// Resets the peak resident memory (`VmHWM`) to the current one (Linux), and returns that.
 fn reset_peak() -> f64 {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
-    status_mib("VmRSS:")
+    common::pss::status_mib("VmRSS:")
 }
 
 /// Writes `mib` MiB of text lines to a temporary file.
@@ -95,7 +85,7 @@ fn main() {
                 println!("  {engine:?}: {lines} lines after {:.2?}", t0.elapsed());
             }
         }
-        let peak = status_mib("VmHWM:") - baseline;
+        let peak = common::pss::status_mib("VmHWM:") - baseline;
         println!(
             "  {engine:?}: {lines} lines, {words} words, checksum {check:016x} in {:.2?}; \
              first result after {:.2?}; peak memory {peak:.1} MiB above the baseline",

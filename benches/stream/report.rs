@@ -133,16 +133,6 @@ pub(crate) fn stream_rows(
     rows
 }
 
-/// A `kB` field of `/proc/self/status` in MiB (`VmRSS`, `VmHWM`).
-fn status_mib(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 /// The first result's latency unordered on fork against threads (the items of row 3), and
 /// the peak memory of `mib` MiB of text lines streamed through the fork engine (the lines are
 /// generated lazily, as a file's reader would yield them).
@@ -188,7 +178,7 @@ pub(crate) fn fork_rows(workers: usize, quick: bool) -> Vec<StreamRow> {
         made <= mib << 20
     });
     let _ = std::fs::write("/proc/self/clear_refs", "5");
-    let baseline = status_mib("VmRSS:");
+    let baseline = crate::pss::status_mib("VmRSS:");
     let t0 = Instant::now();
     let (mut n, mut bytes) = (0usize, 0usize);
     for len in
@@ -198,7 +188,7 @@ pub(crate) fn fork_rows(workers: usize, quick: bool) -> Vec<StreamRow> {
         bytes += len;
     }
     let took = t0.elapsed().as_secs_f64();
-    let peak = status_mib("VmHWM:") - baseline;
+    let peak = crate::pss::status_mib("VmHWM:") - baseline;
     rows.push(StreamRow {
         what: format!("Fork: {mib} MiB of text lines, line by line: peak memory above baseline (MiB)"),
         value: peak,
