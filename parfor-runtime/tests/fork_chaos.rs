@@ -118,6 +118,13 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
+/// Asserts that call `call` failed because a worker was killed (its message names SIGKILL and
+/// no internal error).
+fn assert_killed(payload: Box<dyn std::any::Any + Send>, call: usize) {
+    let msg = panic_message(payload);
+    assert!(msg.contains("SIGKILL") && !msg.contains("internal"), "call {call}: {msg}");
+}
+
 /// A little work per item, so that kills land inside items too.
 fn work(i: usize) -> u64 {
     let mut x = i as u64 + 1;
@@ -184,11 +191,7 @@ fn one_call(call: usize) -> usize {
             match got {
                 Ok(v) => assert!(v.iter().enumerate().all(|(i, &x)| x == work(i)), "call {call}"),
                 Err(p) => {
-                    let msg = panic_message(p);
-                    assert!(
-                        msg.contains("SIGKILL") && !msg.contains("internal"),
-                        "call {call}: {msg}"
-                    );
+                    assert_killed(p, call);
                     failed += 1;
                 }
             }
@@ -200,7 +203,7 @@ fn one_call(call: usize) -> usize {
             let describe = |i: usize| format!("i = {i}");
             let got = catch_unwind(AssertUnwindSafe(|| {
                 let opts = fork(workers, chunk);
-                let call = LoopCall {
+                let lc = LoopCall {
                     opts: &opts,
                     per_worker: true,
                     wire: wire!(DensePart<u64>),
@@ -210,7 +213,7 @@ fn one_call(call: usize) -> usize {
                     init: || Dense::part((&&Probe::<u64>::new()).__parfor_array_add()),
                     local_init: || (),
                 };
-                fold(n, call, |s, _, (), range, cursor| {
+                fold(n, lc, |s, _, (), range, cursor| {
                     for i in range {
                         cursor.at(i);
                         let bin = (work(i) % 16) as usize;
@@ -229,11 +232,7 @@ fn one_call(call: usize) -> usize {
                     assert_eq!(hist, want, "call {call}");
                 }
                 Err(p) => {
-                    let msg = panic_message(p);
-                    assert!(
-                        msg.contains("SIGKILL") && !msg.contains("internal"),
-                        "call {call}: {msg}"
-                    );
+                    assert_killed(p, call);
                     failed += 1;
                 }
             }
@@ -245,7 +244,7 @@ fn one_call(call: usize) -> usize {
             let describe = |i: usize| format!("i = {i}");
             let got = catch_unwind(AssertUnwindSafe(|| {
                 let opts = fork(workers, chunk);
-                let call = LoopCall {
+                let lc = LoopCall {
                     opts: &opts,
                     per_worker: call / 5 % 2 == 1,
                     wire: wire!(u64),
@@ -255,7 +254,7 @@ fn one_call(call: usize) -> usize {
                     init: || 0u64,
                     local_init: || (),
                 };
-                fold(n, call, |s, _, (), range, cursor| {
+                fold(n, lc, |s, _, (), range, cursor| {
                     for i in range {
                         cursor.at(i);
                         *s += work(i);
@@ -271,11 +270,7 @@ fn one_call(call: usize) -> usize {
                     )
                 }
                 Err(p) => {
-                    let msg = panic_message(p);
-                    assert!(
-                        msg.contains("SIGKILL") && !msg.contains("internal"),
-                        "call {call}: {msg}"
-                    );
+                    assert_killed(p, call);
                     failed += 1;
                 }
             }
