@@ -9,7 +9,7 @@ pub(crate) mod mpi;
 
 #[cfg(unix)]
 pub(crate) use fork::stream as fork_stream;
-pub(crate) use fork::{ItemHook, in_worker_process, write_into_parent};
+pub(crate) use fork::{ItemHook, write_into_parent};
 mod serial;
 mod threads;
 

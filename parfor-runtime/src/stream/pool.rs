@@ -10,11 +10,11 @@
 //! timed out ends only if it can take itself off the list, under the same lock; if it is no
 //! longer listed, a job is on its way and it waits for it.
 //!
-//! In a forked child (a fork worker, or any child of a program that forks without `exec`)
-//! nothing is reused: the list, and the lock that guards it, are the parent's copies, listing
-//! threads that do not exist in the child (a job sent to one would never run) under a lock
-//! that a thread of the parent may have held at the fork. The process that first used the
-//! pool owns it; any other process starts a thread per job.
+//! The process that first used the pool owns it; any other process starts a thread per job.
+//! So a forked child (a fork worker, or any child of a program that forks without `exec`)
+//! never touches its copy of the parent's list, which names threads that do not exist in the
+//! child (a job sent to one would never run), under a lock that a thread of the parent may
+//! have held at the fork. A child of a process that never used the pool owns a fresh one.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Mutex, MutexGuard};
@@ -58,7 +58,7 @@ fn owned_here() -> bool {
 
 /// Runs `job` on a waiting thread, or on a new one; the error of starting a thread.
 pub(crate) fn run(job: Job) -> std::io::Result<()> {
-    if crate::engine::in_worker_process() || !owned_here() {
+    if !owned_here() {
         return std::thread::Builder::new().name("parfor-stream".into()).spawn(job).map(drop);
     }
     let mut job = job;
